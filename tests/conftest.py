@@ -1,0 +1,30 @@
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/paper_maths.py
+
+ZO_NAMES = ["zo-sgd"] + [f"zo-{s}@{p}" for s in ("adamu", "adam", "adamw", "adamax", "adamm") for p in ("delta", "g")]
+
+
+class TinyRegression(torch.nn.Module):
+    """A two-layer network on fixed data: small, nonlinear, with biases (no decay) and weights."""
+
+    def __init__(self):
+        super().__init__()
+        generator = torch.Generator().manual_seed(1234)
+        self.hidden = torch.nn.Linear(5, 4)
+        self.out = torch.nn.Linear(4, 2)
+        self.inputs = torch.randn(16, 5, generator=generator)
+        self.targets = torch.randn(16, 2, generator=generator)
+
+    def forward(self):
+        return torch.nn.functional.mse_loss(self.out(torch.tanh(self.hidden(self.inputs))), self.targets)
+
+
+@pytest.fixture
+def tiny_model():
+    torch.manual_seed(0)
+    return TinyRegression()

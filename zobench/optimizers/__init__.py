@@ -1,0 +1,17 @@
+"""Optimizers by name: ``create("zo-adamu", params, lr=1e-4)``; ``names()`` lists them all."""
+
+from .registry import REGISTRY, OptimizerInfo, Registry, UnknownOptimizerError, register
+from .zeroth_order import NonFiniteLossError, ZerothOrder, decay_groups
+from . import catalog  # noqa: F401  (registers the built-in optimizers)
+
+get = REGISTRY.get
+names = REGISTRY.names
+
+
+def create(name: str, params, **hyperparameters):
+    """Build the registered optimizer ``name`` over ``params``."""
+    return REGISTRY.get(name).create(params, **hyperparameters)
+
+
+__all__ = ["REGISTRY", "OptimizerInfo", "Registry", "UnknownOptimizerError", "register", "get",
+           "names", "create", "ZerothOrder", "NonFiniteLossError", "decay_groups"]

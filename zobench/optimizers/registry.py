@@ -1,0 +1,105 @@
+"""The optimizer registry: names -> factories with the metadata a benchmark needs.
+
+Built-in optimizers register with the :func:`register` decorator. Third-party packages register
+through the entry-point group ``zobench.optimizers``: each entry point names a callable that is
+called once with the registry (and calls ``registry.register``), or a module whose import runs
+``@zobench.optimizers.register`` decorators. Entry points are loaded lazily, the first time a name is not found or the full list is asked for, so a broken
+plugin never slows down or breaks ``import zobench``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Callable
+
+ENTRY_POINT_GROUP = "zobench.optimizers"
+FAMILIES = ("zo", "fo")
+
+
+class UnknownOptimizerError(ValueError):
+    """An optimizer name that is not registered; the message names the closest registered ones."""
+
+
+@dataclass(frozen=True)
+class OptimizerInfo:
+    """What the harness and ``zobench list`` know about a registered optimizer."""
+
+    name: str
+    factory: Callable
+    family: str  # "zo" (forward passes only) or "fo" (backpropagation)
+    forward_passes: int  # forward passes per step (fo: 1 forward + 1 backward)
+    state_buffers: int  # parameter-sized tensors kept per parameter between steps
+    description: str
+
+    def create(self, params, *, context: dict | None = None, **hyperparameters):
+        """Build the optimizer.
+
+        ``context`` is what the harness knows about the run (``total_steps``, ``seed``); each entry
+        reaches the factory only if the factory declares it and the hyperparameters do not set it.
+        """
+        accepted = inspect.signature(self.factory).parameters
+        for key, value in (context or {}).items():
+            if key in accepted:
+                hyperparameters.setdefault(key, value)
+        return self.factory(params, **hyperparameters)
+
+
+class Registry:
+    """A name -> :class:`OptimizerInfo` map with lazy entry-point plugins."""
+
+    def __init__(self, entry_point_group: str = ENTRY_POINT_GROUP):
+        self._entries: dict[str, OptimizerInfo] = {}
+        self._group = entry_point_group
+        self._plugins_loaded = False
+
+    def register(self, name: str, *, family: str, forward_passes: int, state_buffers: int,
+                 description: str) -> Callable:
+        """Decorator: register ``factory(params, **hyperparameters)`` under ``name``."""
+        if family not in FAMILIES:
+            raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
+
+        def decorator(factory: Callable) -> Callable:
+            if name in self._entries:
+                raise ValueError(f"optimizer {name!r} is already registered")
+            self._entries[name] = OptimizerInfo(name, factory, family, forward_passes,
+                                                state_buffers, description)
+            return factory
+
+        return decorator
+
+    def get(self, name: str) -> OptimizerInfo:
+        if name not in self._entries:
+            self.load_plugins()
+        if name not in self._entries:
+            close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise UnknownOptimizerError(
+                f"unknown optimizer {name!r}; {hint}(`zobench list` shows every registered name)")
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        self.load_plugins()
+        return sorted(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        try:
+            self.get(name)
+        except UnknownOptimizerError:
+            return False
+        return True
+
+    def load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for entry_point in metadata.entry_points(group=self._group):
+            target = entry_point.load()
+            if callable(target):
+                target(self)
+
+
+REGISTRY = Registry()
+register = REGISTRY.register

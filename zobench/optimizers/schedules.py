@@ -1,0 +1,161 @@
+r"""Momentum schedules: how moment buffers absorb one input per step and what direction they give.
+
+A schedule is a small tuple of pure-ish functions over one parameter tensor's state (a dict of
+named buffers, zero-initialised by the optimizer), in the spirit of optax's ``(init, update)``:
+
+* ``preview(state, x, t)`` — the first moment *after* absorbing ``x``, without touching ``state``
+  (the probe direction when momentum sits on the perturbation);
+* ``update(state, x, t)`` — absorbs ``x`` into ``state`` in place and returns the normalised
+  direction :math:`n_t` the parameters move along.
+
+``x`` is a :class:`~zobench.optimizers.noise.Sample`. Where the schedule sits (the placement) decides
+what ``x`` is; see :mod:`zobench.optimizers.zeroth_order`:
+
+* placement ``g``: :math:`x_t = \hat g_t z_t` (+ :math:`\lambda\theta` for coupled weight decay), and
+  :math:`\theta \leftarrow \theta - \eta\, n_t`;
+* placement ``delta``: :math:`x_t` is the sampler's fresh perturbation, the probe is
+  ``preview(state, x_t, t)``, and :math:`\theta \leftarrow \theta - \eta\, \hat g_t\, n_t`.
+
+Notation: :math:`\sigma` is the small constant of every denominator (the paper's σ = 1e-8);
+:math:`b_1 = 1-\beta_1^t`, :math:`b_2 = 1-\beta_2^t` are Adam's bias corrections.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+
+from .anneal import AnnealSchedule
+from .noise import Sample
+
+State = dict[str, torch.Tensor]
+
+
+class MomentumSchedule(NamedTuple):
+    name: str
+    buffers: tuple[str, ...]  # names of the parameter-sized buffers kept in the state
+    preview: Callable[[State, Sample, int], torch.Tensor]
+    update: Callable[[State, Sample, int], torch.Tensor]
+    decoupled_decay: bool  # False: in placement g, weight decay enters x as λθ (L2)
+
+
+def _plain(x: Sample) -> torch.Tensor:
+    if x.jitter is not None:
+        raise ValueError("this schedule takes a plain sample; the uncertain sampler belongs to zo-adamu")
+    return x.fresh
+
+
+def _ema(state: State, key: str, x: torch.Tensor, beta: float) -> torch.Tensor:
+    """Moves ``state[key]`` to β·state + (1-β)·x in place and returns it."""
+    return state[key].mul_(beta).add_(x, alpha=1.0 - beta)
+
+
+def _ema_preview(state: State, key: str, x: torch.Tensor, beta: float) -> torch.Tensor:
+    return torch.add(state[key] * beta, x, alpha=1.0 - beta)
+
+
+def sgd() -> MomentumSchedule:
+    r"""No momentum: :math:`n_t = x_t` (MeZO)."""
+    return MomentumSchedule("sgd", (), lambda state, x, t: _plain(x), lambda state, x, t: _plain(x),
+                            decoupled_decay=False)
+
+
+def adam(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8,
+         decoupled_decay: bool = False) -> MomentumSchedule:
+    r"""Adam (AdamW with ``decoupled_decay``):
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) x_t,\quad v_t = \beta_2 v_{t-1} + (1-\beta_2) x_t^2,\quad
+        n_t = \frac{m_t / b_1}{\sqrt{v_t / b_2} + \sigma};\qquad \text{probe } m_t / b_1.
+    """
+
+    def preview(state, x, t):
+        return _ema_preview(state, "m", _plain(x), beta1).div_(1.0 - beta1 ** t)
+
+    def update(state, x, t):
+        x = _plain(x)
+        m = _ema(state, "m", x, beta1)
+        v = state["v"].mul_(beta2).addcmul_(x, x, value=1.0 - beta2)
+        denominator = (v.sqrt() / (1.0 - beta2 ** t) ** 0.5).add_(sigma)
+        return (m / (1.0 - beta1 ** t)).div_(denominator)
+
+    return MomentumSchedule("adamw" if decoupled_decay else "adam", ("m", "v"), preview, update,
+                            decoupled_decay)
+
+
+def adamax(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8) -> MomentumSchedule:
+    r"""AdaMax (torch's form): :math:`u_t = \max(\beta_2 u_{t-1}, |x_t| + \sigma)`,
+    :math:`n_t = m_t / (b_1 u_t)`; probe :math:`m_t / b_1`.
+    """
+
+    def preview(state, x, t):
+        return _ema_preview(state, "m", _plain(x), beta1).div_(1.0 - beta1 ** t)
+
+    def update(state, x, t):
+        x = _plain(x)
+        m = _ema(state, "m", x, beta1)
+        u = torch.maximum(state["u"].mul_(beta2), x.abs().add_(sigma), out=state["u"])
+        return m / u / (1.0 - beta1 ** t)
+
+    return MomentumSchedule("adamax", ("m", "u"), preview, update, decoupled_decay=False)
+
+
+def adamm(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8) -> MomentumSchedule:
+    r"""AdaMM, the AMSGrad form of ZO-AdaMM (Chen et al. 2019), without bias correction:
+    :math:`\hat v_t = \max(\hat v_{t-1}, v_t)`, :math:`n_t = m_t / (\sqrt{\hat v_t} + \sigma)`;
+    probe :math:`m_t`.
+    """
+
+    def preview(state, x, t):
+        return _ema_preview(state, "m", _plain(x), beta1)
+
+    def update(state, x, t):
+        x = _plain(x)
+        m = _ema(state, "m", x, beta1)
+        v = state["v"].mul_(beta2).addcmul_(x, x, value=1.0 - beta2)
+        v_max = torch.maximum(state["v_max"], v, out=state["v_max"])
+        return m / v_max.sqrt().add_(sigma)
+
+    return MomentumSchedule("adamm", ("m", "v", "v_max"), preview, update, decoupled_decay=False)
+
+
+def adamu(anneal: AnnealSchedule, sigma: float = 1e-8, denominator: str = "alg1") -> MomentumSchedule:
+    r"""ZO-AdaMU's moments: a mixture of a fresh sample and a momentum-centred one.
+
+    With :math:`(\alpha_t, \beta_{1,t}, \beta_{2,t})` from the anneal (Eq. 7), the fresh part
+    :math:`\dot z = x.\mathrm{fresh}` and the centred part :math:`\ddot z = m_{t-1} + x.\mathrm{jitter}`:
+
+    .. math::
+        m_t = \beta_{1,t}\,\dot z + (1-\beta_{1,t})\,\ddot z,\qquad
+        v_t = \beta_{2,t}\,\dot z^2 + (1-\beta_{2,t})\,\ddot z^2,\qquad
+        n_t = \frac{m_t}{\sqrt{v_t + \sigma}}\ \text{(Algorithm 1, ``denominator="alg1"``)}
+        \ \text{or}\ \frac{m_t}{\sqrt{v_t^2 + \sigma}}\ \text{(Eq. 6, ``"eq6"``)}.
+
+    The probe is :math:`m_t`. Only :math:`m` is kept between steps: as in Algorithm 1, :math:`v` is a
+    mixture of this step's two samples, not a running average. In placement ``delta`` the sampler is
+    :func:`~zobench.optimizers.noise.uncertain_gaussian` and this is exactly Algorithm 1. In placement
+    ``g`` the fresh part is the estimate :math:`\hat g z` and the jitter is zero, so
+    :math:`\ddot z = m_{t-1}`: the same annealed mixing of new and old, applied to the gradient.
+    """
+    if denominator not in ("alg1", "eq6"):
+        raise ValueError(f"denominator must be 'alg1' or 'eq6', not {denominator!r}")
+
+    def parts(state, x, t):
+        centre = state["m"] if x.jitter is None else state["m"] + x.jitter
+        return x.fresh, centre, anneal(t)
+
+    def preview(state, x, t):
+        fresh, centre, values = parts(state, x, t)
+        return torch.add(fresh * values.beta1, centre, alpha=1.0 - values.beta1)
+
+    def update(state, x, t):
+        fresh, centre, values = parts(state, x, t)
+        v = (fresh * fresh).mul_(values.beta2).addcmul_(centre, centre, value=1.0 - values.beta2)
+        if denominator == "eq6":
+            v.mul_(v)
+        m = state["m"]
+        torch.add(fresh * values.beta1, centre, alpha=1.0 - values.beta1, out=m)
+        return m / v.add_(sigma).sqrt_()
+
+    return MomentumSchedule("adamu", ("m",), preview, update, decoupled_decay=True)

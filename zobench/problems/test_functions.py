@@ -1,0 +1,52 @@
+"""The six 2-D test functions of the ZO-AdaMU paper (Figure 2), as small torch problems.
+
+Each is declared by its formula, global minimum, search domain and a start point. The paper does
+not give start points; ours sit in a corner of the domain, away from the minimum, and are part of
+the declaration so that every optimizer starts from the same place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass(frozen=True)
+class TestFunction:
+    name: str
+    formula: str
+    f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    minimum: tuple[float, float]
+    domain: tuple[float, float]  # the same bounds for x and y
+    start: tuple[float, float]
+
+    __test__ = False  # not a pytest test class
+
+    def parameters(self, dtype=torch.float32) -> torch.nn.Parameter:
+        return torch.nn.Parameter(torch.tensor(self.start, dtype=dtype))
+
+    def loss(self, point: torch.Tensor) -> torch.Tensor:
+        return self.f(point[0], point[1])
+
+    def distance(self, point: torch.Tensor) -> float:
+        return float(torch.linalg.vector_norm(point.detach().double() - torch.tensor(self.minimum, dtype=torch.float64)))
+
+
+def _beale(x, y):
+    return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y ** 2) ** 2 + (2.625 - x + x * y ** 3) ** 2
+
+
+TEST_FUNCTIONS = {fn.name: fn for fn in [
+    TestFunction("a", "|x| + |y|", lambda x, y: x.abs() + y.abs(), (0.0, 0.0), (-3.0, 3.0), (-2.5, 2.0)),
+    TestFunction("b", "|x + y| + |x - y|/10", lambda x, y: (x + y).abs() + (x - y).abs() / 10,
+                 (0.0, 0.0), (-3.0, 3.0), (-2.5, 2.0)),
+    TestFunction("c", "(x + y)^2 + (x - y)^2/10", lambda x, y: (x + y) ** 2 + (x - y) ** 2 / 10,
+                 (0.0, 0.0), (-3.0, 3.0), (-2.5, 2.0)),
+    TestFunction("d", "|x|/10 + |y|", lambda x, y: x.abs() / 10 + y.abs(), (0.0, 0.0), (-3.0, 3.0),
+                 (-2.5, 2.0)),
+    TestFunction("beale", "Beale", _beale, (3.0, 0.5), (-4.5, 4.5), (-1.0, -1.5)),
+    TestFunction("rosenbrock", "100(x - y^2)^2 + (1 - y)^2",
+                 lambda x, y: 100 * (x - y ** 2) ** 2 + (1 - y) ** 2, (1.0, 1.0), (-4.5, 4.5), (-2.0, -1.5)),
+]}

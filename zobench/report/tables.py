@@ -1,0 +1,78 @@
+"""Tables as markdown, LaTeX and CSV from one description.
+
+A table is rows × columns of cells; each cell is a list of per-seed values (``None`` for a seed that
+has no value, e.g. a target it never reached). Markdown and LaTeX show ``mean ± std`` (or the cell's
+own text); the CSV keeps the numbers, one line per cell, for anyone who wants to re-plot.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+
+def mean_std(values: list[float | None]) -> str:
+    present = [v for v in values if v is not None and math.isfinite(v)]
+    if not present:
+        return "—"
+    if len(present) == 1:
+        return f"{present[0]:.3g}"
+    return f"{statistics.fmean(present):.3g} ± {statistics.stdev(present):.2g}"
+
+
+def median_reached(values: list[float | None]) -> str:
+    """Median over the seeds that reached the target, and how many did."""
+    present = [v for v in values if v is not None]
+    median = f"{statistics.median(present):.0f}" if present else "—"
+    return f"{median} ({len(present)}/{len(values)})"
+
+
+@dataclass
+class Table:
+    name: str  # file stem
+    caption: str
+    row_header: str
+    rows: list[str]
+    columns: list[str]
+    cells: dict[tuple[str, str], list[float | None]]
+    formatter: Callable[[list], str] = mean_std
+
+    def _text(self, row: str, column: str) -> str:
+        return self.formatter(self.cells.get((row, column), []))
+
+    def markdown(self) -> str:
+        lines = [f"| {self.row_header} | " + " | ".join(self.columns) + " |",
+                 "|---" * (len(self.columns) + 1) + "|"]
+        lines += [f"| {row} | " + " | ".join(self._text(row, c) for c in self.columns) + " |" for row in self.rows]
+        return f"{self.caption}\n\n" + "\n".join(lines) + "\n"
+
+    def latex(self) -> str:
+        def escape(text: str) -> str:
+            for char in "&%_#$":
+                text = text.replace(char, "\\" + char)
+            return text.replace("±", "$\\pm$").replace("—", "--")
+
+        body = [" & ".join([escape(self.row_header)] + [escape(c) for c in self.columns]) + r" \\ \midrule"]
+        body += [" & ".join([escape(row)] + [escape(self._text(row, c)) for c in self.columns]) + r" \\"
+                 for row in self.rows]
+        return ("\\begin{table}[t]\n\\centering\n\\caption{" + escape(self.caption) + "}\n"
+                "\\begin{tabular}{l" + "c" * len(self.columns) + "}\n\\toprule\n"
+                + "\n".join(body) + "\n\\bottomrule\n\\end{tabular}\n\\end{table}\n")
+
+    def write(self, directory: Path) -> list[Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = [directory / f"{self.name}.{suffix}" for suffix in ("md", "tex", "csv")]
+        paths[0].write_text(self.markdown())
+        paths[1].write_text(self.latex())
+        with open(paths[2], "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([self.row_header, "column", "seed_index", "value"])
+            for row in self.rows:
+                for column in self.columns:
+                    for i, value in enumerate(self.cells.get((row, column), [])):
+                        writer.writerow([row, column, i, "" if value is None else value])
+        return paths

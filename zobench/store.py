@@ -1,0 +1,65 @@
+"""The results store: one directory per suite, one record per finished run, one log per run.
+
+* ``runs/<key>.json`` — the run's record, written atomically (a temporary file, then a rename), so a
+  crash leaves either the whole record or none of it;
+* ``logs/<key>.jsonl`` — an append-only log of recorded steps, flushed line by line: a crash can
+  truncate its last line but never corrupt earlier ones, and readers skip a truncated last line.
+
+A run whose record exists is finished; rerunning a suite skips it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class ResultStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.runs = self.root / "runs"
+        self.logs = self.root / "logs"
+
+    def has(self, key: str) -> bool:
+        return (self.runs / f"{key}.json").is_file()
+
+    def write_record(self, record: dict) -> Path:
+        self.runs.mkdir(parents=True, exist_ok=True)
+        target = self.runs / f"{record['key']}.json"
+        with tempfile.NamedTemporaryFile("w", dir=self.runs, suffix=".tmp", delete=False) as handle:
+            json.dump(record, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, target)
+        return target
+
+    def record(self, key: str) -> dict:
+        return json.loads((self.runs / f"{key}.json").read_text())
+
+    def records(self) -> list[dict]:
+        return [json.loads(p.read_text()) for p in sorted(self.runs.glob("*.json"))]
+
+    @contextmanager
+    def log_writer(self, key: str):
+        """Yields ``write(entry)``; a rerun of an unfinished run starts its log afresh."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with open(self.logs / f"{key}.jsonl", "w") as handle:
+            def write(entry: dict) -> None:
+                handle.write(json.dumps(entry) + "\n")
+                handle.flush()
+            yield write
+
+    def read_log(self, key: str) -> list[dict]:
+        entries = []
+        path = self.logs / f"{key}.jsonl"
+        if not path.is_file():
+            return entries
+        for line in path.read_text().splitlines():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut short by a crash; everything before it is intact
+        return entries
