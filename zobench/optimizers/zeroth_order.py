@@ -100,7 +100,7 @@ class ZerothOrder(torch.optim.Optimizer):
         lr, decay = group["lr"], group["weight_decay"]
         coupled = self.placement == "g" and not self.schedule.decoupled_decay
         if self.placement == "g":
-            estimate = sample.fresh * projected_grad
+            estimate = sample.fresh.mul_(projected_grad)  # the probe is spent: reuse its memory
             if decay and coupled:
                 estimate.add_(param, alpha=decay)
             direction, step_size = self.schedule.update(state, Sample(estimate), self.steps), lr
@@ -151,15 +151,18 @@ class ZerothOrder(torch.optim.Optimizer):
         self.steps, self.seed, self.eps = zo["steps"], zo["seed"], zo["eps"]
 
 
-NO_DECAY_MARKERS = ("bias", "layer_norm", "layernorm", "norm")
+def _exempt_from_decay(module: torch.nn.Module, name: str) -> bool:
+    """Biases and every parameter of a normalisation layer (LayerNorm, RMSNorm, BatchNorm, ...)."""
+    return name == "bias" or "norm" in type(module).__name__.lower()
 
 
 def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """Two parameter groups: decayed weights, and biases/norm parameters without decay (as MeZO)."""
-    decayed, exempt = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            lowered = name.lower()
-            (exempt if any(marker in lowered for marker in NO_DECAY_MARKERS) else decayed).append(param)
+    decayed, exempt, seen = [], [], set()
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if param.requires_grad and param not in seen:
+                seen.add(param)
+                (exempt if _exempt_from_decay(module, name) else decayed).append(param)
     groups = [{"params": decayed, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0}]
     return [group for group in groups if group["params"]]

@@ -1,0 +1,89 @@
+"""Suite files: one-line errors naming the YAML path, grid expansion, deterministic run keys."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from zobench.suite import SuiteError, load_suite
+
+GOOD = """
+name: tiny
+problems: [a, c]
+optimizers:
+  - name: zo-sgd
+    lr: [0.1, 0.01]
+  - name: zo-adam@delta
+    lr: 0.01
+    betas: [0.9, 0.99]
+  - name: zo-adamu
+    lr: 0.05
+    T1: 5
+    overrides: {c: {lr: 0.2}}
+seeds: [0, 1]
+budget: {steps: 20}
+targets: [0.1]
+"""
+
+
+def write(tmp_path, text, name="suite.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_grid_expansion_labels_and_overrides(tmp_path):
+    suite = load_suite(write(tmp_path, GOOD))
+    assert len(suite.runs) == 2 * (2 + 1 + 1) * 2  # problems × configurations × seeds
+    labels = {run.label for run in suite.runs}
+    assert labels == {"zo-sgd (lr=0.1)", "zo-sgd (lr=0.01)", "zo-adam@delta", "zo-adamu"}
+    adam = next(run for run in suite.runs if run.optimizer == "zo-adam@delta")
+    assert adam.hyperparameters["betas"] == (0.9, 0.99)  # a sequence-valued hyperparameter, not a grid
+    adamu_lrs = {run.problem: run.hyperparameters["lr"] for run in suite.runs if run.optimizer == "zo-adamu"}
+    assert adamu_lrs == {"a": 0.05, "c": 0.2}
+
+
+def test_keys_are_unique_and_stable(tmp_path):
+    first, second = load_suite(write(tmp_path, GOOD)), load_suite(write(tmp_path, GOOD, "copy.yaml"))
+    keys = [run.key for run in first.runs]
+    assert len(set(keys)) == len(keys)
+    assert keys == [run.key for run in second.runs]
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("budget: {steps: 20}", "budget: {steps: 20}\noptimisers: []", "suite.yaml: optimisers: unknown key"),
+    ("- name: zo-adam@delta", "- name: zo-adm@delta", "optimizers[1].name: unknown optimizer 'zo-adm@delta'; did you mean"),
+    ("lr: [0.1, 0.01]", "lr: [0.1, fast]", "optimizers[0].lr[1]: expected a number, got 'fast'"),
+    ("betas: [0.9, 0.99]", "betaz: [0.9, 0.99]", "optimizers[1].betaz: not a hyperparameter of zo-adam@delta"),
+    ("budget: {steps: 20}", "budget: {steps: 0}", "budget.steps: must be >= 1, got 0"),
+    ("budget: {steps: 20}", "budget: {steps: twenty}", "budget.steps: expected an integer"),
+    ("T1: 5", "T1: 500", "optimizers[2]: zo-adamu rejects"),
+    ("problems: [a, c]", "problems: [a, rosenbrok]", "problems[1]: unknown problem 'rosenbrok'"),
+    ("seeds: [0, 1]", "seeds: [0, 1.5]", "seeds[1]: expected an integer"),
+    ("overrides: {c: {lr: 0.2}}", "overrides: {d: {lr: 0.2}}", "optimizers[2].overrides.d: not a problem of this suite"),
+    ("- name: zo-sgd\n    lr: [0.1, 0.01]", "- name: zo-sgd", "optimizers[0]: zo-sgd needs lr"),
+    ("name: tiny", "name: [tiny", "is not valid YAML"),
+])
+def test_each_mistake_is_one_line_naming_its_path(tmp_path, old, new, expected):
+    text = textwrap.dedent(GOOD)
+    assert old in text
+    with pytest.raises(SuiteError) as error:
+        load_suite(write(tmp_path, text.replace(old, new)))
+    assert expected in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_suite_file_names_the_path(tmp_path):
+    with pytest.raises(SuiteError, match="no such suite file"):
+        load_suite(tmp_path / "absent.yaml")
+
+
+def test_cli_reports_a_bad_suite_in_one_line_without_traceback(tmp_path):
+    bad = write(tmp_path, GOOD.replace("zo-adamu", "zo-adamuu"))
+    result = subprocess.run([sys.executable, "-m", "zobench", "run", str(bad), "--out", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert result.stderr.startswith("zobench: error: suite.yaml: optimizers[2].name: unknown optimizer")
+    assert not (tmp_path / "tiny").exists()  # nothing ran
