@@ -55,6 +55,13 @@ def _ema_preview(state: State, key: str, x: torch.Tensor, beta: float) -> torch.
     return torch.add(state[key] * beta, x, alpha=1.0 - beta)
 
 
+def _corrected_first_moment(beta1: float):
+    """The δ probe of Adam and AdaMax: the bias-corrected first moment after absorbing x."""
+    def preview(state, x, t):
+        return _ema_preview(state, "m", _plain(x), beta1).div_(1.0 - beta1 ** t)
+    return preview
+
+
 def sgd() -> MomentumSchedule:
     r"""No momentum: :math:`n_t = x_t` (MeZO)."""
     return MomentumSchedule("sgd", (), lambda state, x, t: _plain(x), lambda state, x, t: _plain(x),
@@ -70,9 +77,6 @@ def adam(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8,
         n_t = \frac{m_t / b_1}{\sqrt{v_t / b_2} + \sigma};\qquad \text{probe } m_t / b_1.
     """
 
-    def preview(state, x, t):
-        return _ema_preview(state, "m", _plain(x), beta1).div_(1.0 - beta1 ** t)
-
     def update(state, x, t):
         x = _plain(x)
         m = _ema(state, "m", x, beta1)
@@ -80,8 +84,8 @@ def adam(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8,
         denominator = (v.sqrt() / (1.0 - beta2 ** t) ** 0.5).add_(sigma)
         return (m / (1.0 - beta1 ** t)).div_(denominator)
 
-    return MomentumSchedule("adamw" if decoupled_decay else "adam", ("m", "v"), preview, update,
-                            decoupled_decay)
+    return MomentumSchedule("adamw" if decoupled_decay else "adam", ("m", "v"),
+                            _corrected_first_moment(beta1), update, decoupled_decay)
 
 
 def adamax(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8) -> MomentumSchedule:
@@ -89,16 +93,14 @@ def adamax(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8) -> Mom
     :math:`n_t = m_t / (b_1 u_t)`; probe :math:`m_t / b_1`.
     """
 
-    def preview(state, x, t):
-        return _ema_preview(state, "m", _plain(x), beta1).div_(1.0 - beta1 ** t)
-
     def update(state, x, t):
         x = _plain(x)
         m = _ema(state, "m", x, beta1)
         u = torch.maximum(state["u"].mul_(beta2), x.abs().add_(sigma), out=state["u"])
         return m / u / (1.0 - beta1 ** t)
 
-    return MomentumSchedule("adamax", ("m", "u"), preview, update, decoupled_decay=False)
+    return MomentumSchedule("adamax", ("m", "u"), _corrected_first_moment(beta1), update,
+                            decoupled_decay=False)
 
 
 def adamm(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8) -> MomentumSchedule:
