@@ -44,15 +44,17 @@ def test_trajectory_figure_is_a_2x3_png(report):
 
 def test_tables_have_every_problem_and_optimizer(report):
     directory, _ = report
-    markdown = (directory / "final_distance.md").read_text().splitlines()
+    markdown = (directory / "final_metric.md").read_text().splitlines()
     header = [cell.strip() for cell in markdown[2].strip("|").split("|")]
     assert header == ["problem", "Adam", "AdaMax", "MeZO", "ZO-AdaMU"]
     assert [line.split("|")[1].strip() for line in markdown[4:]] == ["a", "b", "c", "d", "beale", "rosenbrock"]
-    rows = list(csv.DictReader(open(directory / "final_distance.csv")))
+    rows = list(csv.DictReader(open(directory / "final_metric.csv")))
     assert len(rows) == 6 * 4 * 3
-    assert "\\begin{tabular}" in (directory / "final_distance.tex").read_text()
+    assert "\\begin{tabular}" in (directory / "final_metric.tex").read_text()
     index = (directory / "index.md").read_text()
-    for name in ("final_distance.md", "steps_to_target_0.md", "steps_to_target_1.md", "trajectories.png"):
+    for name in ("final_metric.md", "steps_to_target_0.md", "steps_to_target_1.md", "trajectories.png",
+                 "ecdf_forward_passes.png", "curves_step.png", "curves_forward_passes.png", "peak_memory.png",
+                 "step_time.png", "anneal_schedule.png"):
         assert f"({name})" in index and (directory / name).is_file()
 
 
@@ -61,7 +63,7 @@ def test_rerun_skips_finished_runs(report):
     before = {p.name: p.read_text() for p in (directory / "runs").glob("*.json")}
     result = subprocess.run([sys.executable, "-m", "zobench", "run", str(SUITE), "--out", str(directory.parent)],
                             capture_output=True, text=True, check=True)
-    assert result.stdout.count("done before, skipped") == 72
+    assert "figure2: 72 runs, 72 recorded before, 0 to run" in result.stdout
     assert before == {p.name: p.read_text() for p in (directory / "runs").glob("*.json")}
 
 

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from . import optimizers
+from .executors import make_executor
+from .harness import FilterError, execute, plan, print_plan, select
 from .report import write_report
-from .runner import execute
 from .store import ResultStore
 from .suite import SuiteError, load_suite
 
@@ -17,40 +18,61 @@ def _store(suite, out: str) -> ResultStore:
     return ResultStore(Path(out) / suite.name)
 
 
-def _run(args) -> None:
+def _run(args) -> int:
     suite = load_suite(args.suite)
     store = _store(suite, args.out)
-    execute(suite, store, progress=(lambda message: None) if args.quiet else print)
+    if args.dry_run:
+        print_plan(plan(select(suite.runs, args.only), store))
+        return 0
+    executor = make_executor(args.executor, workers=args.workers, folder=store.root / "slurm",
+                             partition=args.slurm_partition, time_minutes=args.slurm_time, gpus=args.slurm_gpus,
+                             cluster=args.slurm_cluster) if args.executor == "slurm" else \
+        make_executor(args.executor, workers=args.workers)
+    failures = execute(suite, store, executor=executor, only=args.only, quiet=args.quiet)
+    for line in failures:
+        print(f"zobench: {line}", file=sys.stderr)
     print(f"report: {write_report(suite, store)}")
+    return 1 if failures else 0
 
 
-def _report(args) -> None:
+def _report(args) -> int:
     suite = load_suite(args.suite)
     print(f"report: {write_report(suite, _store(suite, args.out))}")
+    return 0
 
 
-def _list(args) -> None:
+def _list(args) -> int:
     print(f"{'name':16} {'family':6} {'fwd/step':8} {'buffers':7}  description")
     for name in optimizers.names():
         info = optimizers.get(name)
         print(f"{name:16} {info.family:6} {info.forward_passes:<8} {info.state_buffers:<7}  {info.description}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zobench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, handler, text in (("run", _run, "run a suite's unfinished runs, then write its report"),
-                                ("report", _report, "write the report of a suite's finished runs")):
-        command = commands.add_parser(name, help=text)
+    run = commands.add_parser("run", help="run a suite's unfinished runs, then write its report")
+    report = commands.add_parser("report", help="write the report of a suite's recorded runs")
+    for command, handler in ((run, _run), (report, _report)):
         command.add_argument("suite", help="a suite file, e.g. suites/figure2.yaml")
         command.add_argument("--out", default="reports", help="results root (default: reports/)")
         command.set_defaults(handler=handler)
-    commands.choices["run"].add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--only", help="a key prefix, a problem, optimizer or label, or field=value[,field=value]")
+    run.add_argument("--dry-run", action="store_true", help="print the plan and forward-pass estimates, run nothing")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--executor", choices=("inline", "local", "slurm"), default="inline",
+                     help="inline (default), local process pool (one GPU per worker), or slurm via submitit")
+    run.add_argument("--workers", type=int, help="local pool size (default: one per GPU, else half the cores)")
+    run.add_argument("--slurm-partition", help="Slurm partition")
+    run.add_argument("--slurm-time", type=int, default=60, help="Slurm time limit per run, minutes (default 60)")
+    run.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per Slurm job (default 1)")
+    run.add_argument("--slurm-cluster", choices=("slurm", "local", "debug"),
+                     help="submitit cluster (default: Slurm when available)")
     commands.add_parser("list", help="list the registered optimizers").set_defaults(handler=_list)
     args = parser.parse_args(argv)
     try:
-        args.handler(args)
-    except (SuiteError, optimizers.UnknownOptimizerError) as error:
+        return args.handler(args)
+    except (SuiteError, FilterError, optimizers.UnknownOptimizerError) as error:
         print(f"zobench: error: {error}", file=sys.stderr)
         return 2
-    return 0

@@ -1,111 +1,152 @@
-"""Executes runs: optimizer on problem for a step budget, measured, logged and recorded.
+"""One run: an optimizer on a problem for a budget, measured, logged step by step, and recorded.
 
-Measurements per run: the objective and the distance to the optimum along the way, the steps and
-forward passes (counted at the closure, not inferred) at which each convergence target is first
-reached (``None`` when it never is: unreached targets stay in the record), wall time of the training
-steps, and the environment. A NaN or infinite loss marks the run ``diverged`` at that step.
+The step log (one JSON line per step, flushed as written) is the run's history and its checkpoint:
+it holds the training loss, forward passes, step time and, for zeroth-order runs, the step's seed and
+projected gradient ĝ; evaluation steps add the dev and test metrics. The record is a summary of that
+log plus the run's measurements, so a resumed run is summarised exactly as an uninterrupted one.
+
+Resuming: a zeroth-order run with a partial log is rebuilt from its initial weights and its logged
+(seed, ĝ) pairs are replayed (no forward pass), which reproduces parameters and optimizer state bit for
+bit; it then continues. Other runs restart from step 0.
+
+A NaN or infinite loss (or parameter) marks the run ``diverged`` at that step.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import platform
-import subprocess
-import time
+import statistics
 from dataclasses import asdict
-from pathlib import Path
-from typing import Callable
 
 import torch
 
-from . import __version__, optimizers
-from .problems.test_functions import TEST_FUNCTIONS
+from . import optimizers
+from .measure import PhaseMeter, environment
+from .problems import build_problem
 from .store import ResultStore
-from .suite import RunSpec, Suite
+from .suite import RunSpec
+
+WARMUP_STEPS = 3  # excluded from the per-step time: allocator, caches and lazy state creation
 
 
-def environment() -> dict:
-    """Where a run happened: versions, commit, hardware, threads."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                                text=True, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"zobench": __version__, "git_commit": commit, "torch": torch.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
-def run_test_function(spec: RunSpec, store: ResultStore) -> dict:
-    """Runs one optimizer on one 2-D test function and writes its record."""
-    problem = TEST_FUNCTIONS[spec.problem]
-    torch.manual_seed(spec.seed)
-    point = problem.parameters()
-    optimizer = optimizers.get(spec.optimizer).create(
-        [point], context={"total_steps": spec.steps, "seed": spec.seed}, **spec.hyperparameters)
-    forward_passes = 0
+def _finite(value: float) -> bool:
+    return value is not None and math.isfinite(value)
 
-    def closure():
-        nonlocal forward_passes
-        forward_passes += 1
-        return problem.loss(point)
 
-    def snapshot(step: int) -> dict:
-        with torch.no_grad():
-            loss = float(problem.loss(point))
-        x, y = (float(v) for v in point.detach())
-        return {"step": step, "forward_passes": forward_passes, "x": x, "y": y, "loss": loss,
-                "distance": problem.distance(point)}
+def _evaluation(problem) -> dict:
+    return {"dev": problem.evaluate("dev"), "test": problem.evaluate("test")}
 
-    reached: dict[float, dict | None] = {target: None for target in spec.targets}
-    status, last = "finished", None
-    with store.log_writer(spec.key) as log:
-        last = snapshot(0)
-        log(last)
-        started = time.perf_counter()
-        for step in range(1, spec.steps + 1):
-            try:
-                loss = optimizer.step(closure)
-            except optimizers.NonFiniteLossError:
-                loss = math.nan
-            if not math.isfinite(loss) or not bool(torch.isfinite(point).all()):
-                status = "diverged"
-                last = {**snapshot(step), "diverged": True}
-                log(last)
+
+def run(spec: RunSpec, store: ResultStore, progress=None) -> dict:
+    """Runs (or resumes) ``spec`` and writes its record; ``progress(step)`` is called after each step."""
+    info = optimizers.get(spec.optimizer)
+    device = resolve_device(spec.device)
+    meter = PhaseMeter(device)
+    with meter.phase("load"):
+        torch.manual_seed(spec.seed)
+        problem = build_problem(spec.problem, dtype=spec.dtype, device=str(device))
+        optimizer = info.create(problem.parameter_groups(), context={"total_steps": spec.steps, "seed": spec.seed},
+                                **spec.hyperparameters)
+
+    history = store.read_log(spec.key)
+    replayable = info.family == "zo" and len(history) > 1 and all("seed" in e for e in history[1:])
+    if replayable and not history[-1].get("diverged"):
+        for entry in history[1:]:
+            optimizer.replay(entry["seed"], entry["g"])
+        resumed_at = history[-1]["step"]
+    else:
+        history, resumed_at = [], 0
+
+    with store.log_writer(spec.key, keep=history) as log:
+        if not history:
+            with meter.phase("eval"):
+                first = {"step": 0, "forward_passes": 0, **_evaluation(problem), **problem.snapshot()}
+            log(first)
+            history.append(first)
+        forward_passes = history[-1]["forward_passes"]
+        for step in range(resumed_at + 1, spec.steps + 1):
+            closure = problem.loss_closure(step)
+
+            def counted():
+                nonlocal forward_passes
+                forward_passes += 1
+                return closure()
+
+            entry = {"step": step}
+            with meter.phase("train") as interval:
+                try:
+                    loss = optimizer.step(counted)
+                except optimizers.NonFiniteLossError:
+                    loss = math.nan
+            diverged = not _finite(loss) or not all(bool(torch.isfinite(p).all()) for g in optimizer.param_groups
+                                                  for p in g["params"])
+            entry.update(forward_passes=forward_passes, loss=loss if _finite(loss) else None,
+                         seconds=interval["seconds"], **problem.snapshot())
+            if info.family == "zo" and not diverged:
+                entry.update(seed=optimizer.last_seed, g=optimizer.last_projected_grad)
+            budget_spent = spec.forward_pass_budget is not None and forward_passes >= spec.forward_pass_budget
+            if diverged:
+                entry["diverged"] = True
+            elif step % spec.eval_every == 0 or step == spec.steps or budget_spent:
+                with meter.phase("eval"):
+                    entry.update(_evaluation(problem))
+            log(entry)
+            history.append(entry)
+            if progress:
+                progress(step)
+            if diverged or budget_spent:
                 break
-            current = snapshot(step)
-            for target, hit in reached.items():
-                if hit is None and current["distance"] <= target:
-                    reached[target] = {"step": step, "forward_passes": forward_passes}
-            if step % spec.record_every == 0 or step == spec.steps:
-                log(current)
-            last = current
-        train_seconds = time.perf_counter() - started
 
-    record = {
-        "key": spec.key, "spec": asdict(spec), "status": status, "steps_done": last["step"],
-        "forward_passes": forward_passes, "final": {k: last[k] for k in ("x", "y", "loss", "distance")},
-        "targets": [{"target": t, "reached": hit is not None, **(hit or {"step": None, "forward_passes": None})}
-                    for t, hit in reached.items()],
-        "train_seconds": train_seconds, "seconds_per_step": train_seconds / max(last["step"], 1),
-        "environment": environment(),
+    record = summarise(spec, history, problem) | {
+        "resumed_at_step": resumed_at,
+        "time": {**{f"{phase}_seconds": seconds for phase, seconds in meter.seconds.items()},
+                 **_step_times(history)},
+        "memory": meter.memory(),
+        "environment": environment(device, spec.dtype),
     }
     store.write_record(record)
     return record
 
 
-def execute(suite: Suite, store: ResultStore, progress: Callable[[str], None] = print) -> list[dict]:
-    """Runs every run of ``suite`` that has no record yet; returns all records of the suite."""
-    total = len(suite.runs)
-    for index, spec in enumerate(suite.runs, 1):
-        prefix = f"[{index}/{total}] {spec.label} on {spec.problem}, seed {spec.seed}"
-        if store.has(spec.key):
-            progress(f"{prefix}: done before, skipped")
-            continue
-        record = run_test_function(spec, store)
-        progress(f"{prefix}: {record['status']}, distance {record['final']['distance']:.3g} "
-                 f"after {record['steps_done']} steps ({record['train_seconds']:.2f} s)")
-    return [store.record(spec.key) for spec in suite.runs]
+def _step_times(history: list[dict]) -> dict:
+    times = [e["seconds"] for e in history if "seconds" in e][WARMUP_STEPS:]
+    if not times:
+        return {"seconds_per_step": None, "seconds_per_step_median": None}
+    return {"seconds_per_step": statistics.fmean(times), "seconds_per_step_median": statistics.median(times)}
+
+
+def summarise(spec: RunSpec, history: list[dict], problem) -> dict:
+    """The run's results, derived from its step log alone."""
+    metric, higher = problem.metric, problem.higher_is_better
+    evaluations = [e for e in history if "dev" in e]
+    last = history[-1]
+    best = (max if higher else min)(evaluations, key=lambda e: e["dev"][metric])
+
+    def reached(entry, target):
+        value = entry["dev"][metric]
+        return value >= target if higher else value <= target
+
+    targets = []
+    for target in spec.targets:
+        hit = next((e for e in evaluations if reached(e, target)), None)
+        targets.append({"target": target, "reached": hit is not None, "step": hit and hit["step"],
+                        "forward_passes": hit and hit["forward_passes"]})
+    final = evaluations[-1]
+    return {
+        "key": spec.key, "spec": asdict(spec),
+        "status": "diverged" if last.get("diverged") else "finished",
+        "steps_done": last["step"], "forward_passes": last["forward_passes"],
+        "metric": {"name": metric, "higher_is_better": higher},
+        "initial": {"dev": history[0]["dev"], "test": history[0]["test"]},
+        "final": {"step": final["step"], "dev": final["dev"], "test": final["test"],
+                  **{k: last[k] for k in problem.snapshot()}},
+        "best_dev": {"step": best["step"], "value": best["dev"][metric]},
+        "selected_test": best["test"][metric],  # the test metric where dev was best: selected on dev
+        "targets": targets,
+    }

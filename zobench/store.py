@@ -42,11 +42,19 @@ class ResultStore:
     def records(self) -> list[dict]:
         return [json.loads(p.read_text()) for p in sorted(self.runs.glob("*.json"))]
 
+    def keys(self) -> list[str]:
+        return sorted(p.stem for p in self.runs.glob("*.json"))
+
     @contextmanager
-    def log_writer(self, key: str):
-        """Yields ``write(entry)``; a rerun of an unfinished run starts its log afresh."""
+    def log_writer(self, key: str, keep: list[dict] = ()):
+        """Yields ``write(entry)`` appending to the log of ``key``, which first holds exactly ``keep``
+        (the intact prefix of a resumed run, or nothing for a fresh start)."""
         self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.logs / f"{key}.jsonl", "w") as handle:
+        path = self.logs / f"{key}.jsonl"
+        with tempfile.NamedTemporaryFile("w", dir=self.logs, suffix=".tmp", delete=False) as handle:
+            handle.writelines(json.dumps(entry) + "\n" for entry in keep)
+        os.replace(handle.name, path)
+        with open(path, "a") as handle:
             def write(entry: dict) -> None:
                 handle.write(json.dumps(entry) + "\n")
                 handle.flush()

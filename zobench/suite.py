@@ -1,8 +1,9 @@
 """Suite files: a declared experiment, validated whole before anything runs, expanded into runs.
 
 A suite (``suites/*.yaml``) names its problems, its optimizers with hyperparameters (a list means a
-grid), seeds, a step budget and convergence targets. Every mistake is reported as one line that names
-the YAML path, e.g. ``figure2.yaml: optimizers[2].lr: expected a number, got 'fast'``.
+grid; ``overrides`` sets hyperparameters per problem), seeds, a budget, convergence targets, dtype,
+device, PEFT mode and the layout of its report tables. Every mistake is reported as one line that
+names the YAML path, e.g. ``figure2.yaml: optimizers[2].lr: expected a number, got 'fast'``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import yaml
 
 from . import __version__
 from .optimizers import REGISTRY, UnknownOptimizerError
-from .problems.test_functions import TEST_FUNCTIONS
+from .problems import DTYPES, problem_names
 
 
 class SuiteError(ValueError):
@@ -37,8 +38,12 @@ class RunSpec:
     hyperparameters: dict
     seed: int
     steps: int
+    eval_every: int
     targets: tuple[float, ...]
-    record_every: int = 1
+    forward_pass_budget: int | None = None
+    dtype: str = "float32"
+    device: str = "cpu"
+    peft: str = "none"
     key: str = field(default="", compare=False)
 
     def __post_init__(self):
@@ -48,19 +53,53 @@ class RunSpec:
             digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
             object.__setattr__(self, "key", digest[:16])
 
+    @property
+    def schedule(self) -> str:
+        """The momentum schedule of a ZO optimizer name (``zo-adam@delta`` -> ``adam``)."""
+        return self.optimizer.split("@")[0].removeprefix("zo-").removeprefix("fo-")
+
+    @property
+    def placement(self) -> str:
+        """``δ`` or ``g`` for the Table 3 cells, ``-`` otherwise (``zo-adamu`` is ``δ``)."""
+        if self.optimizer == "zo-adamu":
+            return "δ"
+        return {"delta": "δ", "g": "g"}.get(self.optimizer.partition("@")[2], "-")
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """One report table: a quantity of the runs, pivoted to rows × columns of run fields."""
+
+    name: str
+    quantity: str
+    rows: tuple[str, ...]
+    columns: tuple[str, ...]
+    caption: str = ""
+
 
 @dataclass(frozen=True)
 class Suite:
     name: str
     description: str
     runs: tuple[RunSpec, ...]
+    tables: tuple[TableLayout, ...]
     source: Path
 
 
+DEVICES = ("cpu", "cuda", "auto")
+PEFT_MODES = ("none",)  # LoRA and prefix tuning arrive with the language-model tasks
+QUANTITIES = ("final", "selected_test", "steps_to_target", "forward_passes_to_target", "seconds_per_step",
+              "peak_train_memory")
+RUN_FIELDS = ("problem", "label", "optimizer", "schedule", "placement", "seed")
 TOP_LEVEL = {"name": str, "description": str, "problems": list, "optimizers": list, "seeds": list,
-             "budget": dict, "targets": list}
+             "budget": dict, "targets": list, "dtype": str, "device": str, "peft": str, "report": dict}
 REQUIRED = ("name", "problems", "optimizers", "budget")
-BUDGET = {"steps": int, "record_every": int}
+BUDGET = {"steps": int, "eval_every": int, "forward_passes": int}
+DEFAULT_TABLES = (
+    TableLayout("final_metric", "final", ("problem",), ("label",), "Final {metric} (mean ± std over seeds)"),
+    TableLayout("steps_to_target", "steps_to_target", ("problem",), ("label",),
+                "Steps to reach {metric} {relation} {target} (median over the seeds that did; reached/seeds)"),
+)
 
 
 def _fail(where: str, message: str):
@@ -68,8 +107,7 @@ def _fail(where: str, message: str):
 
 
 def _type_name(kind) -> str:
-    return {str: "a string", list: "a list", dict: "a mapping", int: "an integer",
-            float: "a number"}[kind]
+    return {str: "a string", list: "a list", dict: "a mapping", int: "an integer", float: "a number"}[kind]
 
 
 def _check_type(where, value, kind):
@@ -81,6 +119,11 @@ def _check_type(where, value, kind):
         ok = isinstance(value, kind)
     if not ok:
         _fail(where, f"expected {_type_name(kind)}, got {value!r}")
+
+
+def _check_choice(where, value, allowed):
+    if value not in allowed:
+        _fail(where, f"{value!r} is not one of {', '.join(allowed)}")
 
 
 def _hyperparameter_grid(where: str, entry: dict, factory, required: bool = True) -> list[dict]:
@@ -125,6 +168,32 @@ def _label(name: str, hyperparameters: dict, varying: set[str]) -> str:
     return f"{name} ({shown})" if shown else name
 
 
+def _tables(where: str, report: dict) -> tuple[TableLayout, ...]:
+    for key in report:
+        if key != "tables":
+            _fail(f"{where}: report.{key}", "unknown key; allowed: tables")
+    layouts = []
+    for i, table in enumerate(report.get("tables", [])):
+        at = f"{where}: report.tables[{i}]"
+        _check_type(at, table, dict)
+        for key in table:
+            if key not in ("name", "quantity", "rows", "columns", "caption"):
+                _fail(f"{at}.{key}", "unknown key; allowed: name, quantity, rows, columns, caption")
+        for key in ("name", "quantity", "rows", "columns"):
+            if key not in table:
+                _fail(at, f"missing required key {key!r}")
+        _check_choice(f"{at}.quantity", table["quantity"], QUANTITIES)
+        axes = {}
+        for key in ("rows", "columns"):
+            fields = table[key] if isinstance(table[key], list) else [table[key]]
+            for j, name in enumerate(fields):
+                _check_choice(f"{at}.{key}[{j}]" if isinstance(table[key], list) else f"{at}.{key}", name, RUN_FIELDS)
+            axes[key] = tuple(fields)
+        layouts.append(TableLayout(str(table["name"]), table["quantity"], axes["rows"], axes["columns"],
+                                   str(table.get("caption", ""))))
+    return tuple(layouts) or DEFAULT_TABLES
+
+
 def load_suite(path: str | Path) -> Suite:
     """Reads, validates and expands a suite file; raises :class:`SuiteError` on the first mistake."""
     path = Path(path)
@@ -148,9 +217,10 @@ def load_suite(path: str | Path) -> Suite:
             _fail(where, f"missing required key {key!r}")
 
     problems = document["problems"]
+    known = problem_names()
     for i, problem in enumerate(problems):
-        if problem not in TEST_FUNCTIONS:
-            _fail(f"{where}: problems[{i}]", f"unknown problem {problem!r}; known: {', '.join(TEST_FUNCTIONS)}")
+        if problem not in known:
+            _fail(f"{where}: problems[{i}]", f"unknown problem {problem!r}; known: {', '.join(known)}")
 
     budget = document["budget"]
     for key, value in budget.items():
@@ -161,6 +231,12 @@ def load_suite(path: str | Path) -> Suite:
             _fail(f"{where}: budget.{key}", f"must be >= 1, got {value}")
     if "steps" not in budget:
         _fail(f"{where}: budget", "missing required key 'steps'")
+    steps = budget["steps"]
+
+    dtype, device, peft = (document.get(k, d) for k, d in (("dtype", "float32"), ("device", "cpu"), ("peft", "none")))
+    _check_choice(f"{where}: dtype", dtype, tuple(DTYPES))
+    _check_choice(f"{where}: device", device, DEVICES)
+    _check_choice(f"{where}: peft", peft, PEFT_MODES)
 
     seeds = document.get("seeds", [0])
     for i, seed in enumerate(seeds):
@@ -168,6 +244,7 @@ def load_suite(path: str | Path) -> Suite:
     targets = document.get("targets", [])
     for i, target in enumerate(targets):
         _check_type(f"{where}: targets[{i}]", target, float)
+    tables = _tables(where, document.get("report", {}))
 
     configurations = []  # (name, label, hyperparameters, {problem: overriding hyperparameters})
     for i, entry in enumerate(document["optimizers"]):
@@ -193,15 +270,15 @@ def load_suite(path: str | Path) -> Suite:
         varying = {key for key in grid[0] if len({repr(h[key]) for h in grid}) > 1}
         for hyperparameters in grid:
             for problem in problems:
-                _check_builds(at, info, {**hyperparameters, **overrides.get(problem, {})}, budget["steps"])
+                _check_builds(at, info, {**hyperparameters, **overrides.get(problem, {})}, steps)
             label = entry.get("label") or _label(entry["name"], hyperparameters, varying)
             configurations.append((entry["name"], label, hyperparameters, overrides))
 
     runs = tuple(
         RunSpec(suite=document["name"], problem=problem, optimizer=name, label=label,
-                hyperparameters={**hyperparameters, **overrides.get(problem, {})}, seed=seed,
-                steps=budget["steps"], targets=tuple(float(t) for t in targets),
-                record_every=budget.get("record_every", 1))
+                hyperparameters={**hyperparameters, **overrides.get(problem, {})}, seed=seed, steps=steps,
+                eval_every=budget.get("eval_every", max(1, steps // 20)), targets=tuple(float(t) for t in targets),
+                forward_pass_budget=budget.get("forward_passes"), dtype=dtype, device=device, peft=peft)
         for problem in problems for name, label, hyperparameters, overrides in configurations
         for seed in seeds)
-    return Suite(document["name"], document.get("description", ""), runs, path)
+    return Suite(document["name"], document.get("description", ""), runs, tables, path)

@@ -123,7 +123,7 @@ class ZerothOrder(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure) -> float:
         """One SPSA step; returns the loss at θ + εd (MeZO's convention)."""
-        self.steps += 1
+        self.steps += 1  # the passes of step t see t (the anneal, the bias corrections)
         seed = step_seed(self.seed, self.steps)
         self._perturb(seed, +1.0)
         loss_plus = float(closure())
@@ -134,10 +134,27 @@ class ZerothOrder(torch.optim.Optimizer):
             self.steps -= 1
             raise NonFiniteLossError(f"non-finite loss at step {self.steps + 1} "
                                      f"(loss+ = {loss_plus}, loss- = {loss_minus})")
-        projected_grad = (loss_plus - loss_minus) / (2.0 * self.eps)
+        self._finish(seed, (loss_plus - loss_minus) / (2.0 * self.eps))
+        return loss_plus
+
+    @torch.no_grad()
+    def replay(self, seed: int, projected_grad: float) -> None:
+        """Re-applies a logged step without evaluating any loss.
+
+        The passes and their arithmetic are those of :meth:`step`, so replaying a run's seed log
+        from its initial weights reproduces its parameters and state bit for bit.
+        """
+        if seed != step_seed(self.seed, self.steps + 1):
+            raise ValueError(f"seed log does not match: step {self.steps + 1} of seed {self.seed} "
+                             f"has seed {step_seed(self.seed, self.steps + 1)}, the log says {seed}")
+        self.steps += 1
+        self._perturb(seed, +1.0)
+        self._perturb(seed, -2.0)
+        self._finish(seed, projected_grad)
+
+    def _finish(self, seed: int, projected_grad: float) -> None:
         self._restore_and_update(seed, projected_grad)
         self.last_seed, self.last_projected_grad = seed, projected_grad
-        return loss_plus
 
     def state_dict(self):
         state = super().state_dict()
@@ -156,13 +173,18 @@ def _exempt_from_decay(module: torch.nn.Module, name: str) -> bool:
     return name == "bias" or "norm" in type(module).__name__.lower()
 
 
-def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Two parameter groups: decayed weights, and biases/norm parameters without decay (as MeZO)."""
+def decay_groups(model: torch.nn.Module, weight_decay: float | None = None) -> list[dict]:
+    """Two parameter groups: decayed weights, and biases/norm parameters without decay (as MeZO).
+
+    Without ``weight_decay`` the decayed group takes the optimizer's own ``weight_decay``.
+    """
     decayed, exempt, seen = [], [], set()
     for module in model.modules():
         for name, param in module.named_parameters(recurse=False):
             if param.requires_grad and param not in seen:
                 seen.add(param)
                 (exempt if _exempt_from_decay(module, name) else decayed).append(param)
-    groups = [{"params": decayed, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0}]
+    groups = [{"params": decayed}, {"params": exempt, "weight_decay": 0.0}]
+    if weight_decay is not None:
+        groups[0]["weight_decay"] = weight_decay
     return [group for group in groups if group["params"]]

@@ -24,14 +24,42 @@ class TestFunction:
 
     __test__ = False  # not a pytest test class
 
-    def parameters(self, dtype=torch.float32) -> torch.nn.Parameter:
-        return torch.nn.Parameter(torch.tensor(self.start, dtype=dtype))
-
     def loss(self, point: torch.Tensor) -> torch.Tensor:
         return self.f(point[0], point[1])
 
     def distance(self, point: torch.Tensor) -> float:
         return float(torch.linalg.vector_norm(point.detach().double() - torch.tensor(self.minimum, dtype=torch.float64)))
+
+
+class TestFunctionProblem:
+    """A test function as a :class:`~zobench.problems.base.Problem`: the point (x, y) is the model.
+
+    Its metric is the distance to the optimum (lower is better); dev and test are the same, since
+    there is no data.
+    """
+
+    metric = "distance"
+    higher_is_better = False
+    __test__ = False
+
+    def __init__(self, function: TestFunction, dtype: torch.dtype = torch.float32, device: str = "cpu"):
+        self.function = function
+        self.point = torch.nn.Parameter(torch.tensor(function.start, dtype=dtype, device=device))
+
+    def parameter_groups(self, weight_decay: float = 0.0) -> list[dict]:
+        return [{"params": [self.point], "weight_decay": weight_decay}]
+
+    def loss_closure(self, step: int):
+        return lambda: self.function.loss(self.point)
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        with torch.no_grad():
+            loss = float(self.function.loss(self.point))
+        return {"distance": self.function.distance(self.point), "loss": loss}
+
+    def snapshot(self) -> dict:
+        x, y = (float(v) for v in self.point.detach())
+        return {"x": x, "y": y}
 
 
 def _beale(x, y):

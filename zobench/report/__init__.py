@@ -1,4 +1,4 @@
-"""Reports: tables and figures from a suite's records, linked from ``index.md``."""
+"""Reports: the suite's tables (laid out as the suite asks) and figures, linked from ``index.md``."""
 
 from __future__ import annotations
 
@@ -6,56 +6,141 @@ from pathlib import Path
 
 from ..optimizers.anneal import AnnealSchedule
 from ..store import ResultStore
-from ..suite import Suite
+from ..suite import RunSpec, Suite, TableLayout
 from . import figures
-from .tables import Table, median_reached
+from .tables import Table, mean_std, median_reached
 
 PAPER_ANNEAL = AnnealSchedule(T1=1024, T2=16000, T3=20000)
+MIB = 2 ** 20
 
 
 def _ordered(values):
     return list(dict.fromkeys(values))
 
 
+def _field(spec: RunSpec, names: tuple[str, ...]) -> str:
+    return " ".join(str(getattr(spec, name)) for name in names)
+
+
+def _peak_train_mib(record: dict) -> float | None:
+    peaks = record["memory"].get("train", {})
+    value = peaks.get("allocated_bytes", peaks.get("rss_bytes"))
+    return value / MIB if value is not None else None
+
+
+def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, metric: str, higher: bool) -> list[Table]:
+    """The tables of one layout: one table, or one per target for the to-target quantities."""
+    relation = "≥" if higher else "≤"
+    quantity = layout.quantity
+    if quantity in ("steps_to_target", "forward_passes_to_target"):
+        unit = "step" if quantity == "steps_to_target" else "forward_passes"
+        targets = _ordered(t for spec in runs for t in spec.targets)
+        variants = [(f"{layout.name}_{i}", target,
+                     lambda r, t=target: next(x[unit] for x in r["targets"] if x["target"] == t), median_reached)
+                    for i, target in enumerate(targets)]
+    else:
+        value = {"final": lambda r: r["final"]["dev"][metric], "selected_test": lambda r: r["selected_test"],
+                 "seconds_per_step": lambda r: r["time"]["seconds_per_step_median"],
+                 "peak_train_memory": _peak_train_mib}[quantity]
+        variants = [(layout.name, None, value, mean_std)]
+    default_captions = {"final": "Final dev {metric} (mean ± std over seeds)",
+                        "selected_test": "Test {metric} at the best dev step (mean ± std over seeds)",
+                        "seconds_per_step": "Median seconds per training step",
+                        "peak_train_memory": "Peak memory of the training steps (MiB)",
+                        "steps_to_target": "Steps to reach {metric} {relation} {target} "
+                                           "(median over the seeds that did; reached/seeds)",
+                        "forward_passes_to_target": "Forward passes to reach {metric} {relation} {target} "
+                                                    "(median over the seeds that did; reached/seeds)"}
+    caption = layout.caption or default_captions[quantity]
+    rows = _ordered(_field(spec, layout.rows) for spec in runs)
+    columns = _ordered(_field(spec, layout.columns) for spec in runs)
+    tables = []
+    for name, target, value_of, formatter in variants:
+        cells: dict = {}
+        for spec in runs:
+            cells.setdefault((_field(spec, layout.rows), _field(spec, layout.columns)), []).append(
+                value_of(records[spec.key]))
+        text = caption.format(metric=metric, relation=relation, target=f"{target:g}" if target is not None else "")
+        tables.append(Table(name, text, " / ".join(layout.rows), rows, columns, cells, formatter))
+    return tables
+
+
 def write_report(suite: Suite, store: ResultStore) -> Path:
     """Writes every table and figure of ``suite`` into the store's directory; returns ``index.md``."""
     records = {spec.key: store.record(spec.key) for spec in suite.runs if store.has(spec.key)}
     runs = [spec for spec in suite.runs if spec.key in records]
-    problems = _ordered(spec.problem for spec in runs)
-    labels = _ordered(spec.label for spec in runs)
     out = store.root
+    out.mkdir(parents=True, exist_ok=True)
     entries = []  # (caption, file name)
-
-    def cells(value_of) -> dict:
-        table: dict = {}
-        for spec in runs:
-            table.setdefault((spec.problem, spec.label), []).append(value_of(records[spec.key]))
-        return table
-
-    distance = Table("final_distance", "Final distance to the optimum (mean ± std over seeds)",
-                     "problem", problems, labels, cells(lambda r: r["final"]["distance"]))
-    distance.write(out)
-    entries.append((distance.caption, "final_distance.md"))
-    targets = _ordered(t for spec in runs for t in spec.targets)
-    for index, target in enumerate(targets):
-        def steps_to(record, target=target):
-            hit = next(t for t in record["targets"] if t["target"] == target)
-            return hit["step"]
-        table = Table(f"steps_to_target_{index}", f"Steps to reach distance ≤ {target:g} "
-                      "(median over the seeds that reached it; reached/seeds)", "problem", problems,
-                      labels, cells(steps_to), formatter=median_reached)
-        table.write(out)
-        entries.append((table.caption, f"{table.name}.md"))
-
-    first_seed = min(spec.seed for spec in runs) if runs else 0
-    paths = {problem: {} for problem in problems}
-    for spec in runs:
-        if spec.seed == first_seed:
-            paths[spec.problem][spec.label] = [(e["x"], e["y"]) for e in store.read_log(spec.key)]
     if runs:
+        first = records[runs[0].key]["metric"]
+        metric, higher = first["name"], first["higher_is_better"]
+        for layout in suite.tables:
+            for table in _tables(layout, runs, records, metric, higher):
+                table.write(out)
+                entries.append((table.caption, f"{table.name}.md"))
+        entries += _figures(runs, records, store, metric, higher)
+    entries += _anneal_figure(runs, out)
+
+    diverged = sum(r["status"] == "diverged" for r in records.values())
+    lines = [f"# {suite.name}", "", suite.description.strip(), "",
+             f"{len(records)} of {len(suite.runs)} runs recorded; {diverged} diverged.", ""]
+    lines += [f"- [{caption}]({name})" for caption, name in entries]
+    for caption, name in entries:
+        lines += ["", (out / name).read_text() if name.endswith(".md") else f"![{caption}]({name})"]
+    index = out / "index.md"
+    index.write_text("\n".join(lines) + "\n")
+    return index
+
+
+def _figures(runs, records, store, metric, higher) -> list[tuple[str, str]]:
+    out, entries = store.root, []
+    logs = {spec.key: store.read_log(spec.key) for spec in runs}
+    problems = _ordered(spec.problem for spec in runs)
+
+    first_seed = min(spec.seed for spec in runs)
+    if all("x" in logs[spec.key][0] for spec in runs):
+        paths = {problem: {} for problem in problems}
+        for spec in runs:
+            if spec.seed == first_seed:
+                paths[spec.problem][spec.label] = [(e["x"], e["y"]) for e in logs[spec.key]]
         figures.trajectories(paths, out / "trajectories.png")
         entries.append(("Trajectories over the contours of each test function (Figure 2)", "trajectories.png"))
 
+    values = [e["dev"][metric] for log in logs.values() for e in log if "dev" in e]
+    log_y = not higher and min(values) > 0
+    for axis, name in (("step", "steps"), ("forward_passes", "forward passes")):
+        curves = {problem: {} for problem in problems}
+        for spec in runs:
+            points = [(e[axis], e["dev"][metric]) for e in logs[spec.key] if "dev" in e]
+            curves[spec.problem].setdefault(spec.label, []).append(points)
+        file = f"curves_{axis}.png"
+        figures.metric_curves(curves, metric, name, log_y, out / file)
+        entries.append((f"Dev {metric} against {name}, median and min-max over seeds", file))
+
+    hits: dict[str, list] = {}
+    for spec in runs:
+        hits.setdefault(spec.label, []).extend(t["forward_passes"] for t in records[spec.key]["targets"])
+    if any(hits.values()):
+        figures.ecdf(hits, out / "ecdf_forward_passes.png")
+        entries.append(("ECDF of forward passes to each target, over runs and targets", "ecdf_forward_passes.png"))
+
+    memory, time = {}, {}
+    for spec in runs:
+        record = records[spec.key]
+        if _peak_train_mib(record) is not None:
+            memory.setdefault(spec.label, []).append(_peak_train_mib(record))
+        if record["time"]["seconds_per_step_median"] is not None:
+            time.setdefault(spec.label, []).append(record["time"]["seconds_per_step_median"] * 1e3)
+    scope = "GPU allocated" if "allocated_bytes" in records[runs[0].key]["memory"].get("train", {}) else "process RSS"
+    figures.bars(memory, "MiB", f"Peak memory during training steps ({scope})", out / "peak_memory.png")
+    figures.bars(time, "ms", "Median time per training step", out / "step_time.png")
+    entries += [("Peak memory of the training steps per optimizer", "peak_memory.png"),
+                ("Median wall time per training step per optimizer", "step_time.png")]
+    return entries
+
+
+def _anneal_figure(runs, out: Path) -> list[tuple[str, str]]:
     anneals = {"paper defaults (T1=1024, T2=16000, T3=20000)": PAPER_ANNEAL}
     for spec in runs:
         if spec.optimizer.startswith("zo-adamu"):
@@ -64,17 +149,4 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
                                       last_phase=h.get("last_phase", "eq7"))
             anneals[f"{spec.label} in this suite (T1={schedule.T1}, T2={schedule.T2}, T3={schedule.T3})"] = schedule
     figures.anneal_schedule(anneals, out / "anneal_schedule.png")
-    entries.append(("ZO-AdaMU's α, β1, β2 over the steps (Figure 1)", "anneal_schedule.png"))
-
-    lines = [f"# {suite.name}", "", suite.description.strip(), "",
-             f"{len(records)} of {len(suite.runs)} runs finished; "
-             f"{sum(r['status'] == 'diverged' for r in records.values())} diverged.", ""]
-    lines += [f"- [{caption}]({name})" for caption, name in entries]
-    for caption, name in entries:
-        if name.endswith(".md"):
-            lines += ["", (out / name).read_text()]
-        else:
-            lines += ["", f"![{caption}]({name})"]
-    index = out / "index.md"
-    index.write_text("\n".join(lines) + "\n")
-    return index
+    return [("ZO-AdaMU's α, β1, β2 over the steps (Figure 1)", "anneal_schedule.png")]

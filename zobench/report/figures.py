@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -70,5 +71,86 @@ def anneal_schedule(schedules: dict[str, AnnealSchedule], output: Path) -> Path:
     figure.suptitle("ZO-AdaMU anneal schedule (Eq. 7)")
     figure.tight_layout()
     figure.savefig(output, dpi=110)
+    plt.close(figure)
+    return output
+
+
+def _by_label(curves: dict[str, list[list[tuple[float, float]]]]):
+    """Median and min/max over seeds of curves sampled at the same x positions; a seed that stopped
+    early (diverged) drops out of the statistics from there on."""
+    for label, seeds in curves.items():
+        longest = max(seeds, key=len)
+        xs = np.array([x for x, _ in longest])
+        ys = np.full((len(seeds), len(longest)), np.nan)
+        for row, points in enumerate(seeds):
+            ys[row, :len(points)] = [y for _, y in points]
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # columns where every seed is NaN
+            yield label, xs, np.nanmedian(ys, axis=0), np.nanmin(ys, axis=0), np.nanmax(ys, axis=0)
+
+
+def metric_curves(curves: dict[str, dict[str, list]], metric: str, x_label: str, log_y: bool,
+                  output: Path) -> Path:
+    """Dev metric against ``x_label`` per problem: the median over seeds, with a min-max band.
+
+    ``curves[problem][label]`` is a list (one per seed) of (x, value) points.
+    """
+    problems = list(curves)
+    columns = min(3, len(problems))
+    rows = -(-len(problems) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.6 * rows), squeeze=False)
+    labels = sorted({label for runs in curves.values() for label in runs})
+    colours = dict(zip(labels, plt.cm.tab10.colors))
+    for axis, problem in zip(axes.flat, problems):
+        for label, xs, median, low, high in _by_label(curves[problem]):
+            axis.plot(xs, median, color=colours[label], label=label, lw=1.3)
+            axis.fill_between(xs, low, high, color=colours[label], alpha=0.2, lw=0)
+        axis.set(title=problem, xlabel=x_label, ylabel=f"dev {metric}")
+        if log_y:
+            axis.set_yscale("log")
+    for axis in list(axes.flat)[len(problems):]:
+        axis.axis("off")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, names, loc="lower center", ncol=min(len(names), 4), frameon=False)
+    figure.suptitle(f"dev {metric} against {x_label} (median over seeds, band: min-max)")
+    figure.tight_layout(rect=(0, 0.07, 1, 0.96))
+    figure.savefig(output, dpi=100)
+    plt.close(figure)
+    return output
+
+
+def ecdf(hits: dict[str, list[int | None]], output: Path) -> Path:
+    """COCO-style ECDF: the fraction of (run, target) pairs reached within x forward passes."""
+    figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    for label, values in sorted(hits.items()):
+        reached = np.sort([v for v in values if v is not None])
+        if len(reached):
+            fractions = np.arange(1, len(reached) + 1) / len(values)
+            axis.step(np.concatenate([[reached[0]], reached]), np.concatenate([[0], fractions]), where="post",
+                      label=f"{label} ({len(reached)}/{len(values)})")
+        else:
+            axis.plot([], [], label=f"{label} (0/{len(values)})")
+    axis.set(xscale="log", ylim=(0, 1.02), xlabel="forward passes",
+             ylabel="fraction of (run, target) pairs reached",
+             title="Forward passes to reach the targets (ECDF)")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(output, dpi=100)
+    plt.close(figure)
+    return output
+
+
+def bars(values: dict[str, list[float]], ylabel: str, title: str, output: Path) -> Path:
+    """One bar per label: the median over runs, with min-max whiskers."""
+    labels = list(values)
+    medians = [float(np.median(values[label])) for label in labels]
+    low = [m - min(values[label]) for m, label in zip(medians, labels)]
+    high = [max(values[label]) - m for m, label in zip(medians, labels)]
+    figure, axis = plt.subplots(figsize=(1.3 * len(labels) + 2.5, 3.8))
+    axis.bar(labels, medians, yerr=[low, high], color=plt.cm.tab10.colors[:len(labels)], capsize=3)
+    axis.set(ylabel=ylabel, title=title)
+    axis.tick_params(axis="x", labelrotation=20)
+    figure.tight_layout()
+    figure.savefig(output, dpi=100)
     plt.close(figure)
     return output

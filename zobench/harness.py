@@ -1,0 +1,115 @@
+"""A suite's runs: choosing them (``--only``), planning them (``--dry-run``) and executing them."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import optimizers
+from .executors import InlineExecutor
+from .runner import run
+from .store import ResultStore
+from .suite import RunSpec, Suite
+
+FILTER_FIELDS = ("key", "problem", "optimizer", "label", "seed", "schedule", "placement")
+
+
+class FilterError(ValueError):
+    """An ``--only`` filter that names no field of a run."""
+
+
+def select(runs, only: str | None) -> list[RunSpec]:
+    """Runs matching ``only``: a key prefix, a problem, optimizer or label, or ``field=value,...``."""
+    if not only:
+        return list(runs)
+    if "=" in only:
+        conditions = [part.split("=", 1) for part in only.split(",")]
+        for name, _ in conditions:
+            if name not in FILTER_FIELDS:
+                raise FilterError(f"--only: unknown field {name!r}; fields: {', '.join(FILTER_FIELDS)}")
+        return [r for r in runs if all(str(getattr(r, name)) == value for name, value in conditions)]
+    return [r for r in runs if r.key.startswith(only) or only in (r.problem, r.optimizer, r.label)]
+
+
+def plan(runs: list[RunSpec], store: ResultStore) -> list[dict]:
+    """What would run: each run's state and its forward-pass estimate (training plus evaluation)."""
+    rows = []
+    for spec in runs:
+        info = optimizers.get(spec.optimizer)
+        steps = spec.steps
+        training = steps * info.forward_passes
+        if spec.forward_pass_budget:
+            training = min(training, spec.forward_pass_budget)
+        if store.has(spec.key):
+            state = "done"
+        else:
+            log = store.read_log(spec.key)
+            state = f"resumes at step {log[-1]['step']}" if info.family == "zo" and len(log) > 1 else "pending"
+        rows.append({"key": spec.key, "state": state, "problem": spec.problem, "label": spec.label,
+                     "seed": spec.seed, "steps": steps, "forward_passes": training,
+                     "evaluations": steps // spec.eval_every + 1})
+    return rows
+
+
+def print_plan(rows: list[dict]) -> None:
+    print(f"{'key':16}  {'state':18} {'problem':12} {'optimizer':28} {'seed':>4} {'steps':>7} {'fwd passes':>10}")
+    for row in rows:
+        print(f"{row['key']:16}  {row['state']:18} {row['problem']:12} {row['label'][:28]:28} {row['seed']:>4} "
+              f"{row['steps']:>7} {row['forward_passes']:>10}")
+    pending = [r for r in rows if r["state"] != "done"]
+    print(f"{len(rows)} runs, {len(pending)} to run, {sum(r['forward_passes'] for r in pending):,} training "
+          f"forward passes to go (plus {sum(r['evaluations'] for r in pending):,} evaluations)")
+
+
+def run_in_worker(spec: RunSpec, root: str) -> dict:
+    """The unit of work an executor receives: one run, recorded in the store at ``root``."""
+    return run(spec, ResultStore(root))
+
+
+def execute(suite: Suite, store: ResultStore, *, executor=None, only: str | None = None,
+            quiet: bool = False) -> list[str]:
+    """Runs every selected run that has no record; returns one line per failed run (none: success)."""
+    runs = select(suite.runs, only)
+    pending = [spec for spec in runs if not store.has(spec.key)]
+    executor = executor or InlineExecutor()
+    if not quiet:
+        print(f"{suite.name}: {len(runs)} runs, {len(runs) - len(pending)} recorded before, {len(pending)} to run")
+    failures = []
+    with tqdm(total=len(runs), initial=len(runs) - len(pending), unit="run", desc=suite.name,
+              disable=quiet, file=sys.stderr) as bar:
+        if isinstance(executor, InlineExecutor):
+            for spec in pending:
+                with tqdm(total=spec.steps, unit="step", desc=f"{spec.label} on {spec.problem}, seed {spec.seed}",
+                          leave=False, disable=quiet, file=sys.stderr) as steps:
+                    failure = _attempt(spec, lambda: run(spec, store, progress=lambda s: steps.update(s - steps.n)))
+                if failure:
+                    failures.append(failure)
+                bar.update(1)
+        else:
+            jobs = [(spec, executor.submit(run_in_worker, spec, str(store.root))) for spec in pending]
+            while jobs:
+                for spec, job in [j for j in jobs if j[1].done()]:
+                    failure = _attempt(spec, job.result)
+                    if failure:
+                        failures.append(failure)
+                    jobs.remove((spec, job))
+                    bar.update(1)
+                time.sleep(0.1)
+    return failures
+
+
+def _attempt(spec: RunSpec, call) -> str | None:
+    """Calls ``call``; a run that raises is reported in one line and the suite goes on."""
+    try:
+        call()
+    except Exception as error:  # one broken run must not lose the others
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return f"run {spec.key} ({spec.label} on {spec.problem}, seed {spec.seed}) failed: {message}"
+    return None
+
+
+def results_root(out: str | Path, suite: Suite) -> ResultStore:
+    return ResultStore(Path(out) / suite.name)

@@ -1,0 +1,29 @@
+"""What the harness optimises: a problem with trainable parameters, a loss per step and metrics.
+
+A problem's training loss at step ``t`` must depend only on ``t`` (and the run's seed), never on how
+many steps ran in this process: that is what lets a zeroth-order run resume from its seed log and
+end bitwise equal to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import torch
+
+
+class Problem(Protocol):
+    metric: str  # the name of the task metric that targets and dev selection use
+    higher_is_better: bool
+
+    def parameter_groups(self, weight_decay: float = 0.0) -> list[dict]:
+        """The trainable parameters, as torch.optim param groups (``weight_decay`` set per group)."""
+
+    def loss_closure(self, step: int) -> Callable[[], torch.Tensor]:
+        """A closure returning the training loss on the batch of ``step`` (1-based)."""
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        """Metrics on ``split`` ("dev" or "test"); includes ``self.metric``."""
+
+    def snapshot(self) -> dict:
+        """Small extra state to log at every step (e.g. the point of a 2-D problem); may be empty."""
