@@ -1,0 +1,244 @@
+"""The harness: resume after a crash, reproducible records, divergence, executors, plans, loading."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from zobench import harness, results
+from zobench.executors import InlineExecutor, local_pool, make_executor
+from zobench.measure import PhaseMeter
+from zobench.report import write_report
+from zobench.runner import run
+from zobench.store import ResultStore
+from zobench.suite import load_suite
+
+MEASUREMENTS = ("time", "memory", "environment", "resumed_at_step")  # differ between executions
+
+
+def comparable(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in MEASUREMENTS}
+
+
+def suite_file(tmp_path, text, name="suite.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+SMALL = """
+name: small
+problems: [a, c]
+optimizers:
+  - name: zo-adamu
+    lr: 0.01
+    T1: 20
+  - name: zo-adam@g
+    lr: 0.01
+  - name: fo-adam
+    lr: 0.01
+seeds: [0, 1]
+budget: {steps: 150, eval_every: 10}
+targets: [1.0, 0.1]
+"""
+
+
+def run_suite(tmp_path, text, out, executor=None):
+    suite = load_suite(suite_file(tmp_path, text))
+    store = ResultStore(out / suite.name)
+    failures = harness.execute(suite, store, executor=executor, quiet=True)
+    return suite, store, failures
+
+
+def test_same_suite_twice_gives_identical_records_apart_from_measurements(tmp_path):
+    suite, first, _ = run_suite(tmp_path, SMALL, tmp_path / "one")
+    _, second, _ = run_suite(tmp_path, SMALL, tmp_path / "two")
+    assert len(first.keys()) == len(suite.runs) == 12
+    for key in first.keys():
+        assert comparable(first.record(key)) == comparable(second.record(key))
+        assert first.read_log(key)[-1]["x"] == second.read_log(key)[-1]["x"]
+
+
+def test_interrupted_zo_run_resumes_from_its_seed_log_bitwise(tmp_path):
+    suite = load_suite(suite_file(tmp_path, SMALL))
+    spec = next(s for s in suite.runs if s.optimizer == "zo-adamu")
+    whole = run(spec, ResultStore(tmp_path / "whole"))
+
+    class Crash(Exception):
+        pass
+
+    def crash_at_60(step):
+        if step == 60:
+            raise Crash
+
+    interrupted = ResultStore(tmp_path / "interrupted")
+    with pytest.raises(Crash):
+        run(spec, interrupted, progress=crash_at_60)
+    assert not interrupted.has(spec.key) and len(interrupted.read_log(spec.key)) == 61
+    resumed = run(spec, interrupted)
+    assert resumed["resumed_at_step"] == 60
+    assert comparable(resumed) == comparable(whole)  # final point, curves' summary, targets: bitwise equal
+
+    def untimed(store):
+        return [{k: v for k, v in entry.items() if k != "seconds"} for entry in store.read_log(spec.key)]
+
+    assert untimed(interrupted) == untimed(ResultStore(tmp_path / "whole"))  # every step, seed and ĝ
+
+
+def test_kill_9_mid_suite_then_rerun(tmp_path):
+    text = SMALL.replace("problems: [a, c]", "problems: [a]").replace("steps: 150, eval_every: 10",
+                                                                       "steps: 2500, eval_every: 100")
+    path = suite_file(tmp_path, text)
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "zobench", "run", str(path), "--out", str(out), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = ResultStore(out / "small")
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait for one finished run and the next one well under way
+        keys = store.keys()
+        logs = [p for p in store.logs.glob("*.jsonl") if p.stem not in keys] if store.logs.exists() else []
+        if keys and any(len(p.read_text().splitlines()) > 300 for p in logs):
+            break
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = {key: store.record(key) for key in store.keys()}
+    assert finished, "the suite was killed before any run finished"
+
+    subprocess.run(command, check=True, capture_output=True)
+    reference = ResultStore(tmp_path / "reference" / "small")
+    subprocess.run(command[:-3] + ["--out", str(tmp_path / "reference"), "--quiet"], check=True, capture_output=True)
+    assert store.keys() == reference.keys() and len(store.keys()) == 6
+    for key, record in finished.items():
+        assert store.record(key) == record  # finished runs were not repeated
+    resumed = [store.record(k) for k in store.keys() if store.record(k)["resumed_at_step"] > 0]
+    assert len(resumed) == 1 and resumed[0]["spec"]["optimizer"].startswith("zo-")
+    for key in store.keys():
+        assert comparable(store.record(key)) == comparable(reference.record(key))
+        for line in (store.logs / f"{key}.jsonl").read_text().splitlines():
+            json.loads(line)  # no corrupted line survives
+
+
+def test_divergence_is_recorded_and_the_suite_goes_on(tmp_path):
+    text = """
+    name: diverging
+    problems: [rosenbrock]
+    optimizers:
+      - {name: fo-sgd, lr: [0.1, 0.0001]}
+      - {name: zo-sgd, lr: 1.0, eps: 1.0}
+    budget: {steps: 100}
+    """
+    suite, store, failures = run_suite(tmp_path, text, tmp_path)
+    by_name = {(r["spec"]["optimizer"], r["spec"]["hyperparameters"]["lr"]): r for r in map(store.record, store.keys())}
+    assert not failures
+    for diverging in (("fo-sgd", 0.1), ("zo-sgd", 1.0)):  # an inf loss, then an overflowing ZO estimate
+        assert by_name[diverging]["status"] == "diverged" and by_name[diverging]["steps_done"] < 100
+        assert store.read_log(by_name[diverging]["key"])[-1]["diverged"] is True
+    assert by_name[("fo-sgd", 0.0001)]["status"] == "finished"
+    assert by_name[("fo-sgd", 0.0001)]["steps_done"] == 100
+
+
+def test_a_run_that_raises_is_reported_and_the_others_are_recorded(tmp_path, monkeypatch):
+    suite = load_suite(suite_file(tmp_path, SMALL))
+    broken = suite.runs[3]
+    real_run = harness.run
+
+    def flaky(spec, store, progress=None):
+        if spec.key == broken.key:
+            raise RuntimeError("out of memory\nlong traceback")
+        return real_run(spec, store, progress)
+
+    monkeypatch.setattr(harness, "run", flaky)
+    store = ResultStore(tmp_path / "out")
+    failures = harness.execute(suite, store, quiet=True)
+    assert failures == [f"run {broken.key} ({broken.label} on {broken.problem}, seed {broken.seed}) "
+                        "failed: out of memory"]
+    assert len(store.keys()) == len(suite.runs) - 1
+
+
+@pytest.mark.parametrize("kind", ["local", "slurm-debug"])
+def test_other_executors_give_the_inline_records(tmp_path, kind):
+    text = SMALL.replace("seeds: [0, 1]", "seeds: [0]").replace("problems: [a, c]", "problems: [c]")
+    _, inline, _ = run_suite(tmp_path, text, tmp_path / "inline")
+    executor = local_pool(2) if kind == "local" else make_executor("slurm", folder=tmp_path / "slurm",
+                                                                       cluster="debug")
+    _, other, failures = run_suite(tmp_path, text, tmp_path / kind, executor=executor)
+    assert not failures and other.keys() == inline.keys()
+    for key in inline.keys():
+        assert comparable(other.record(key)) == comparable(inline.record(key))
+
+
+def test_dry_run_plans_forward_passes_and_filters(tmp_path):
+    suite = load_suite(suite_file(tmp_path, SMALL))
+    store = ResultStore(tmp_path / "out")
+    rows = harness.plan(harness.select(suite.runs, "optimizer=zo-adamu,seed=1"), store)
+    assert [(r["problem"], r["state"], r["forward_passes"]) for r in rows] == [("a", "pending", 300),
+                                                                               ("c", "pending", 300)]
+    assert [r.problem for r in harness.select(suite.runs, "fo-adam")] == ["a", "a", "c", "c"]
+    assert len(harness.select(suite.runs, suite.runs[5].key[:8])) == 1
+    with pytest.raises(harness.FilterError, match="unknown field 'optimiser'"):
+        harness.select(suite.runs, "optimiser=zo-sgd")
+    result = subprocess.run([sys.executable, "-m", "zobench", "run", str(suite.source), "--out", str(tmp_path),
+                             "--dry-run", "--only", "problem=c"], capture_output=True, text=True, check=True)
+    assert "6 runs, 6 to run, 1,500 training forward passes to go" in result.stdout
+    assert not (tmp_path / "small").exists()
+
+
+def test_results_load_into_pandas(tmp_path):
+    suite, store, _ = run_suite(tmp_path, SMALL, tmp_path)
+    frame = results.load(store.root)
+    assert len(frame) == 12
+    assert set(frame["label"]) == {"zo-adamu", "zo-adam@g", "fo-adam"}
+    for column in ("final_dev", "selected_test", "forward_passes", "seconds_per_step", "peak_train_rss_bytes",
+                   "steps_to_0.1", "hp.lr"):
+        assert column in frame.columns
+    assert (frame.loc[frame.label == "fo-adam", "forward_passes"] == 150).all()
+    curves = results.load_curves(store.root)
+    assert len(curves) == 12 * 151
+
+
+def test_table3_style_layout(tmp_path):
+    text = """
+    name: layout
+    problems: [c]
+    optimizers:
+      - {name: zo-adam@delta, lr: 0.01}
+      - {name: zo-adam@g, lr: 0.01}
+      - {name: zo-adamax@delta, lr: 0.01}
+    budget: {steps: 20}
+    report:
+      tables:
+        - {name: table3, quantity: final, rows: problem, columns: [schedule, placement]}
+    """
+    suite, store, _ = run_suite(tmp_path, text, tmp_path)
+    write_report(suite, store)
+    header = (store.root / "table3.md").read_text().splitlines()[2]
+    assert header == "| problem | adam δ | adam g | adamax δ |"
+
+
+def test_phase_meter_sees_an_allocation_and_resets_between_phases():
+    meter = PhaseMeter(torch.device("cpu"))
+    with meter.phase("idle"):
+        pass
+    with meter.phase("allocate"):
+        block = torch.ones(64 * 2 ** 20 // 4)  # 64 MiB, touched
+        del block
+    with meter.phase("after"):
+        pass
+    assert meter.memory_scope == "phase"
+    assert meter.peaks["allocate"]["rss_bytes"] - meter.peaks["idle"]["rss_bytes"] > 60 * 2 ** 20
+    assert meter.peaks["after"]["rss_bytes"] < meter.peaks["allocate"]["rss_bytes"] - 60 * 2 ** 20
+    assert set(meter.seconds) == {"idle", "allocate", "after"}
+
+
+def test_inline_executor_is_a_futures_executor():
+    future = InlineExecutor().submit(divmod, 7, 2)
+    assert future.done() and future.result() == (3, 1)
+    failed = InlineExecutor().submit(divmod, 1, 0)
+    assert isinstance(failed.exception(), ZeroDivisionError)
