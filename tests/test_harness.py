@@ -242,3 +242,21 @@ def test_inline_executor_is_a_futures_executor():
     assert future.done() and future.result() == (3, 1)
     failed = InlineExecutor().submit(divmod, 1, 0)
     assert isinstance(failed.exception(), ZeroDivisionError)
+
+
+def test_gap_targets_are_resolved_against_the_best_run(tmp_path):
+    text = SMALL.replace("targets: [1.0, 0.1]", "targets: [0.1, 50%, 100%]")
+    suite, store, _ = run_suite(tmp_path, text, tmp_path)
+    assert suite.gap_targets == (0.5, 1.0)
+    write_report(suite, store)
+    captions = [(store.root / f"steps_to_target_{i}.md").read_text().splitlines()[0] for i in range(3)]
+    assert captions[1].startswith("Steps to reach 50% of the gap from the initial to the best distance")
+    # on each problem, exactly the runs that attained the best distance reach 100 % of the gap
+    for problem in ("a", "c"):
+        finals = {k: store.record(k) for k in store.keys() if store.record(k)["spec"]["problem"] == problem}
+        best = min(min(e["dev"]["distance"] for e in store.read_log(k) if "dev" in e) for k in finals)
+        row = next(line for line in (store.root / "steps_to_target_2.md").read_text().splitlines()
+                   if line.startswith(f"| {problem} |"))
+        reached = sum(int(cell.split("(")[1].split("/")[0]) for cell in row.split("|")[2:-1])
+        owners = sum(any("dev" in e and e["dev"]["distance"] == best for e in store.read_log(k)) for k in finals)
+        assert reached == owners >= 1

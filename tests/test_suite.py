@@ -64,6 +64,15 @@ def test_keys_are_unique_and_stable(tmp_path):
     ("overrides: {c: {lr: 0.2}}", "overrides: {d: {lr: 0.2}}", "optimizers[2].overrides.d: not a problem of this suite"),
     ("- name: zo-sgd\n    lr: [0.1, 0.01]", "- name: zo-sgd", "optimizers[0]: zo-sgd needs lr"),
     ("name: tiny", "name: [tiny", "is not valid YAML"),
+    ("targets: [0.1]", "targets: [0.1, 150%]", "targets[1]: a gap target is a percentage in (0%, 100%], got '150%'"),
+    ("seeds: [0, 1]", "seeds: [0, 1]\ndtype: fp32", "dtype: 'fp32' is not one of float32, float64, bfloat16, float16"),
+    ("seeds: [0, 1]", "seeds: [0, 1]\ndevice: tpu", "device: 'tpu' is not one of cpu, cuda, auto"),
+    ("seeds: [0, 1]", "seeds: [0, 1]\npeft: lora", "peft: 'lora' is not one of none"),
+    ("budget: {steps: 20}", "budget: {steps: 20, eval_evry: 2}", "budget.eval_evry: unknown key; allowed: steps, eval_every"),
+    ("seeds: [0, 1]", "seeds: [0, 1]\nreport: {tables: [{name: t, quantity: best, rows: problem, columns: label}]}",
+     "report.tables[0].quantity: 'best' is not one of final, selected_test"),
+    ("seeds: [0, 1]", "seeds: [0, 1]\nreport: {tables: [{name: t, quantity: final, rows: task, columns: label}]}",
+     "report.tables[0].rows: 'task' is not one of problem, label"),
 ])
 def test_each_mistake_is_one_line_naming_its_path(tmp_path, old, new, expected):
     text = textwrap.dedent(GOOD)

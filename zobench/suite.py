@@ -2,7 +2,9 @@
 
 A suite (``suites/*.yaml``) names its problems, its optimizers with hyperparameters (a list means a
 grid; ``overrides`` sets hyperparameters per problem), seeds, a budget, convergence targets, dtype,
-device, PEFT mode and the layout of its report tables. Every mistake is reported as one line that
+device, PEFT mode and the layout of its report tables. A target is an absolute value of the dev
+metric, or a percentage: that fraction of the gap between a run's initial metric and the best any run
+of the suite reached on the same problem (COCO-style, resolved when the report is written). Every mistake is reported as one line that
 names the YAML path, e.g. ``figure2.yaml: optimizers[2].lr: expected a number, got 'fast'``.
 """
 
@@ -84,6 +86,7 @@ class Suite:
     runs: tuple[RunSpec, ...]
     tables: tuple[TableLayout, ...]
     source: Path
+    gap_targets: tuple[float, ...] = ()  # fractions of the gap from a run's initial metric to the best observed
 
 
 DEVICES = ("cpu", "cuda", "auto")
@@ -98,7 +101,7 @@ BUDGET = {"steps": int, "eval_every": int, "forward_passes": int}
 DEFAULT_TABLES = (
     TableLayout("final_metric", "final", ("problem",), ("label",), "Final {metric} (mean ± std over seeds)"),
     TableLayout("steps_to_target", "steps_to_target", ("problem",), ("label",),
-                "Steps to reach {metric} {relation} {target} (median over the seeds that did; reached/seeds)"),
+                "Steps to reach {target} (median over the seeds that did; reached/seeds)"),
 )
 
 
@@ -241,9 +244,19 @@ def load_suite(path: str | Path) -> Suite:
     seeds = document.get("seeds", [0])
     for i, seed in enumerate(seeds):
         _check_type(f"{where}: seeds[{i}]", seed, int)
-    targets = document.get("targets", [])
-    for i, target in enumerate(targets):
-        _check_type(f"{where}: targets[{i}]", target, float)
+    targets, gap_targets = [], []
+    for i, target in enumerate(document.get("targets", [])):
+        if isinstance(target, str) and target.endswith("%"):
+            try:
+                fraction = float(target[:-1]) / 100
+            except ValueError:
+                fraction = -1.0
+            if not 0 < fraction <= 1:
+                _fail(f"{where}: targets[{i}]", f"a gap target is a percentage in (0%, 100%], got {target!r}")
+            gap_targets.append(fraction)
+        else:
+            _check_type(f"{where}: targets[{i}]", target, float)
+            targets.append(target)
     tables = _tables(where, document.get("report", {}))
 
     configurations = []  # (name, label, hyperparameters, {problem: overriding hyperparameters})
@@ -281,4 +294,4 @@ def load_suite(path: str | Path) -> Suite:
                 forward_pass_budget=budget.get("forward_passes"), dtype=dtype, device=device, peft=peft)
         for problem in problems for name, label, hyperparameters, overrides in configurations
         for seed in seeds)
-    return Suite(document["name"], document.get("description", ""), runs, tables, path)
+    return Suite(document["name"], document.get("description", ""), runs, tables, path, tuple(gap_targets))

@@ -28,16 +28,43 @@ def _peak_train_mib(record: dict) -> float | None:
     return value / MIB if value is not None else None
 
 
-def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, metric: str, higher: bool) -> list[Table]:
-    """The tables of one layout: one table, or one per target for the to-target quantities."""
+def _targets(runs, records, logs, gap_targets, metric: str, higher: bool) -> dict[str, list[dict]]:
+    """Every run's targets, named: its absolute ones (from its record) and the suite's gap targets.
+
+    A gap target f of a run is its initial dev metric plus f times the gap to the best dev metric
+    that any run of the suite reached on the same problem.
+    """
     relation = "≥" if higher else "≤"
+    best: dict[str, float] = {}
+    for spec in runs:
+        values = [e["dev"][metric] for e in logs[spec.key] if "dev" in e]
+        best[spec.problem] = (max if higher else min)(values + [best.get(spec.problem, values[0])])
+    named = {}
+    for spec in runs:
+        entries = [{"name": f"{metric} {relation} {t['target']:g}", "step": t["step"],
+                    "forward_passes": t["forward_passes"]} for t in records[spec.key]["targets"]]
+        evaluations = [e for e in logs[spec.key] if "dev" in e]
+        start = evaluations[0]["dev"][metric]
+        for fraction in gap_targets:
+            goal = start + fraction * (best[spec.problem] - start)
+            hit = next((e for e in evaluations if (e["dev"][metric] >= goal if higher else e["dev"][metric] <= goal)),
+                       None)
+            entries.append({"name": f"{fraction:.0%} of the gap from the initial to the best {metric}",
+                            "step": hit and hit["step"], "forward_passes": hit and hit["forward_passes"]})
+        named[spec.key] = entries
+    return named
+
+
+def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, targets: dict[str, list[dict]],
+            metric: str) -> list[Table]:
+    """The tables of one layout: one table, or one per target for the to-target quantities."""
     quantity = layout.quantity
     if quantity in ("steps_to_target", "forward_passes_to_target"):
         unit = "step" if quantity == "steps_to_target" else "forward_passes"
-        targets = _ordered(t for spec in runs for t in spec.targets)
-        variants = [(f"{layout.name}_{i}", target,
-                     lambda r, t=target: next(x[unit] for x in r["targets"] if x["target"] == t), median_reached)
-                    for i, target in enumerate(targets)]
+        names = _ordered(t["name"] for spec in runs for t in targets[spec.key])
+        variants = [(f"{layout.name}_{i}", name,
+                     lambda r, n=name: next(t[unit] for t in targets[r["key"]] if t["name"] == n), median_reached)
+                    for i, name in enumerate(names)]
     else:
         value = {"final": lambda r: r["final"]["dev"][metric], "selected_test": lambda r: r["selected_test"],
                  "seconds_per_step": lambda r: r["time"]["seconds_per_step_median"],
@@ -47,9 +74,9 @@ def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, metric: str
                         "selected_test": "Test {metric} at the best dev step (mean ± std over seeds)",
                         "seconds_per_step": "Median seconds per training step",
                         "peak_train_memory": "Peak memory of the training steps (MiB)",
-                        "steps_to_target": "Steps to reach {metric} {relation} {target} "
+                        "steps_to_target": "Steps to reach {target} "
                                            "(median over the seeds that did; reached/seeds)",
-                        "forward_passes_to_target": "Forward passes to reach {metric} {relation} {target} "
+                        "forward_passes_to_target": "Forward passes to reach {target} "
                                                     "(median over the seeds that did; reached/seeds)"}
     caption = layout.caption or default_captions[quantity]
     rows = _ordered(_field(spec, layout.rows) for spec in runs)
@@ -60,7 +87,7 @@ def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, metric: str
         for spec in runs:
             cells.setdefault((_field(spec, layout.rows), _field(spec, layout.columns)), []).append(
                 value_of(records[spec.key]))
-        text = caption.format(metric=metric, relation=relation, target=f"{target:g}" if target is not None else "")
+        text = caption.format(metric=metric, target=target or "")
         tables.append(Table(name, text, " / ".join(layout.rows), rows, columns, cells, formatter))
     return tables
 
@@ -75,11 +102,13 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
     if runs:
         first = records[runs[0].key]["metric"]
         metric, higher = first["name"], first["higher_is_better"]
+        logs = {spec.key: store.read_log(spec.key) for spec in runs}
+        targets = _targets(runs, records, logs, suite.gap_targets, metric, higher)
         for layout in suite.tables:
-            for table in _tables(layout, runs, records, metric, higher):
+            for table in _tables(layout, runs, records, targets, metric):
                 table.write(out)
                 entries.append((table.caption, f"{table.name}.md"))
-        entries += _figures(runs, records, store, metric, higher)
+        entries += _figures(runs, records, logs, targets, out, metric, higher)
     entries += _anneal_figure(runs, out)
 
     diverged = sum(r["status"] == "diverged" for r in records.values())
@@ -93,9 +122,8 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
     return index
 
 
-def _figures(runs, records, store, metric, higher) -> list[tuple[str, str]]:
-    out, entries = store.root, []
-    logs = {spec.key: store.read_log(spec.key) for spec in runs}
+def _figures(runs, records, logs, targets, out: Path, metric, higher) -> list[tuple[str, str]]:
+    entries = []
     problems = _ordered(spec.problem for spec in runs)
 
     first_seed = min(spec.seed for spec in runs)
@@ -120,7 +148,7 @@ def _figures(runs, records, store, metric, higher) -> list[tuple[str, str]]:
 
     hits: dict[str, list] = {}
     for spec in runs:
-        hits.setdefault(spec.label, []).extend(t["forward_passes"] for t in records[spec.key]["targets"])
+        hits.setdefault(spec.label, []).extend(t["forward_passes"] for t in targets[spec.key])
     if any(hits.values()):
         figures.ecdf(hits, out / "ecdf_forward_passes.png")
         entries.append(("ECDF of forward passes to each target, over runs and targets", "ecdf_forward_passes.png"))

@@ -16,18 +16,35 @@ from ..optimizers.anneal import AnnealSchedule  # noqa: E402
 from ..problems.test_functions import TEST_FUNCTIONS  # noqa: E402
 
 
+def _panel_grid(panels: dict[str, dict], panel_height: float):
+    """A figure with one panel per problem, three to a row, and one colour per label across panels."""
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, panel_height * rows), squeeze=False)
+    labels = sorted({label for runs in panels.values() for label in runs})
+    return figure, axes, dict(zip(labels, plt.cm.tab10.colors))
+
+
+def _finish_grid(figure, axes, used: int, title: str, output: Path, dpi: int) -> Path:
+    """Hides unused panels, adds one legend below all panels and the title, and saves."""
+    for axis in list(axes.flat)[used:]:
+        axis.axis("off")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, names, loc="lower center", ncol=min(len(names), 4), frameon=False)
+    figure.suptitle(title)
+    figure.tight_layout(rect=(0, 0.07, 1, 0.96))
+    figure.savefig(output, dpi=dpi)
+    plt.close(figure)
+    return output
+
+
 def trajectories(paths: dict[str, dict[str, list[tuple[float, float]]]], output: Path) -> Path:
     """One panel per problem (2×3 for the paper's six): contours and each optimizer's path.
 
     ``paths[problem][label]`` is the list of visited (x, y) points of one seed.
     """
-    problems = list(paths)
-    columns = min(3, len(problems))
-    rows = -(-len(problems) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 4.2 * rows), squeeze=False)
-    labels = sorted({label for runs in paths.values() for label in runs})
-    colours = dict(zip(labels, plt.cm.tab10.colors))
-    for axis, name in zip(axes.flat, problems):
+    figure, axes, colours = _panel_grid(paths, 4.2)
+    for axis, name in zip(axes.flat, paths):
         problem = TEST_FUNCTIONS[name]
         low, high = problem.domain
         grid = torch.linspace(low, high, 300, dtype=torch.float64)
@@ -44,15 +61,8 @@ def trajectories(paths: dict[str, dict[str, list[tuple[float, float]]]], output:
         axis.set(xlim=(low, high), ylim=(low, high), title=f"({name}) {problem.formula}", xlabel="x",
                  ylabel="y")
         axis.set_aspect("equal")
-    for axis in list(axes.flat)[len(problems):]:
-        axis.axis("off")
-    handles, names = axes.flat[0].get_legend_handles_labels()
-    figure.legend(handles, names, loc="lower center", ncol=min(len(names), 4), frameon=False)
-    figure.suptitle("Trajectories on the test functions (■ start, ★ minimum, ● end; seed 0)")
-    figure.tight_layout(rect=(0, 0.06, 1, 0.97))
-    figure.savefig(output, dpi=110)
-    plt.close(figure)
-    return output
+    return _finish_grid(figure, axes, len(paths), "Trajectories on the test functions "
+                        "(■ start, ★ minimum, ● end; first seed)", output, dpi=110)
 
 
 def anneal_schedule(schedules: dict[str, AnnealSchedule], output: Path) -> Path:
@@ -95,28 +105,16 @@ def metric_curves(curves: dict[str, dict[str, list]], metric: str, x_label: str,
 
     ``curves[problem][label]`` is a list (one per seed) of (x, value) points.
     """
-    problems = list(curves)
-    columns = min(3, len(problems))
-    rows = -(-len(problems) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.6 * rows), squeeze=False)
-    labels = sorted({label for runs in curves.values() for label in runs})
-    colours = dict(zip(labels, plt.cm.tab10.colors))
-    for axis, problem in zip(axes.flat, problems):
+    figure, axes, colours = _panel_grid(curves, 3.6)
+    for axis, problem in zip(axes.flat, curves):
         for label, xs, median, low, high in _by_label(curves[problem]):
             axis.plot(xs, median, color=colours[label], label=label, lw=1.3)
             axis.fill_between(xs, low, high, color=colours[label], alpha=0.2, lw=0)
         axis.set(title=problem, xlabel=x_label, ylabel=f"dev {metric}")
         if log_y:
             axis.set_yscale("log")
-    for axis in list(axes.flat)[len(problems):]:
-        axis.axis("off")
-    handles, names = axes.flat[0].get_legend_handles_labels()
-    figure.legend(handles, names, loc="lower center", ncol=min(len(names), 4), frameon=False)
-    figure.suptitle(f"dev {metric} against {x_label} (median over seeds, band: min-max)")
-    figure.tight_layout(rect=(0, 0.07, 1, 0.96))
-    figure.savefig(output, dpi=100)
-    plt.close(figure)
-    return output
+    return _finish_grid(figure, axes, len(curves), f"dev {metric} against {x_label} "
+                        "(median over seeds, band: min-max)", output, dpi=100)
 
 
 def ecdf(hits: dict[str, list[int | None]], output: Path) -> Path:
