@@ -28,3 +28,14 @@ class TinyRegression(torch.nn.Module):
 def tiny_model():
     torch.manual_seed(0)
     return TinyRegression()
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real task data beside the checkout (never copied into the project)."""
+    assert SHARED_DATA.is_dir(), (f"{SHARED_DATA} is missing: the task tests read real data from the shared "
+                                  "folder beside the checkout (../shared/data)")
+    return SHARED_DATA

@@ -50,7 +50,7 @@ def run(spec: RunSpec, store: ResultStore, progress=None) -> dict:
     meter = PhaseMeter(device)
     with meter.phase("load"):
         torch.manual_seed(spec.seed)
-        problem = build_problem(spec.problem, dtype=spec.dtype, device=str(device))
+        problem = build_problem(spec, device=str(device))
         optimizer = info.create(problem.parameter_groups(), context={"total_steps": spec.steps, "seed": spec.seed},
                                 **spec.hyperparameters)
 
@@ -105,6 +105,7 @@ def run(spec: RunSpec, store: ResultStore, progress=None) -> dict:
 
     record = summarise(spec, history, problem) | {
         "resumed_at_step": resumed_at,
+        "problem": problem.describe() if hasattr(problem, "describe") else {},
         "time": {**{f"{phase}_seconds": seconds for phase, seconds in meter.seconds.items()},
                  **_step_times(history)},
         "memory": meter.memory(),

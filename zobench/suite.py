@@ -1,6 +1,6 @@
 """Suite files: a declared experiment, validated whole before anything runs, expanded into runs.
 
-A suite (``suites/*.yaml``) names its problems, its optimizers with hyperparameters (a list means a
+A suite (``suites/*.yaml``) names its problems (test functions) or its tasks and models, its optimizers with hyperparameters (a list means a
 grid; ``overrides`` sets hyperparameters per problem), seeds, a budget, convergence targets, dtype,
 device, PEFT mode and the layout of its report tables. A target is an absolute value of the dev
 metric, or a percentage: that fraction of the gap between a run's initial metric and the best any run
@@ -23,6 +23,7 @@ import yaml
 from . import __version__
 from .optimizers import REGISTRY, UnknownOptimizerError
 from .problems import DTYPES, problem_names
+from .tasks import PROTOCOLS, TaskError, load_task
 
 
 class SuiteError(ValueError):
@@ -46,14 +47,25 @@ class RunSpec:
     dtype: str = "float32"
     device: str = "cpu"
     peft: str = "none"
+    model: str = ""  # empty for the test functions
+    data: dict = field(default_factory=dict)  # protocol, split sizes, batch size, max length, data seed
+    data_dir: str | None = None  # where local task data lives: not part of the run's identity
     key: str = field(default="", compare=False)
 
     def __post_init__(self):
         if not self.key:
-            identity = {k: v for k, v in asdict(self).items() if k not in ("key", "label")}
+            identity = {k: v for k, v in asdict(self).items() if k not in ("key", "label", "data_dir")}
             identity["zobench"] = __version__
             digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
             object.__setattr__(self, "key", digest[:16])
+
+    @property
+    def data_options(self) -> dict:
+        """Keyword arguments of the task problem; k-shot splits are chosen by the run's seed (LM-BFF)."""
+        options = dict(self.data)
+        data_seed = options.pop("seed", 0)
+        options["data_seed"] = self.seed if options.get("protocol") == "kshot" else data_seed
+        return options
 
     @property
     def schedule(self) -> str:
@@ -90,13 +102,16 @@ class Suite:
 
 
 DEVICES = ("cpu", "cuda", "auto")
-PEFT_MODES = ("none",)  # LoRA and prefix tuning arrive with the language-model tasks
-QUANTITIES = ("final", "selected_test", "steps_to_target", "forward_passes_to_target", "seconds_per_step",
+PEFT_MODES = ("none", "lora", "prefix", "head")
+DATA = {"protocol": str, "num_train": int, "num_dev": int, "num_test": int, "batch_size": int, "max_length": int,
+        "seed": int}
+QUANTITIES = ("initial_test", "final", "selected_test", "steps_to_target", "forward_passes_to_target", "seconds_per_step",
               "peak_train_memory")
-RUN_FIELDS = ("problem", "label", "optimizer", "schedule", "placement", "seed")
-TOP_LEVEL = {"name": str, "description": str, "problems": list, "optimizers": list, "seeds": list,
-             "budget": dict, "targets": list, "dtype": str, "device": str, "peft": str, "report": dict}
-REQUIRED = ("name", "problems", "optimizers", "budget")
+RUN_FIELDS = ("problem", "model", "label", "optimizer", "schedule", "placement", "seed")
+TOP_LEVEL = {"name": str, "description": str, "problems": list, "tasks": list, "models": list, "data": dict,
+             "data_dir": str, "optimizers": list, "seeds": list, "budget": dict, "targets": list, "dtype": str,
+             "device": str, "peft": str, "report": dict}
+REQUIRED = ("name", "optimizers", "budget")
 BUDGET = {"steps": int, "eval_every": int, "forward_passes": int}
 DEFAULT_TABLES = (
     TableLayout("final_metric", "final", ("problem",), ("label",), "Final {metric} (mean ± std over seeds)"),
@@ -197,6 +212,18 @@ def _tables(where: str, report: dict) -> tuple[TableLayout, ...]:
     return tuple(layouts) or DEFAULT_TABLES
 
 
+def _task(where: str, name, directory: Path) -> str:
+    """A shipped task's name, or the resolved path of a task file (relative to the suite's folder)."""
+    _check_type(where, name, str)
+    if name.endswith((".yaml", ".yml")) and not Path(name).is_absolute():
+        name = str((directory / name).resolve())
+    try:
+        load_task(name)
+    except TaskError as error:
+        _fail(where, str(error))
+    return name
+
+
 def load_suite(path: str | Path) -> Suite:
     """Reads, validates and expands a suite file; raises :class:`SuiteError` on the first mistake."""
     path = Path(path)
@@ -219,11 +246,28 @@ def load_suite(path: str | Path) -> Suite:
         if key not in document:
             _fail(where, f"missing required key {key!r}")
 
-    problems = document["problems"]
+    problems = document.get("problems", [])
     known = problem_names()
     for i, problem in enumerate(problems):
         if problem not in known:
             _fail(f"{where}: problems[{i}]", f"unknown problem {problem!r}; known: {', '.join(known)}")
+    tasks = [_task(f"{where}: tasks[{i}]", name, path.parent) for i, name in enumerate(document.get("tasks", []))]
+    models = document.get("models", [])
+    for i, model in enumerate(models):
+        _check_type(f"{where}: models[{i}]", model, str)
+    if tasks and not models:
+        _fail(where, "tasks need models (e.g. models: [minilm-l6])")
+    if not problems and not tasks:
+        _fail(where, "a suite needs problems (test functions) or tasks with models")
+    data = document.get("data", {})
+    for key, value in data.items():
+        if key not in DATA:
+            _fail(f"{where}: data.{key}", f"unknown key; allowed: {', '.join(DATA)}")
+        _check_type(f"{where}: data.{key}", value, DATA[key])
+    if "protocol" in data:
+        _check_choice(f"{where}: data.protocol", data["protocol"], PROTOCOLS)
+    pairs = [(problem, "") for problem in problems] + [(task, model) for task in tasks for model in models]
+    problems = [problem for problem, _ in pairs]
 
     budget = document["budget"]
     for key, value in budget.items():
@@ -240,6 +284,8 @@ def load_suite(path: str | Path) -> Suite:
     _check_choice(f"{where}: dtype", dtype, tuple(DTYPES))
     _check_choice(f"{where}: device", device, DEVICES)
     _check_choice(f"{where}: peft", peft, PEFT_MODES)
+    if peft != "none" and document.get("problems"):
+        _fail(f"{where}: peft", "test functions have no model to adapt; use peft: none")
 
     seeds = document.get("seeds", [0])
     for i, seed in enumerate(seeds):
@@ -287,11 +333,15 @@ def load_suite(path: str | Path) -> Suite:
             label = entry.get("label") or _label(entry["name"], hyperparameters, varying)
             configurations.append((entry["name"], label, hyperparameters, overrides))
 
+    data_dir = document.get("data_dir")
+    if data_dir is not None and not Path(data_dir).is_absolute():
+        data_dir = str((path.parent / data_dir).resolve())
     runs = tuple(
         RunSpec(suite=document["name"], problem=problem, optimizer=name, label=label,
                 hyperparameters={**hyperparameters, **overrides.get(problem, {})}, seed=seed, steps=steps,
                 eval_every=budget.get("eval_every", max(1, steps // 20)), targets=tuple(float(t) for t in targets),
-                forward_pass_budget=budget.get("forward_passes"), dtype=dtype, device=device, peft=peft)
-        for problem in problems for name, label, hyperparameters, overrides in configurations
+                forward_pass_budget=budget.get("forward_passes"), dtype=dtype, device=device, peft=peft,
+                model=model, data=data if model else {}, data_dir=data_dir if model else None)
+        for problem, model in pairs for name, label, hyperparameters, overrides in configurations
         for seed in seeds)
     return Suite(document["name"], document.get("description", ""), runs, tables, path, tuple(gap_targets))

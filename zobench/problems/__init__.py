@@ -1,4 +1,4 @@
-"""Problems by name. Today the paper's 2-D test functions; language-model tasks plug in here too."""
+"""Problems by name: the paper's 2-D test functions, or a language-model task with a model."""
 
 from __future__ import annotations
 
@@ -15,8 +15,14 @@ def problem_names() -> list[str]:
     return list(TEST_FUNCTIONS)
 
 
-def build_problem(name: str, *, dtype: str = "float32", device: str = "cpu") -> Problem:
-    return TestFunctionProblem(TEST_FUNCTIONS[name], dtype=DTYPES[dtype], device=device)
+def build_problem(spec, device: str = "cpu") -> Problem:
+    """The problem of a run specification: a test function, or its task with its model."""
+    if spec.problem in TEST_FUNCTIONS:
+        return TestFunctionProblem(TEST_FUNCTIONS[spec.problem], dtype=DTYPES[spec.dtype], device=device)
+    from .task_problem import TaskProblem
+
+    return TaskProblem(spec.problem, spec.model, peft=spec.peft, data_dir=spec.data_dir, dtype=spec.dtype,
+                       device=device, seed=spec.seed, **spec.data_options)
 
 
 __all__ = ["Problem", "problem_names", "build_problem", "DTYPES"]

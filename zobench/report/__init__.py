@@ -66,11 +66,13 @@ def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, targets: di
                      lambda r, n=name: next(t[unit] for t in targets[r["key"]] if t["name"] == n), median_reached)
                     for i, name in enumerate(names)]
     else:
-        value = {"final": lambda r: r["final"]["dev"][metric], "selected_test": lambda r: r["selected_test"],
+        value = {"initial_test": lambda r: r["initial"]["test"][metric],
+                 "final": lambda r: r["final"]["dev"][metric], "selected_test": lambda r: r["selected_test"],
                  "seconds_per_step": lambda r: r["time"]["seconds_per_step_median"],
                  "peak_train_memory": _peak_train_mib}[quantity]
         variants = [(layout.name, None, value, mean_std)]
-    default_captions = {"final": "Final dev {metric} (mean ± std over seeds)",
+    default_captions = {"initial_test": "Test {metric} before training (zero-shot; mean ± std over seeds)",
+                        "final": "Final dev {metric} (mean ± std over seeds)",
                         "selected_test": "Test {metric} at the best dev step (mean ± std over seeds)",
                         "seconds_per_step": "Median seconds per training step",
                         "peak_train_memory": "Peak memory of the training steps (MiB)",

@@ -1,0 +1,103 @@
+"""Candidate scoring against hand computations on tiny random models, and what PEFT makes trainable."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import BertConfig, BertForMaskedLM, BertModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from zobench import optimizers
+from zobench.models import LoadedModel
+from zobench.problems.task_problem import apply_peft
+from zobench.scoring import PROTOTYPE_SCALE, CausalScorer, HeadScorer, MaskedScorer
+from zobench.tasks import Task
+
+WORDS = ["[PAD]", "[UNK]", "[MASK]", "[CLS]", "[SEP]", "a", "movie", "it", "was", "great", "terrible", "film", "."]
+EXAMPLES = [{"sentence": "a great movie", "label": "1"}, {"sentence": "a terrible terrible film .", "label": "0"}]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]",
+                                   mask_token="[MASK]", cls_token="[CLS]", sep_token="[SEP]")
+
+
+def tiny_llama():
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(WORDS), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
+    return LlamaForCausalLM(config).eval()
+
+
+def tiny_bert(kind):
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(WORDS), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, max_position_embeddings=64)
+    return (BertForMaskedLM if kind == "masked" else BertModel)(config).eval()
+
+
+def test_causal_scores_are_mean_candidate_log_probs(tokenizer):
+    task = Task(name="t", template="{sentence} it was", label="label",
+                candidates={"0": " terrible", "1": " great movie ."})  # one- and three-token candidates
+    model = tiny_llama()
+    with torch.no_grad():
+        scores = CausalScorer(LoadedModel(model, tokenizer, "causal", "tiny"), task).scores(EXAMPLES)
+        for row, example in enumerate(EXAMPLES):
+            for column, candidate in enumerate(task.continuations):
+                prompt = tokenizer(task.prompt(example))["input_ids"]
+                option = tokenizer(candidate, add_special_tokens=False)["input_ids"]
+                ids = torch.tensor([prompt + option])
+                log_probs = F.log_softmax(model(input_ids=ids).logits[0], dim=-1)
+                expected = sum(log_probs[len(prompt) + i - 1, token] for i, token in enumerate(option)) / len(option)
+                assert scores[row, column].item() == pytest.approx(expected.item(), abs=1e-5)
+
+
+def test_masked_scores_are_label_word_logits_at_the_mask(tokenizer):
+    task = Task(name="t", template="{sentence} it was {mask} .", label="label",
+                candidates={"0": " terrible", "1": " great"})
+    model = tiny_bert("masked")
+    with torch.no_grad():
+        scores = MaskedScorer(LoadedModel(model, tokenizer, "masked", "tiny"), task).scores(EXAMPLES)
+        for row, example in enumerate(EXAMPLES):
+            ids = tokenizer(task.render(example, mask="[MASK]"), return_tensors="pt")["input_ids"]
+            logits = model(input_ids=ids).logits[0, ids[0].tolist().index(WORDS.index("[MASK]"))]
+            expected = logits[[WORDS.index("terrible"), WORDS.index("great")]]
+            torch.testing.assert_close(scores[row], expected, rtol=0, atol=1e-5)
+
+
+def test_head_starts_as_prototype_cosines(tokenizer):
+    task = Task(name="t", template="{sentence} it was", label="label", candidates={"0": " terrible", "1": " great"})
+    model = tiny_bert("encoder")
+    scorer = HeadScorer(LoadedModel(model, tokenizer, "encoder", "tiny-head-test"), task)
+
+    def embed(text):
+        batch = tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            return F.normalize(model(**batch).last_hidden_state[0].mean(0), dim=0)
+
+    with torch.no_grad():
+        scores = scorer.scores(EXAMPLES)
+    for row, example in enumerate(EXAMPLES):
+        for column, prototype in enumerate(["it was terrible", "it was great"]):
+            expected = PROTOTYPE_SCALE * embed(task.prompt(example)) @ embed(prototype)
+            assert scores[row, column].item() == pytest.approx(expected.item(), abs=1e-5)
+    assert [p.numel() for p in scorer.trainable().parameters()] == [2 * 16, 2]
+
+
+@pytest.mark.parametrize("mode, expected", [("lora", 2 * 2 * (8 * 16 + 16 * 8)), ("prefix", 5 * 2 * 2 * 16)])
+def test_peft_perturbs_only_the_adapter(tokenizer, mode, expected):
+    loaded = apply_peft(LoadedModel(tiny_llama(), tokenizer, "causal", "tiny"), mode)
+    trainable = {n: p for n, p in loaded.model.named_parameters() if p.requires_grad}
+    assert sum(p.numel() for p in trainable.values()) == expected
+    frozen = {n: p.detach().clone() for n, p in loaded.model.named_parameters() if not p.requires_grad}
+    before = {n: p.detach().clone() for n, p in trainable.items()}
+    task = Task(name="t", template="{sentence} it was", label="label", candidates={"0": " terrible", "1": " great"})
+    scorer = CausalScorer(loaded, task)
+    labels = torch.tensor([1, 0])
+    optimizer = optimizers.create("zo-sgd", optimizers.decay_groups(loaded.model), lr=1e-2, eps=1e-2)
+    for _ in range(3):
+        optimizer.step(lambda: F.cross_entropy(scorer.scores(EXAMPLES), labels))
+    assert all(torch.equal(p, frozen[n]) for n, p in loaded.model.named_parameters() if not p.requires_grad)
+    assert any(not torch.equal(p, before[n]) for n, p in trainable.items())

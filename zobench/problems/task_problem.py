@@ -1,0 +1,115 @@
+"""A language-model task as a :class:`~zobench.problems.base.Problem`: a model fine-tuned on a task.
+
+PEFT modes (what is trainable, so what a ZO optimizer perturbs):
+
+* ``none`` — every parameter of the model;
+* ``lora`` — LoRA adapters (r = 8, α = 16) on the attention query and value projections, via ``peft``;
+* ``prefix`` — prefix tuning with 5 virtual tokens, via ``peft`` (causal LMs);
+* ``head`` — a linear head on the frozen model's features (:class:`~zobench.scoring.HeadScorer`):
+  MeZO's head tuning, and the way to run real comparisons on a CPU.
+
+The training batch of step t is drawn with the seed of (run seed, t), so it depends on t alone, as
+the seed-log resume needs. The model runs in eval mode (no dropout), as in MeZO's forward passes.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+from ..models import LoadedModel, load_model
+from ..optimizers import decay_groups
+from ..optimizers.noise import step_seed
+from ..scoring import make_scorer
+from ..tasks import load_splits, load_task
+
+PEFT_MODES = ("none", "lora", "prefix", "head")
+LORA_TARGETS = (("q_proj", "v_proj"), ("query", "value"))
+
+
+def apply_peft(loaded: LoadedModel, mode: str) -> LoadedModel:
+    """Wraps the model in LoRA or prefix adapters; everything else is frozen."""
+    if mode in ("none", "head"):
+        return loaded
+    from peft import LoraConfig, PrefixTuningConfig, TaskType, get_peft_model
+
+    if mode == "lora":
+        names = {name.rsplit(".", 1)[-1] for name, _ in loaded.model.named_modules()}
+        targets = next((list(pair) for pair in LORA_TARGETS if set(pair) <= names), None)
+        if targets is None:
+            raise ValueError(f"no query/value projections found in {loaded.name} for LoRA")
+        config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=targets)
+    else:
+        if loaded.kind != "causal":
+            raise ValueError("prefix tuning is implemented for causal LMs")
+        config = PrefixTuningConfig(num_virtual_tokens=5, task_type=TaskType.CAUSAL_LM)
+    return LoadedModel(get_peft_model(loaded.model, config), loaded.tokenizer, loaded.kind, loaded.name)
+
+
+@functools.lru_cache(maxsize=2)
+def _frozen_model(name: str, dtype: str, device: str) -> LoadedModel:
+    """Head tuning never changes the model, so runs in one process share it (and its features)."""
+    return load_model(name, dtype=dtype, device=device)
+
+
+class TaskProblem:
+    metric = "accuracy"
+    higher_is_better = True
+
+    def __init__(self, task: str, model: str, *, peft: str = "none", protocol: str = "mezo", data_seed: int = 0,
+                 num_train: int = 1000, num_dev: int = 500, num_test: int = 1000, batch_size: int = 16,
+                 max_length: int = 256, data_dir: str | None = None, dtype: str = "float32", device: str = "cpu",
+                 seed: int = 0):
+        if peft not in PEFT_MODES:
+            raise ValueError(f"peft must be one of {PEFT_MODES}, not {peft!r}")
+        self.task = load_task(task)
+        self.splits = load_splits(self.task, protocol=protocol, seed=data_seed, num_train=num_train,
+                                  num_dev=num_dev, num_test=num_test, data_dir=data_dir)
+        loaded = _frozen_model(model, dtype, device) if peft == "head" else load_model(model, dtype=dtype,
+                                                                                        device=device)
+        loaded = apply_peft(loaded, peft)
+        loaded.model.eval()
+        self.scorer = make_scorer(loaded, self.task, "head" if peft == "head" else loaded.kind, max_length)
+        if hasattr(self.scorer, "prepare"):
+            for examples in (self.splits.train, self.splits.dev, self.splits.test):
+                self.scorer.prepare(examples)
+        self.batch_size, self.seed = batch_size, seed
+        self.labels = {name: torch.tensor([self.task.label_index(e) for e in getattr(self.splits, name)])
+                       for name in ("train", "dev", "test")}
+
+    def parameter_groups(self) -> list[dict]:
+        return decay_groups(self.scorer.trainable())
+
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for g in self.parameter_groups() for p in g["params"])
+
+    def loss_closure(self, step: int):
+        generator = torch.Generator().manual_seed(step_seed(self.seed, step))
+        chosen = torch.randperm(len(self.splits.train), generator=generator)[:self.batch_size].tolist()
+        examples = [self.splits.train[i] for i in chosen]
+        labels = self.labels["train"][chosen]
+        return lambda: F.cross_entropy(self.scorer.scores(examples), labels.to(self._device()))
+
+    def _device(self):
+        return next(self.scorer.trainable().parameters()).device
+
+    @torch.no_grad()
+    def evaluate(self, split: str, batch_size: int = 32) -> dict[str, float]:
+        examples, labels = getattr(self.splits, split), self.labels[split]
+        correct, loss = 0, 0.0
+        for start in range(0, len(examples), batch_size):
+            scores = self.scorer.scores(examples[start:start + batch_size]).float().cpu()
+            gold = labels[start:start + batch_size]
+            correct += int((scores.argmax(-1) == gold).sum())
+            loss += float(F.cross_entropy(scores, gold, reduction="sum"))
+        return {"accuracy": correct / max(len(examples), 1), "loss": loss / max(len(examples), 1)}
+
+    def snapshot(self) -> dict:
+        return {}
+
+    def describe(self) -> dict:
+        """What the run record keeps about the data and the model."""
+        return {"data_source": self.splits.source, "split_sizes": self.splits.sizes,
+                "trainable_parameters": self.trainable_parameters()}
