@@ -75,7 +75,7 @@ def test_keys_are_unique_and_stable(tmp_path):
      "data.protocol: 'fewshot' is not one of mezo, kshot"),
     ("budget: {steps: 20}", "budget: {steps: 20, eval_evry: 2}", "budget.eval_evry: unknown key; allowed: steps, eval_every"),
     ("seeds: [0, 1]", "seeds: [0, 1]\nreport: {tables: [{name: t, quantity: best, rows: problem, columns: label}]}",
-     "report.tables[0].quantity: 'best' is not one of final, selected_test"),
+     "report.tables[0].quantity: 'best' is not one of initial_test, final, selected_test"),
     ("seeds: [0, 1]", "seeds: [0, 1]\nreport: {tables: [{name: t, quantity: final, rows: task, columns: label}]}",
      "report.tables[0].rows: 'task' is not one of problem, model, label"),
 ])

@@ -20,7 +20,7 @@ def _panel_grid(panels: dict[str, dict], panel_height: float):
     """A figure with one panel per problem, three to a row, and one colour per label across panels."""
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, panel_height * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(max(4.6 * columns, 8.0), panel_height * rows), squeeze=False)
     labels = sorted({label for runs in panels.values() for label in runs})
     return figure, axes, dict(zip(labels, plt.cm.tab10.colors))
 
