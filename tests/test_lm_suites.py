@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from zobench.suite import load_suite
+from zobench.optimizers.noise import step_seed
+from zobench.suite import SuiteError, load_suite
 
 SUITES = Path(__file__).parents[1] / "suites"
 
@@ -37,7 +39,7 @@ def test_zo_adam_g_learns_beyond_zero_shot(ci_run):
 
 
 @pytest.mark.parametrize("name, runs, model", [("quickstart", 12, "minilm-l6"), ("table2", 90, "roberta-large"),
-                                               ("table3", 10, "facebook/opt-13b")])
+                                               ("table3", 10, "facebook/opt-13b"), ("table4", 24, "roberta-large")])
 def test_shipped_suites_validate_and_plan(name, runs, model, tmp_path):
     suite = load_suite(SUITES / f"{name}.yaml")
     assert len(suite.runs) == runs
@@ -45,3 +47,36 @@ def test_shipped_suites_validate_and_plan(name, runs, model, tmp_path):
     result = subprocess.run([sys.executable, "-m", "zobench", "run", str(SUITES / f"{name}.yaml"), "--dry-run",
                              "--out", str(tmp_path)], check=True, capture_output=True, text=True)
     assert f"{runs} runs, {runs} to run" in result.stdout
+
+
+def test_accuracy_objective_is_the_negated_batch_accuracy(shared_data):
+    from zobench import optimizers
+    from zobench.problems.task_problem import TaskProblem
+
+    problem = TaskProblem("sst2", "minilm-l6", peft="head", data_dir=str(shared_data), num_train=64, num_dev=16,
+                          num_test=16, batch_size=16, objective="accuracy")
+    closure = problem.loss_closure(1)
+    value = closure()
+    assert not value.requires_grad
+    batch = torch.randperm(64, generator=torch.Generator().manual_seed(step_seed(0, 1)))[:16].tolist()
+    examples = [problem.splits.train[i] for i in batch]
+    with torch.no_grad():
+        predictions = problem.scorer.scores(examples).argmax(-1)
+    gold = torch.tensor([problem.task.label_index(e) for e in examples])
+    assert value.item() == pytest.approx(-(predictions == gold).float().mean().item())
+    optimizer = optimizers.create("zo-sgd", problem.parameter_groups(), lr=0.1, eps=0.05)
+    for step in range(1, 6):
+        optimizer.step(problem.loss_closure(step))
+
+
+@pytest.mark.parametrize("body, message", [
+    ("tasks: [sst2]\nmodels: [minilm-l6]\noptimizers: [{name: fo-adam, lr: 0.01}]",
+     "optimizers[0].name: objective accuracy has no gradient; fo-adam needs one"),
+    ("problems: [a]\noptimizers: [{name: zo-sgd, lr: 0.01}]", "objective: test functions are their own objective"),
+])
+def test_accuracy_objective_is_refused_where_it_cannot_work(tmp_path, body, message):
+    path = tmp_path / "nd.yaml"
+    path.write_text(f"name: nd\nobjective: accuracy\nbudget: {{steps: 5}}\n{body}\n")
+    with pytest.raises(SuiteError) as error:
+        load_suite(path)
+    assert message in str(error.value)

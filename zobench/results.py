@@ -11,7 +11,8 @@ from .store import ResultStore
 
 def _row(record: dict) -> dict:
     spec, metric = record["spec"], record["metric"]["name"]
-    row = {key: spec[key] for key in ("suite", "problem", "optimizer", "label", "seed", "steps", "dtype", "device")}
+    row = {key: spec.get(key) for key in ("suite", "problem", "model", "optimizer", "label", "seed", "steps", "dtype",
+                                         "device", "peft", "objective")}
     row.update({f"hp.{name}": value for name, value in spec["hyperparameters"].items()})
     row.update(key=record["key"], status=record["status"], steps_done=record["steps_done"],
                forward_passes=record["forward_passes"], metric=metric,

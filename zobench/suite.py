@@ -50,6 +50,7 @@ class RunSpec:
     model: str = ""  # empty for the test functions
     data: dict = field(default_factory=dict)  # protocol, split sizes, batch size, max length, data seed
     data_dir: str | None = None  # where local task data lives: not part of the run's identity
+    objective: str = "loss"  # or "accuracy": the negated batch accuracy, without gradient (ZO only)
     key: str = field(default="", compare=False)
 
     def __post_init__(self):
@@ -110,7 +111,7 @@ QUANTITIES = ("initial_test", "final", "selected_test", "steps_to_target", "forw
 RUN_FIELDS = ("problem", "model", "label", "optimizer", "schedule", "placement", "seed")
 TOP_LEVEL = {"name": str, "description": str, "problems": list, "tasks": list, "models": list, "data": dict,
              "data_dir": str, "optimizers": list, "seeds": list, "budget": dict, "targets": list, "dtype": str,
-             "device": str, "peft": str, "report": dict}
+             "device": str, "peft": str, "objective": str, "report": dict}
 REQUIRED = ("name", "optimizers", "budget")
 BUDGET = {"steps": int, "eval_every": int, "forward_passes": int}
 DEFAULT_TABLES = (
@@ -286,6 +287,10 @@ def load_suite(path: str | Path) -> Suite:
     _check_choice(f"{where}: peft", peft, PEFT_MODES)
     if peft != "none" and document.get("problems"):
         _fail(f"{where}: peft", "test functions have no model to adapt; use peft: none")
+    objective = document.get("objective", "loss")
+    _check_choice(f"{where}: objective", objective, ("loss", "accuracy"))
+    if objective != "loss" and document.get("problems"):
+        _fail(f"{where}: objective", "test functions are their own objective; use objective: loss")
 
     seeds = document.get("seeds", [0])
     for i, seed in enumerate(seeds):
@@ -314,6 +319,8 @@ def load_suite(path: str | Path) -> Suite:
             info = REGISTRY.get(entry["name"])
         except UnknownOptimizerError as error:
             _fail(f"{at}.name", str(error))
+        if objective != "loss" and info.family != "zo":
+            _fail(f"{at}.name", f"objective {objective} has no gradient; {info.name} needs one (use a zo- optimizer)")
         grid = _hyperparameter_grid(at, entry, info.factory)
         overrides = entry.get("overrides", {})
         if not isinstance(overrides, dict):
@@ -341,7 +348,7 @@ def load_suite(path: str | Path) -> Suite:
                 hyperparameters={**hyperparameters, **overrides.get(problem, {})}, seed=seed, steps=steps,
                 eval_every=budget.get("eval_every", max(1, steps // 20)), targets=tuple(float(t) for t in targets),
                 forward_pass_budget=budget.get("forward_passes"), dtype=dtype, device=device, peft=peft,
-                model=model, data=data if model else {}, data_dir=data_dir if model else None)
+                model=model, data=data if model else {}, data_dir=data_dir if model else None, objective=objective)
         for problem, model in pairs for name, label, hyperparameters, overrides in configurations
         for seed in seeds)
     return Suite(document["name"], document.get("description", ""), runs, tables, path, tuple(gap_targets))

@@ -22,7 +22,7 @@ def build_problem(spec, device: str = "cpu") -> Problem:
     from .task_problem import TaskProblem
 
     return TaskProblem(spec.problem, spec.model, peft=spec.peft, data_dir=spec.data_dir, dtype=spec.dtype,
-                       device=device, seed=spec.seed, **spec.data_options)
+                       device=device, seed=spec.seed, objective=spec.objective, **spec.data_options)
 
 
 __all__ = ["Problem", "problem_names", "build_problem", "DTYPES"]

@@ -8,6 +8,10 @@ PEFT modes (what is trainable, so what a ZO optimizer perturbs):
 * ``head`` — a linear head on the frozen model's features (:class:`~zobench.scoring.HeadScorer`):
   MeZO's head tuning, and the way to run real comparisons on a CPU.
 
+Objectives: ``loss`` (cross-entropy over the candidates) or ``accuracy`` — the negated accuracy of
+the batch, which has no gradient: the paper's non-differentiable objective (Table 4), for
+zeroth-order optimizers only.
+
 The training batch of step t is drawn with the seed of (run seed, t), so it depends on t alone, as
 the seed-log resume needs. The model runs in eval mode (no dropout), as in MeZO's forward passes.
 """
@@ -26,6 +30,7 @@ from ..scoring import make_scorer
 from ..tasks import load_splits, load_task
 
 PEFT_MODES = ("none", "lora", "prefix", "head")
+OBJECTIVES = ("loss", "accuracy")
 LORA_TARGETS = (("q_proj", "v_proj"), ("query", "value"))
 
 
@@ -61,9 +66,12 @@ class TaskProblem:
     def __init__(self, task: str, model: str, *, peft: str = "none", protocol: str = "mezo", data_seed: int = 0,
                  num_train: int = 1000, num_dev: int = 500, num_test: int = 1000, batch_size: int = 16,
                  max_length: int = 256, data_dir: str | None = None, dtype: str = "float32", device: str = "cpu",
-                 seed: int = 0):
+                 seed: int = 0, objective: str = "loss"):
         if peft not in PEFT_MODES:
             raise ValueError(f"peft must be one of {PEFT_MODES}, not {peft!r}")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
+        self.objective = objective
         self.task = load_task(task)
         self.splits = load_splits(self.task, protocol=protocol, seed=data_seed, num_train=num_train,
                                   num_dev=num_dev, num_test=num_test, data_dir=data_dir)
@@ -89,8 +97,10 @@ class TaskProblem:
         generator = torch.Generator().manual_seed(step_seed(self.seed, step))
         chosen = torch.randperm(len(self.splits.train), generator=generator)[:self.batch_size].tolist()
         examples = [self.splits.train[i] for i in chosen]
-        labels = self.labels["train"][chosen]
-        return lambda: F.cross_entropy(self.scorer.scores(examples), labels.to(self._device()))
+        labels = self.labels["train"][chosen].to(self._device())
+        if self.objective == "accuracy":
+            return lambda: -(self.scorer.scores(examples).argmax(-1) == labels).float().mean()
+        return lambda: F.cross_entropy(self.scorer.scores(examples), labels)
 
     def _device(self):
         return next(self.scorer.trainable().parameters()).device
