@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -41,6 +42,33 @@ def _report(args) -> int:
     return 0
 
 
+def _check(args) -> int:
+    import tempfile
+
+    from .check import compare, summary, table, write_baseline
+
+    suite = load_suite(args.suite)
+    baseline = Path(args.baseline)
+    if not args.update_baseline and not baseline.is_file():
+        print(f"zobench: error: no baseline at {baseline}; create it with --update-baseline", file=sys.stderr)
+        return 2
+    store = ResultStore(Path(args.out or tempfile.mkdtemp(prefix="zobench-check-")) / suite.name)
+    failures = execute(suite, store, quiet=args.quiet)
+    if failures:
+        print("\n".join(f"zobench: {line}" for line in failures), file=sys.stderr)
+        return 1
+    fresh = summary(suite, store)
+    if args.update_baseline:
+        write_baseline(baseline, suite, fresh)
+        print(f"baseline written: {baseline}")
+        return 0
+    findings = compare(json.loads(baseline.read_text()), fresh)
+    print(table(findings))
+    failed = [f for f in findings if f.failed]
+    print(f"{len(failed)} regression(s) against {baseline}" if failed else f"no regression against {baseline}")
+    return 1 if failed else 0
+
+
 def _list(args) -> int:
     print(f"{'name':16} {'family':6} {'fwd/step':8} {'buffers':7}  description")
     for name in optimizers.names():
@@ -69,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per Slurm job (default 1)")
     run.add_argument("--slurm-cluster", choices=("slurm", "local", "debug"),
                      help="submitit cluster (default: Slurm when available)")
+    check = commands.add_parser("check", help="run a suite and compare it with a committed baseline")
+    check.add_argument("suite", help="a suite file, e.g. suites/ci.yaml")
+    check.add_argument("--baseline", required=True, help="the baseline JSON, e.g. benchmarks/baselines/ci.json")
+    check.add_argument("--update-baseline", action="store_true", help="rewrite the baseline from this run")
+    check.add_argument("--out", help="results root (default: a fresh temporary folder)")
+    check.add_argument("--quiet", action="store_true", help="no progress bars")
+    check.set_defaults(handler=_check)
     commands.add_parser("list", help="list the registered optimizers").set_defaults(handler=_list)
     args = parser.parse_args(argv)
     try:

@@ -1,11 +1,12 @@
 """Suite files: a declared experiment, validated whole before anything runs, expanded into runs.
 
-A suite (``suites/*.yaml``) names its problems (test functions) or its tasks and models, its optimizers with hyperparameters (a list means a
-grid; ``overrides`` sets hyperparameters per problem), seeds, a budget, convergence targets, dtype,
-device, PEFT mode and the layout of its report tables. A target is an absolute value of the dev
-metric, or a percentage: that fraction of the gap between a run's initial metric and the best any run
-of the suite reached on the same problem (COCO-style, resolved when the report is written). Every mistake is reported as one line that
-names the YAML path, e.g. ``figure2.yaml: optimizers[2].lr: expected a number, got 'fast'``.
+A suite (``suites/*.yaml``) names its problems (test functions) or its tasks and models, its
+optimizers with hyperparameters (a list means a grid; ``overrides`` sets hyperparameters per
+problem), seeds, a budget, convergence targets, dtype, device, PEFT mode and the layout of its
+report tables. A target is an absolute value of the dev metric, or a percentage: that fraction of
+the gap between a run's initial metric and the best any run of the suite reached on the same problem
+(COCO-style, resolved when the report is written). Every mistake is reported as one line that names
+the YAML path, e.g. ``figure2.yaml: optimizers[2].lr: expected a number, got 'fast'``.
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ DEVICES = ("cpu", "cuda", "auto")
 PEFT_MODES = ("none", "lora", "prefix", "head")
 DATA = {"protocol": str, "num_train": int, "num_dev": int, "num_test": int, "batch_size": int, "max_length": int,
         "seed": int}
-QUANTITIES = ("initial_test", "final", "selected_test", "steps_to_target", "forward_passes_to_target", "seconds_per_step",
-              "peak_train_memory")
+QUANTITIES = ("initial_test", "final", "selected_test", "steps_to_target", "forward_passes_to_target",
+              "seconds_per_step", "peak_train_memory")
 RUN_FIELDS = ("problem", "model", "label", "optimizer", "schedule", "placement", "seed")
 TOP_LEVEL = {"name": str, "description": str, "problems": list, "tasks": list, "models": list, "data": dict,
              "data_dir": str, "optimizers": list, "seeds": list, "budget": dict, "targets": list, "dtype": str,

@@ -3,8 +3,9 @@
 Built-in optimizers register with the :func:`register` decorator. Third-party packages register
 through the entry-point group ``zobench.optimizers``: each entry point names a callable that is
 called once with the registry (and calls ``registry.register``), or a module whose import runs
-``@zobench.optimizers.register`` decorators. Entry points are loaded lazily, the first time a name is not found or the full list is asked for, so a broken
-plugin never slows down or breaks ``import zobench``.
+``@zobench.optimizers.register`` decorators. Entry points are loaded lazily, the first time a name
+is not found or the full list is asked for, so a broken plugin never slows down or breaks ``import
+zobench``.
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ class TestFunction:
         return self.f(point[0], point[1])
 
     def distance(self, point: torch.Tensor) -> float:
-        return float(torch.linalg.vector_norm(point.detach().double() - torch.tensor(self.minimum, dtype=torch.float64)))
+        minimum = torch.tensor(self.minimum, dtype=torch.float64)
+        return float(torch.linalg.vector_norm(point.detach().double() - minimum))
 
 
 class TestFunctionProblem:

@@ -1,0 +1,102 @@
+"""The regression gate: a fresh run of a suite against a committed baseline.
+
+For each optimizer label on each problem, the gate compares, over the suite's seeds:
+
+* the dev-selected test metric (mean over seeds): it fails when it gets worse by more than
+  ``metric_tolerance`` (absolute, in the metric's units; an improvement never fails);
+* the forward passes to each target (median over seeds; an unreached target counts as the run's
+  whole budget): it fails when they grow by more than ``passes_factor``;
+* the peak-memory ratio of training to evaluation in the same run (machines differ, ratios much
+  less): it fails when it grows by more than ``memory_factor``.
+
+Wall times are never compared across machines. The baseline is a JSON file written by
+``--update-baseline``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from .store import ResultStore
+from .suite import Suite
+
+TOLERANCES = {"metric_tolerance": 0.02, "passes_factor": 1.5, "memory_factor": 1.25}
+
+
+def _peak(record: dict, phase: str) -> float | None:
+    peaks = record["memory"].get(phase, {})
+    return peaks.get("allocated_bytes", peaks.get("rss_bytes"))
+
+
+def summary(suite: Suite, store: ResultStore) -> dict:
+    """The gate's numbers per "<label> on <problem>", from the recorded runs of ``suite``."""
+    by_label: dict[str, list[dict]] = {}
+    for spec in suite.runs:
+        by_label.setdefault(f"{spec.label} on {spec.problem}", []).append(store.record(spec.key))
+    result = {}
+    for label, records in by_label.items():
+        targets = {}
+        for index, target in enumerate(records[0]["targets"]):
+            passes = [r["targets"][index]["forward_passes"] if r["targets"][index]["reached"] else r["forward_passes"]
+                      for r in records]
+            targets[f"{target['target']:g}"] = statistics.median(passes)
+        ratios = [_peak(r, "train") / _peak(r, "eval") for r in records if _peak(r, "train") and _peak(r, "eval")]
+        result[label] = {"metric": records[0]["metric"]["name"],
+                         "higher_is_better": records[0]["metric"]["higher_is_better"],
+                         "selected_test": statistics.fmean(r["selected_test"] for r in records),
+                         "forward_passes_to_target": targets,
+                         "train_to_eval_memory": statistics.fmean(ratios) if ratios else None}
+    return result
+
+
+@dataclass
+class Finding:
+    label: str
+    quantity: str
+    baseline: float
+    fresh: float
+    limit: str
+    failed: bool
+
+
+def compare(baseline: dict, fresh: dict, tolerances: dict | None = None) -> list[Finding]:
+    limits = {**TOLERANCES, **(baseline.get("tolerances") or {}), **(tolerances or {})}
+    findings = []
+    for label, old in baseline["labels"].items():
+        new = fresh.get(label)
+        if new is None:
+            findings.append(Finding(label, "present", 1, 0, "must run", True))
+            continue
+        worse = old["selected_test"] - new["selected_test"]
+        if not old["higher_is_better"]:
+            worse = -worse
+        findings.append(Finding(label, f"test {old['metric']}", old["selected_test"], new["selected_test"],
+                                f"worse by ≤ {limits['metric_tolerance']}", worse > limits["metric_tolerance"]))
+        for target, passes in old["forward_passes_to_target"].items():
+            now = new["forward_passes_to_target"].get(target)
+            findings.append(Finding(label, f"forward passes to {target}", passes, now,
+                                    f"≤ {limits['passes_factor']}×", now is None or now > passes * limits["passes_factor"]))
+        if old.get("train_to_eval_memory") and new.get("train_to_eval_memory"):
+            findings.append(Finding(label, "train/eval peak memory", old["train_to_eval_memory"],
+                                    new["train_to_eval_memory"], f"≤ {limits['memory_factor']}×",
+                                    new["train_to_eval_memory"] > old["train_to_eval_memory"] * limits["memory_factor"]))
+    return findings
+
+
+def table(findings: list[Finding]) -> str:
+    def number(value):
+        return "—" if value is None else f"{value:.4g}"
+
+    lines = ["| optimizer on problem | quantity | baseline | now | limit | |", "|---|---|---|---|---|---|"]
+    lines += [f"| {f.label} | {f.quantity} | {number(f.baseline)} | {number(f.fresh)} | {f.limit} | "
+              f"{'FAIL' if f.failed else 'ok'} |" for f in findings]
+    return "\n".join(lines)
+
+
+def write_baseline(path: Path, suite: Suite, fresh: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"suite": suite.name, "tolerances": TOLERANCES, "labels": fresh}, indent=1,
+                               sort_keys=True) + "\n")
