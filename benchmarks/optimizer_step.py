@@ -1,27 +1,88 @@
-"""asv benchmarks of one optimizer step (the continuous-benchmarking issue extends this suite)."""
+"""asv benchmarks of the optimizer step: time, its ratio to forward passes, and peak memory.
+
+Models are random-weight OPT-style decoders (no download), at two sizes; batch 4 × 64 tokens.
+asv reads every number as lower-is-better, which holds for all of these.
+"""
 
 import torch
+from transformers import OPTConfig, OPTForCausalLM
 
 from zobench import optimizers
 
+ZO = ["zo-sgd", "zo-adamu", "zo-adam@delta", "zo-adam@g"]
+SIZES = {"small": (256, 4), "medium": (512, 8)}  # hidden size, layers
 
-class OptimizerStep:
-    """Time of one step on a 4-layer MLP (about 1M parameters), for every registered optimizer."""
 
-    params = optimizers.names()
-    param_names = ["optimizer"]
+def _model(size):
+    torch.manual_seed(0)
+    hidden, layers = SIZES[size]
+    config = OPTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=8, ffn_dim=4 * hidden,
+                       word_embed_proj_dim=hidden, vocab_size=8192, max_position_embeddings=128)
+    model = OPTForCausalLM(config).eval()
+    batch = torch.randint(0, 8192, (4, 64), generator=torch.Generator().manual_seed(0))
+    return model, batch
 
-    def setup(self, name):
-        torch.manual_seed(0)
-        self.model = torch.nn.Sequential(*[torch.nn.Linear(512, 512) for _ in range(4)])
-        self.inputs = torch.randn(16, 512)
+
+class ZerothOrderStep:
+    """One ZO step (two forward passes plus the perturbation passes) and one forward pass."""
+
+    params = (ZO, list(SIZES))
+    param_names = ["optimizer", "size"]
+    timeout = 300
+
+    def setup(self, name, size):
+        self.model, self.batch = _model(size)
         extra = {"T1": 10} if "adamu" in name else {}
         self.optimizer = optimizers.get(name).create(self.model.parameters(), context={"total_steps": 10_000},
-                                                     lr=1e-4, **extra)
-        self.optimizer.step(self.loss)  # state buffers exist before timing
+                                                     lr=1e-6, **extra)
+        self.optimizer.step(self.loss)  # state buffers exist before measuring
 
     def loss(self):
-        return self.model(self.inputs).square().mean()
+        return self.model(input_ids=self.batch, labels=self.batch).loss
 
-    def time_step(self, name):
+    def time_step(self, name, size):
+        self.optimizer.step(self.loss)
+
+    def time_forward(self, name, size):
+        with torch.no_grad():
+            self.loss()
+
+    def track_step_over_two_forwards(self, name, size):
+        """The ZO overhead: a step's time over that of its two forward passes (1.0 would be free)."""
+        import timeit
+
+        step = min(timeit.repeat(lambda: self.optimizer.step(self.loss), number=1, repeat=5))
+        with torch.no_grad():
+            forward = min(timeit.repeat(self.loss, number=1, repeat=5))
+        return step / (2 * forward)
+
+    track_step_over_two_forwards.unit = "ratio"
+
+    def peakmem_step(self, name, size):
+        self.optimizer.step(self.loss)
+
+    def peakmem_inference(self, name, size):
+        with torch.no_grad():
+            self.loss()
+
+
+class FirstOrderStep:
+    """First-order baselines on the same models, for the memory and time comparison."""
+
+    params = (["fo-sgd", "fo-adam"], list(SIZES))
+    param_names = ["optimizer", "size"]
+    timeout = 300
+
+    def setup(self, name, size):
+        self.model, self.batch = _model(size)
+        self.optimizer = optimizers.get(name).create(self.model.parameters(), lr=1e-6)
+        self.optimizer.step(self.loss)
+
+    def loss(self):
+        return self.model(input_ids=self.batch, labels=self.batch).loss
+
+    def time_step(self, name, size):
+        self.optimizer.step(self.loss)
+
+    def peakmem_step(self, name, size):
         self.optimizer.step(self.loss)
