@@ -260,3 +260,13 @@ def test_gap_targets_are_resolved_against_the_best_run(tmp_path):
         reached = sum(int(cell.split("(")[1].split("/")[0]) for cell in row.split("|")[2:-1])
         owners = sum(any("dev" in e and e["dev"]["distance"] == best for e in store.read_log(k)) for k in finals)
         assert reached == owners >= 1
+
+
+def test_zero_steps_records_the_untrained_evaluation(tmp_path):
+    text = SMALL.replace("steps: 150, eval_every: 10", "steps: 0").replace("T1: 20", "T1: 20\n    T3: 100")
+    suite, store, failures = run_suite(tmp_path, text, tmp_path)
+    assert not failures and len(store.keys()) == 12
+    for key in store.keys():
+        record = store.record(key)
+        assert record["steps_done"] == 0 and record["forward_passes"] == 0
+        assert record["final"]["dev"] == record["initial"]["dev"]

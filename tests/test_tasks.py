@@ -109,3 +109,19 @@ def test_unknown_task_and_bad_declarations_are_named(tmp_path):
     path.write_text('name: bad\ntemplate: "{sentence|shout}"\nlabel: label\ncandidates: {0: a}\n')
     with pytest.raises(TaskError, match="unknown template filter 'shout'"):
         load_task(str(path))
+
+
+def test_in_context_prompts_carry_their_own_solved_demonstrations(shared_data):
+    from zobench.tasks.demonstrations import SEPARATOR, WithDemonstrations
+
+    task = load_task("sst2")
+    splits = load_splits(task, num_train=200, num_dev=10, num_test=10, data_dir=shared_data)
+    icl = WithDemonstrations(task, tuple(splits.train), k=4, seed=0)
+    solved = {task.prompt(e) + task.continuations[task.label_index(e)] for e in splits.train}
+    first, second = splits.test[0], splits.test[1]
+    blocks = icl.prompt(first).split(SEPARATOR)
+    assert len(blocks) == 5 and blocks[-1] == task.prompt(first)
+    assert all(block in solved for block in blocks[:-1])
+    assert icl.prompt(first) == icl.prompt(first)  # the same demonstrations every time
+    assert icl.prompt(second).split(SEPARATOR)[:-1] != blocks[:-1]  # another example, another set
+    assert icl.label_index(first) == task.label_index(first) and icl.continuations == task.continuations

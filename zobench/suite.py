@@ -106,7 +106,7 @@ class Suite:
 DEVICES = ("cpu", "cuda", "auto")
 PEFT_MODES = ("none", "lora", "prefix", "head")
 DATA = {"protocol": str, "num_train": int, "num_dev": int, "num_test": int, "batch_size": int, "max_length": int,
-        "seed": int}
+        "seed": int, "demonstrations": int}
 QUANTITIES = ("initial_test", "final", "selected_test", "steps_to_target", "forward_passes_to_target",
               "seconds_per_step", "peak_train_memory")
 RUN_FIELDS = ("problem", "model", "label", "optimizer", "schedule", "placement", "seed")
@@ -276,8 +276,9 @@ def load_suite(path: str | Path) -> Suite:
         if key not in BUDGET:
             _fail(f"{where}: budget.{key}", f"unknown key; allowed: {', '.join(BUDGET)}")
         _check_type(f"{where}: budget.{key}", value, BUDGET[key])
-        if value < 1:
-            _fail(f"{where}: budget.{key}", f"must be >= 1, got {value}")
+        least = 0 if key == "steps" else 1  # 0 steps: evaluate only (zero-shot, in-context learning)
+        if value < least:
+            _fail(f"{where}: budget.{key}", f"must be >= {least}, got {value}")
     if "steps" not in budget:
         _fail(f"{where}: budget", "missing required key 'steps'")
     steps = budget["steps"]

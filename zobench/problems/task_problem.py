@@ -8,6 +8,9 @@ PEFT modes (what is trainable, so what a ZO optimizer perturbs):
 * ``head`` — a linear head on the frozen model's features (:class:`~zobench.scoring.HeadScorer`):
   MeZO's head tuning, and the way to run real comparisons on a CPU.
 
+``demonstrations`` > 0 prefixes every prompt with that many solved training examples (in-context
+learning, :mod:`zobench.tasks.demonstrations`); with ``budget.steps: 0`` it is MeZO's ICL baseline.
+
 Objectives: ``loss`` (cross-entropy over the candidates) or ``accuracy`` — the negated accuracy of
 the batch, which has no gradient: the paper's non-differentiable objective (Table 4), for
 zeroth-order optimizers only.
@@ -28,6 +31,7 @@ from ..optimizers import decay_groups
 from ..optimizers.noise import step_seed
 from ..scoring import make_scorer
 from ..tasks import load_splits, load_task
+from ..tasks.demonstrations import WithDemonstrations
 
 PEFT_MODES = ("none", "lora", "prefix", "head")
 OBJECTIVES = ("loss", "accuracy")
@@ -66,7 +70,7 @@ class TaskProblem:
     def __init__(self, task: str, model: str, *, peft: str = "none", protocol: str = "mezo", data_seed: int = 0,
                  num_train: int = 1000, num_dev: int = 500, num_test: int = 1000, batch_size: int = 16,
                  max_length: int = 256, data_dir: str | None = None, dtype: str = "float32", device: str = "cpu",
-                 seed: int = 0, objective: str = "loss"):
+                 seed: int = 0, objective: str = "loss", demonstrations: int = 0):
         if peft not in PEFT_MODES:
             raise ValueError(f"peft must be one of {PEFT_MODES}, not {peft!r}")
         if objective not in OBJECTIVES:
@@ -79,6 +83,11 @@ class TaskProblem:
                                                                                         device=device)
         loaded = apply_peft(loaded, peft)
         loaded.model.eval()
+        if demonstrations:
+            if loaded.kind != "causal" or peft == "head":
+                raise ValueError("in-context demonstrations need a causal LM scored on its own (peft none, lora "
+                                 "or prefix)")
+            self.task = WithDemonstrations(self.task, tuple(self.splits.train), demonstrations, data_seed)
         self.scorer = make_scorer(loaded, self.task, "head" if peft == "head" else loaded.kind, max_length)
         if hasattr(self.scorer, "prepare"):
             for examples in (self.splits.train, self.splits.dev, self.splits.test):
