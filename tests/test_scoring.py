@@ -101,3 +101,23 @@ def test_peft_perturbs_only_the_adapter(tokenizer, mode, expected):
         optimizer.step(lambda: F.cross_entropy(scorer.scores(EXAMPLES), labels))
     assert all(torch.equal(p, frozen[n]) for n, p in loaded.model.named_parameters() if not p.requires_grad)
     assert any(not torch.equal(p, before[n]) for n, p in trainable.items())
+
+
+def test_surface_form_calibration_subtracts_the_surface_prompt_log_likelihood(tokenizer):
+    task = Task(name="t", template="{sentence} it was", label="label",
+                candidates={"0": " terrible", "1": " great movie ."})
+    model = tiny_llama()
+
+    def summed(prompt_text, candidate):
+        prompt = tokenizer(prompt_text)["input_ids"]
+        option = tokenizer(candidate, add_special_tokens=False)["input_ids"]
+        log_probs = F.log_softmax(model(input_ids=torch.tensor([prompt + option])).logits[0], dim=-1)
+        return sum(log_probs[len(prompt) + i - 1, token] for i, token in enumerate(option))
+
+    with torch.no_grad():
+        scorer = CausalScorer(LoadedModel(model, tokenizer, "causal", "tiny"), task, calibrate=True)
+        scores = scorer.scores(EXAMPLES)
+        for row, example in enumerate(EXAMPLES):
+            for column, candidate in enumerate(task.continuations):
+                expected = summed(task.prompt(example), candidate) - summed(" it was", candidate)
+                assert scores[row, column].item() == pytest.approx(expected.item(), abs=1e-4)

@@ -3,7 +3,9 @@
 * :class:`CausalScorer` — the mean log-probability of the candidate's tokens after the prompt
   (MeZO's length-normalised log-likelihood). Prompt and candidate are tokenised separately and
   concatenated, so the candidate's tokens never merge with the prompt's; long prompts are cut from
-  the left.
+  the left. With ``calibrate=True`` the score is MeZO's surface-form calibration instead: the summed
+  log-probability of the candidate after the prompt minus that after the task's surface prompt (the
+  template with every field emptied).
 * :class:`MaskedScorer` — the logit of each candidate's label word at the mask token (LM-BFF).
 * :class:`HeadScorer` — a linear head on frozen features: the mean-pooled, normalised sentence
   embedding of an encoder (its rows start as the embeddings of "<surface prompt><candidate>", so it
@@ -27,17 +29,26 @@ _FEATURES: dict[tuple, dict[str, torch.Tensor]] = {}  # (model, max length) -> p
 
 
 class CausalScorer:
-    def __init__(self, loaded: LoadedModel, task: Task, max_length: int = 256):
+    def __init__(self, loaded: LoadedModel, task: Task, max_length: int = 256, calibrate: bool = False):
         self.model, self.tokenizer, self.task, self.max_length = loaded.model, loaded.tokenizer, task, max_length
         self.candidate_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in task.continuations]
+        self.calibrate = calibrate
 
     def trainable(self) -> torch.nn.Module:
         return self.model
 
     def scores(self, examples: list[dict]) -> torch.Tensor:
+        prompts = [self.task.prompt(example) for example in examples]
+        if not self.calibrate:
+            return self._log_likelihoods(prompts, mean=True)
+        surface = self._log_likelihoods([self.task.surface_prompt()], mean=False)
+        return self._log_likelihoods(prompts, mean=False) - surface
+
+    def _log_likelihoods(self, prompts: list[str], mean: bool) -> torch.Tensor:
+        """Per prompt and candidate, the candidate tokens' log-probabilities, averaged or summed."""
         rows, spans = [], []
-        for example in examples:
-            prompt = self.tokenizer(self.task.prompt(example))["input_ids"]
+        for text in prompts:
+            prompt = self.tokenizer(text)["input_ids"]
             for candidate in self.candidate_ids:
                 keep = self.max_length - len(candidate)
                 ids = prompt[-keep:] + candidate
@@ -55,9 +66,10 @@ class CausalScorer:
         index_cols = torch.tensor([p for _, p in positions], device=device)
         token_logprobs = F.log_softmax(logits[index_rows, index_cols - 1].float(), dim=-1).gather(
             -1, input_ids[index_rows, index_cols].unsqueeze(-1)).squeeze(-1)
-        lengths = torch.tensor([length for _, length in spans], device=device)
-        means = torch.zeros(len(rows), device=device).index_add(0, index_rows, token_logprobs) / lengths
-        return means.view(len(examples), len(self.candidate_ids))
+        sums = torch.zeros(len(rows), device=device).index_add(0, index_rows, token_logprobs)
+        if mean:
+            sums = sums / torch.tensor([length for _, length in spans], device=device)
+        return sums.view(len(prompts), len(self.candidate_ids))
 
 
 class MaskedScorer:
@@ -135,10 +147,12 @@ class HeadScorer:
         return self.head(torch.stack([self._features[self.task.prompt(e)] for e in examples]))
 
 
-def make_scorer(loaded: LoadedModel, task: Task, mode: str, max_length: int = 256):
+def make_scorer(loaded: LoadedModel, task: Task, mode: str, max_length: int = 256, calibrate: bool = False):
     """``mode`` "head" gives a :class:`HeadScorer`; otherwise the model's own kind decides."""
+    if calibrate and (mode == "head" or loaded.kind != "causal"):
+        raise ValueError("surface-form calibration needs a causal LM scored on its own (not peft: head)")
     if mode == "head" or loaded.kind == "encoder":
         return HeadScorer(loaded, task, max_length)
     if loaded.kind == "masked":
         return MaskedScorer(loaded, task, max_length)
-    return CausalScorer(loaded, task, max_length)
+    return CausalScorer(loaded, task, max_length, calibrate)

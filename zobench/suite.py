@@ -106,7 +106,7 @@ class Suite:
 DEVICES = ("cpu", "cuda", "auto")
 PEFT_MODES = ("none", "lora", "prefix", "head")
 DATA = {"protocol": str, "num_train": int, "num_dev": int, "num_test": int, "batch_size": int, "max_length": int,
-        "seed": int, "demonstrations": int}
+        "seed": int, "demonstrations": int, "calibrate": bool}
 QUANTITIES = ("initial_test", "final", "selected_test", "steps_to_target", "forward_passes_to_target",
               "seconds_per_step", "peak_train_memory")
 RUN_FIELDS = ("problem", "model", "label", "optimizer", "schedule", "placement", "seed")
@@ -127,12 +127,13 @@ def _fail(where: str, message: str):
 
 
 def _type_name(kind) -> str:
-    return {str: "a string", list: "a list", dict: "a mapping", int: "an integer", float: "a number"}[kind]
+    return {str: "a string", list: "a list", dict: "a mapping", int: "an integer", float: "a number",
+            bool: "true or false"}[kind]
 
 
 def _check_type(where, value, kind):
     if isinstance(value, bool):
-        ok = False
+        ok = kind is bool
     elif kind is float:
         ok = isinstance(value, (int, float))
     else:

@@ -70,7 +70,7 @@ class TaskProblem:
     def __init__(self, task: str, model: str, *, peft: str = "none", protocol: str = "mezo", data_seed: int = 0,
                  num_train: int = 1000, num_dev: int = 500, num_test: int = 1000, batch_size: int = 16,
                  max_length: int = 256, data_dir: str | None = None, dtype: str = "float32", device: str = "cpu",
-                 seed: int = 0, objective: str = "loss", demonstrations: int = 0):
+                 seed: int = 0, objective: str = "loss", demonstrations: int = 0, calibrate: bool = False):
         if peft not in PEFT_MODES:
             raise ValueError(f"peft must be one of {PEFT_MODES}, not {peft!r}")
         if objective not in OBJECTIVES:
@@ -88,7 +88,7 @@ class TaskProblem:
                 raise ValueError("in-context demonstrations need a causal LM scored on its own (peft none, lora "
                                  "or prefix)")
             self.task = WithDemonstrations(self.task, tuple(self.splits.train), demonstrations, data_seed)
-        self.scorer = make_scorer(loaded, self.task, "head" if peft == "head" else loaded.kind, max_length)
+        self.scorer = make_scorer(loaded, self.task, "head" if peft == "head" else loaded.kind, max_length, calibrate)
         if hasattr(self.scorer, "prepare"):
             for examples in (self.splits.train, self.splits.dev, self.splits.test):
                 self.scorer.prepare(examples)
