@@ -52,7 +52,7 @@ def _check(args) -> int:
     if not args.update_baseline and not baseline.is_file():
         print(f"zobench: error: no baseline at {baseline}; create it with --update-baseline", file=sys.stderr)
         return 2
-    store = ResultStore(Path(args.out or tempfile.mkdtemp(prefix="zobench-check-")) / suite.name)
+    store = _store(suite, args.out or tempfile.mkdtemp(prefix="zobench-check-"))
     failures = execute(suite, store, quiet=args.quiet)
     if failures:
         print("\n".join(f"zobench: {line}" for line in failures), file=sys.stderr)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from tqdm import tqdm
 
@@ -109,7 +108,3 @@ def _attempt(spec: RunSpec, call) -> str | None:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         return f"run {spec.key} ({spec.label} on {spec.problem}, seed {spec.seed}) failed: {message}"
     return None
-
-
-def results_root(out: str | Path, suite: Suite) -> ResultStore:
-    return ResultStore(Path(out) / suite.name)
