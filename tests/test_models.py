@@ -1,0 +1,33 @@
+"""The packaged SmolLM2: converted once from its GGUF, cached, and a working causal scorer."""
+
+import time
+
+import pytest
+import torch
+
+from zobench.models import load_model
+from zobench.scoring import CausalScorer
+from zobench.tasks import load_task, local_examples
+
+
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ZOBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))  # convert afresh, in a temp dir
+        yield load_model("smollm2-135m")
+
+
+def test_conversion_is_cached(smollm2):
+    started = time.perf_counter()
+    again = load_model("smollm2-135m")
+    assert time.perf_counter() - started < 10  # the safetensors copy, not the GGUF again
+    assert again.kind == "causal" and sum(p.numel() for p in again.model.parameters()) == 134_515_008
+
+
+def test_scores_a_real_sst2_sentence(smollm2, shared_data):
+    task = load_task("sst2")
+    positive = local_examples(task, "test", shared_data)[0]  # "it 's a charming and often affecting journey ."
+    with torch.no_grad():
+        scores = CausalScorer(smollm2, task).scores([positive])
+    assert scores.shape == (1, 2) and torch.isfinite(scores).all()
+    assert scores[0, 1] > scores[0, 0]  # " great" over " terrible"
