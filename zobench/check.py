@@ -20,15 +20,11 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from .measure import peak_bytes
 from .store import ResultStore
 from .suite import Suite
 
 TOLERANCES = {"metric_tolerance": 0.02, "passes_factor": 1.5, "memory_factor": 1.25}
-
-
-def _peak(record: dict, phase: str) -> float | None:
-    peaks = record["memory"].get(phase, {})
-    return peaks.get("allocated_bytes", peaks.get("rss_bytes"))
 
 
 def summary(suite: Suite, store: ResultStore) -> dict:
@@ -43,7 +39,8 @@ def summary(suite: Suite, store: ResultStore) -> dict:
             passes = [r["targets"][index]["forward_passes"] if r["targets"][index]["reached"] else r["forward_passes"]
                       for r in records]
             targets[f"{target['target']:g}"] = statistics.median(passes)
-        ratios = [_peak(r, "train") / _peak(r, "eval") for r in records if _peak(r, "train") and _peak(r, "eval")]
+        peaks = [(peak_bytes(r["memory"], "train"), peak_bytes(r["memory"], "eval")) for r in records]
+        ratios = [train / evaluation for train, evaluation in peaks if train and evaluation]
         result[label] = {"metric": records[0]["metric"]["name"],
                          "higher_is_better": records[0]["metric"]["higher_is_better"],
                          "selected_test": statistics.fmean(r["selected_test"] for r in records),

@@ -27,8 +27,7 @@ def _run(args) -> int:
         return 0
     executor = make_executor(args.executor, workers=args.workers, folder=store.root / "slurm",
                              partition=args.slurm_partition, time_minutes=args.slurm_time, gpus=args.slurm_gpus,
-                             cluster=args.slurm_cluster) if args.executor == "slurm" else \
-        make_executor(args.executor, workers=args.workers)
+                             cluster=args.slurm_cluster)
     failures = execute(suite, store, executor=executor, only=args.only, quiet=args.quiet)
     for line in failures:
         print(f"zobench: {line}", file=sys.stderr)

@@ -97,6 +97,12 @@ class PhaseMeter:
         return {"scope": self.memory_scope, **self.peaks}
 
 
+def peak_bytes(memory: dict, phase: str) -> int | None:
+    """A recorded phase's peak: GPU allocated bytes, else CPU peak RSS; ``None`` if not measured."""
+    peaks = memory.get(phase, {})
+    return peaks.get("allocated_bytes", peaks.get("rss_bytes"))
+
+
 def environment(device: torch.device, dtype: str) -> dict:
     """Where a run happened: versions, commit, hardware, dtype, threads."""
     try:

@@ -42,6 +42,9 @@ LAST_PHASES = {
 }
 
 
+HYPERPARAMETERS = ("T1", "T2", "T3", "last_phase", "phi_alpha", "phi_beta1", "phi_beta2")
+
+
 class AnnealValues(NamedTuple):
     alpha: float  # variance of the zero-centred part of the perturbation
     beta1: float  # weight of the fresh sample in the first moment
@@ -82,6 +85,17 @@ class AnnealSchedule:
         if self.T3 - worst_phi * (self.T3 - self.T2) <= 0:
             raise ValueError(f"the cosine denominator of Eq. 7 reaches zero before T2={self.T2}; "
                              f"raise T2 above {worst_phi - 1:.2f}/{worst_phi:.2f} of T3={self.T3}")
+
+    @classmethod
+    def for_run(cls, total_steps: int | None = None, *, T1: int = 1024, T2: int | None = None,
+                T3: int | None = None, last_phase: str = "eq7", phi_alpha: float = PHIS["alpha"],
+                phi_beta1: float = PHIS["beta1"], phi_beta2: float = PHIS["beta2"]) -> "AnnealSchedule":
+        """The schedule of a ZO-AdaMU run: ``T3`` defaults to the run's step budget."""
+        T3 = T3 or total_steps
+        if T3 is None:
+            raise ValueError("zo-adamu needs T3 (the anneal's horizon) or the run's total_steps")
+        return cls(T3=T3, T1=T1, T2=T2, last_phase=last_phase, phi_alpha=phi_alpha, phi_beta1=phi_beta1,
+                   phi_beta2=phi_beta2)
 
     def __call__(self, t: int) -> AnnealValues:
         last = LAST_PHASES[self.last_phase]

@@ -64,11 +64,8 @@ def _adamu_factory(placement):
     def factory(params, *, lr, eps=1e-3, sigma=1e-8, T1=1024, T2=None, T3=None, total_steps=None,
                 last_phase="eq7", denominator="alg1", phi_alpha=1.0, phi_beta1=0.1, phi_beta2=1.5,
                 weight_decay=0.0, seed=0, fused=True):
-        T3 = T3 or total_steps
-        if T3 is None:
-            raise ValueError("zo-adamu needs T3 (the anneal's horizon) or the run's total_steps")
-        anneal = AnnealSchedule(T3=T3, T1=T1, T2=T2, last_phase=last_phase, phi_alpha=phi_alpha,
-                                phi_beta1=phi_beta1, phi_beta2=phi_beta2)
+        anneal = AnnealSchedule.for_run(total_steps, T1=T1, T2=T2, T3=T3, last_phase=last_phase,
+                                        phi_alpha=phi_alpha, phi_beta1=phi_beta1, phi_beta2=phi_beta2)
         sampler = noise.uncertain_gaussian(anneal) if placement == "delta" else noise.gaussian
         return ZerothOrder(params, schedule=schedules.adamu(anneal, sigma, denominator),
                            placement=placement, sampler=sampler, lr=lr, eps=eps,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..optimizers.anneal import HYPERPARAMETERS as ANNEAL_HYPERPARAMETERS
 from ..optimizers.anneal import AnnealSchedule
+from ..measure import peak_bytes
 from ..store import ResultStore
 from ..suite import RunSpec, Suite, TableLayout
 from . import figures
@@ -23,8 +25,7 @@ def _field(spec: RunSpec, names: tuple[str, ...]) -> str:
 
 
 def _peak_train_mib(record: dict) -> float | None:
-    peaks = record["memory"].get("train", {})
-    value = peaks.get("allocated_bytes", peaks.get("rss_bytes"))
+    value = peak_bytes(record["memory"], "train")
     return value / MIB if value is not None else None
 
 
@@ -174,9 +175,8 @@ def _anneal_figure(runs, out: Path) -> list[tuple[str, str]]:
     anneals = {"paper defaults (T1=1024, T2=16000, T3=20000)": PAPER_ANNEAL}
     for spec in runs:
         if spec.optimizer.startswith("zo-adamu"):
-            h = spec.hyperparameters
-            schedule = AnnealSchedule(T3=h.get("T3") or spec.steps, T1=h.get("T1", 1024), T2=h.get("T2"),
-                                      last_phase=h.get("last_phase", "eq7"))
+            chosen = {k: v for k, v in spec.hyperparameters.items() if k in ANNEAL_HYPERPARAMETERS}
+            schedule = AnnealSchedule.for_run(spec.steps, **chosen)
             anneals[f"{spec.label} in this suite (T1={schedule.T1}, T2={schedule.T2}, T3={schedule.T3})"] = schedule
     figures.anneal_schedule(anneals, out / "anneal_schedule.png")
     return [("ZO-AdaMU's α, β1, β2 over the steps (Figure 1)", "anneal_schedule.png")]

@@ -9,6 +9,7 @@ by blank lines.
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from dataclasses import dataclass
 
@@ -32,8 +33,8 @@ class WithDemonstrations:
     def demonstrations(self, prompt: str) -> list[dict]:
         generator = torch.Generator().manual_seed(self.seed * 2 ** 32 + zlib.crc32(prompt.encode()))
         order = torch.randperm(len(self.train), generator=generator).tolist()
-        chosen = [self.train[i] for i in order if self.task.prompt(self.train[i]) != prompt]
-        return chosen[:self.k]
+        others = (self.train[i] for i in order if self.task.prompt(self.train[i]) != prompt)
+        return list(itertools.islice(others, self.k))  # renders about k prompts, not the whole split
 
     def solved(self, example: dict) -> str:
         return self.task.prompt(example) + self.task.continuations[self.task.label_index(example)]
