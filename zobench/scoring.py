@@ -137,14 +137,17 @@ class HeadScorer:
 
     def prepare(self, examples: list[dict]) -> None:
         """Computes the frozen features of ``examples`` once per process (the expensive part)."""
-        todo = list(dict.fromkeys(p for p in map(self.task.prompt, examples) if p not in self._features))
+        self._features_of([self.task.prompt(e) for e in examples])
+
+    def _features_of(self, prompts: list[str]) -> torch.Tensor:
+        todo = list(dict.fromkeys(p for p in prompts if p not in self._features))
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start:start + self.batch_size]
             self._features.update(zip(chunk, self._encode(chunk)))
+        return torch.stack([self._features[p] for p in prompts])
 
     def scores(self, examples: list[dict]) -> torch.Tensor:
-        self.prepare(examples)
-        return self.head(torch.stack([self._features[self.task.prompt(e)] for e in examples]))
+        return self.head(self._features_of([self.task.prompt(e) for e in examples]))
 
 
 def make_scorer(loaded: LoadedModel, task: Task, mode: str, max_length: int = 256, calibrate: bool = False):
