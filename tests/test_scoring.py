@@ -3,8 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import BertConfig, BertForMaskedLM, BertModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from tiny_lm import WORDS, option_log_probs, tiny_bert, tiny_llama, word_tokenizer
 
 from zobench import optimizers
 from zobench.models import LoadedModel
@@ -12,30 +11,12 @@ from zobench.problems.task_problem import apply_peft
 from zobench.scoring import PROTOTYPE_SCALE, CausalScorer, HeadScorer, MaskedScorer
 from zobench.tasks import Task
 
-WORDS = ["[PAD]", "[UNK]", "[MASK]", "[CLS]", "[SEP]", "a", "movie", "it", "was", "great", "terrible", "film", "."]
 EXAMPLES = [{"sentence": "a great movie", "label": "1"}, {"sentence": "a terrible terrible film .", "label": "0"}]
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]",
-                                   mask_token="[MASK]", cls_token="[CLS]", sep_token="[SEP]")
-
-
-def tiny_llama():
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(WORDS), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
-    return LlamaForCausalLM(config).eval()
-
-
-def tiny_bert(kind):
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(WORDS), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, max_position_embeddings=64)
-    return (BertForMaskedLM if kind == "masked" else BertModel)(config).eval()
+    return word_tokenizer()
 
 
 def test_causal_scores_are_mean_candidate_log_probs(tokenizer):
@@ -46,11 +27,7 @@ def test_causal_scores_are_mean_candidate_log_probs(tokenizer):
         scores = CausalScorer(LoadedModel(model, tokenizer, "causal", "tiny"), task).scores(EXAMPLES)
         for row, example in enumerate(EXAMPLES):
             for column, candidate in enumerate(task.continuations):
-                prompt = tokenizer(task.prompt(example))["input_ids"]
-                option = tokenizer(candidate, add_special_tokens=False)["input_ids"]
-                ids = torch.tensor([prompt + option])
-                log_probs = F.log_softmax(model(input_ids=ids).logits[0], dim=-1)
-                expected = sum(log_probs[len(prompt) + i - 1, token] for i, token in enumerate(option)) / len(option)
+                expected = option_log_probs(model, tokenizer, task.prompt(example), candidate).mean()
                 assert scores[row, column].item() == pytest.approx(expected.item(), abs=1e-5)
 
 
@@ -109,10 +86,7 @@ def test_surface_form_calibration_subtracts_the_surface_prompt_log_likelihood(to
     model = tiny_llama()
 
     def summed(prompt_text, candidate):
-        prompt = tokenizer(prompt_text)["input_ids"]
-        option = tokenizer(candidate, add_special_tokens=False)["input_ids"]
-        log_probs = F.log_softmax(model(input_ids=torch.tensor([prompt + option])).logits[0], dim=-1)
-        return sum(log_probs[len(prompt) + i - 1, token] for i, token in enumerate(option))
+        return option_log_probs(model, tokenizer, prompt_text, candidate).sum()
 
     with torch.no_grad():
         scorer = CausalScorer(LoadedModel(model, tokenizer, "causal", "tiny"), task, calibrate=True)

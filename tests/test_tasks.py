@@ -23,14 +23,58 @@ EXPECTED = {
             "homestead claim, did not consider that he had done anything dishonest. Still, anyone who knew that he "
             "was 19 years old could take his claim away from him .\nIn the previous sentence, does the pronoun "
             "\"him\" refer to anyone? Yes or No?\n", "No"),
+    "copa": ("The man turned on the faucet so", " water flowed from the spout."),
     "wic": ("Does the word \"class\" have the same meaning in these two sentences? Yes, No?\nAn emerging "
             "professional class.\nApologizing for losing your temper, even though you were badly provoked, "
             "showed real class.\n", "No"),
 }
 
 
+# long passages: task -> (start of the prompt, its end, the gold continuation, how many options)
+PASSAGES = {
+    "multirc": ("What causes a change in motion? The application of a force.", "This requires only a very small "
+                "force. \nQuestion: Would the mass of a baseball affect how much force you have to use to pick it up?"
+                "\nI found this answer \"No\". Is that correct? Yes or No?\n", "No", 2),
+    "record": ("Islamabad, Pakistan (CNN) -- The 24-year-old son of the late Benazir Bhutto", "- Thousands gathered "
+               "near the home to mark the fifth anniversary of her death\n- ", "They will sew our lips, but we will "
+               "chant, 'Long live Benazir Bhutto.'", 11),
+    "squad": ("Title: Super_Bowl_50\nContext: Super Bowl 50 was an American football game", "\nQuestion: Which NFL "
+              "team represented the AFC at Super Bowl 50?\nAnswer:", " Denver Broncos\n", 1),
+}
+
+
 def test_every_shipped_task_has_an_expected_rendering():
-    assert set(task_names()) == set(EXPECTED) | {"boolq"}
+    assert set(task_names()) == set(EXPECTED) | set(PASSAGES) | {"boolq", "drop"}
+
+
+@pytest.mark.parametrize("name", sorted(PASSAGES))
+def test_long_passage_prompts_render_on_the_first_test_example(name, shared_data):
+    task = load_task(name)
+    example = local_examples(task, "test", shared_data)[0]
+    start, end, gold, options = PASSAGES[name]
+    assert task.prompt(example).startswith(start) and task.prompt(example).endswith(end)
+    assert task.target(example) == gold and len(task.options(example)) == options
+
+
+def test_record_accepts_every_gold_entity(shared_data):
+    task = load_task("record")
+    example = local_examples(task, "test", shared_data)[0]
+    assert example["answers"] == ["Benazir Bhutto", "Bhutto"]
+    assert [task.options(example)[i].rsplit(" ", 1)[-1] for i in task.gold(example)] == ["Bhutto.'", "Bhutto.'"]
+    assert len(task.gold(example)) == 2
+
+
+def test_drop_without_a_test_file_holds_its_test_examples_out_of_train(shared_data):
+    task = load_task("drop")
+    splits = load_splits(task, protocol="mezo", seed=0, num_train=1000, num_dev=500, num_test=1000,
+                         data_dir=shared_data)
+    assert splits.sizes == {"train": 1000, "dev": 500, "test": 1000}
+    assert splits.source.endswith("(test held out of the train file)")
+    assert not {task.prompt(e) for e in splits.test} & {task.prompt(e) for e in splits.train + splits.dev}
+    example = splits.test[0]
+    assert task.prompt(example).endswith("\nQuestion: Which season lasts longer in the peninsula, the rainy season "
+                                         "or the dry season?\nAnswer:")
+    assert task.gold_answers(example) == ["the dry season"] and task.target(example) == " the dry season\n"
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -39,7 +83,7 @@ def test_template_renders_the_first_test_example(name, shared_data):
     example = local_examples(task, "test", shared_data)[0]
     rendered, gold = EXPECTED[name]
     assert task.render(example, mask="<mask>") == rendered
-    assert task.continuations[task.label_index(example)] == gold
+    assert task.target(example) == gold
     assert task.prompt(example) == rendered.split("<mask>")[0]
 
 

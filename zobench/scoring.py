@@ -1,11 +1,12 @@
 """Scoring a task's candidates with a model: one score per (example, candidate); the class is the argmax.
 
-* :class:`CausalScorer` — the mean log-probability of the candidate's tokens after the prompt
-  (MeZO's length-normalised log-likelihood). Prompt and candidate are tokenised separately and
-  concatenated, so the candidate's tokens never merge with the prompt's; long prompts are cut from
-  the left. With ``calibrate=True`` the score is MeZO's surface-form calibration instead: the summed
-  log-probability of the candidate after the prompt minus that after the task's surface prompt (the
-  template with every field emptied).
+* :class:`CausalScorer` — the mean log-probability of each option's tokens after the prompt
+  (MeZO's length-normalised log-likelihood); options are the verbaliser's or, for multiple choice,
+  the example's own. Prompt and option are tokenised separately and concatenated, so the option's
+  tokens never merge with the prompt's; long prompts are cut from the left. With ``calibrate=True``
+  the score is MeZO's surface-form calibration instead: the summed log-probability of the option
+  after the prompt minus that after the task's surface prompt (the template with every field
+  emptied). It also gives the LM-style loss on the gold option and greedy generation.
 * :class:`MaskedScorer` — the logit of each candidate's label word at the mask token (LM-BFF).
 * :class:`HeadScorer` — a linear head on frozen features: the mean-pooled, normalised sentence
   embedding of an encoder (its rows start as the embeddings of "<surface prompt><candidate>", so it
@@ -13,13 +14,15 @@
   candidates' first tokens). The frozen model runs once per example; steps then cost only the head.
 
 Training minimises the cross-entropy of the scores against the gold class (MeZO's
-``train_as_classification``).
+``train_as_classification``), or, for tasks declared ``train_as: lm``, the causal scorer's
+:meth:`CausalScorer.lm_loss`.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from transformers import StoppingCriteria
 
 from .models import LoadedModel
 from .tasks import Task
@@ -31,32 +34,56 @@ _FEATURES: dict[tuple, dict[str, torch.Tensor]] = {}  # (model, max length) -> p
 class CausalScorer:
     def __init__(self, loaded: LoadedModel, task: Task, max_length: int = 256, calibrate: bool = False):
         self.model, self.tokenizer, self.task, self.max_length = loaded.model, loaded.tokenizer, task, max_length
-        self.candidate_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in task.continuations]
         self.calibrate = calibrate
+        self._token_ids: dict[str, list[int]] = {}  # continuation text -> tokens (verbalisers repeat)
 
     def trainable(self) -> torch.nn.Module:
         return self.model
 
     def scores(self, examples: list[dict]) -> torch.Tensor:
-        prompts = [self.task.prompt(example) for example in examples]
-        if not self.calibrate:
-            return self._log_likelihoods(prompts, mean=True)
-        surface = self._log_likelihoods([self.task.surface_prompt()], mean=False)
-        return self._log_likelihoods(prompts, mean=False) - surface
+        """Examples × options; an example with fewer options than the widest has -inf in the rest."""
+        options = [self.task.options(example) for example in examples]
+        pairs = [(self.task.prompt(e), o) for e, opts in zip(examples, options) for o in opts]
+        if self.calibrate:
+            surface = self.task.surface_prompt()
+            flat = self._log_likelihoods(pairs, mean=False)[0] - \
+                self._log_likelihoods([(surface, o) for _, o in pairs], mean=False)[0]
+        else:
+            flat = self._log_likelihoods(pairs, mean=True)[0]
+        table = torch.full((len(examples), max(map(len, options))), float("-inf"), device=flat.device)
+        rows = torch.tensor([i for i, opts in enumerate(options) for _ in opts], device=flat.device)
+        columns = torch.tensor([j for opts in options for j in range(len(opts))], device=flat.device)
+        return table.index_put((rows, columns), flat)
 
-    def _log_likelihoods(self, prompts: list[str], mean: bool) -> torch.Tensor:
-        """Per prompt and candidate, the candidate tokens' log-probabilities, averaged or summed."""
-        rows, spans = [], []
-        for text in prompts:
-            prompt = self.tokenizer(text)["input_ids"]
-            for candidate in self.candidate_ids:
-                keep = self.max_length - len(candidate)
-                ids = prompt[-keep:] + candidate
-                rows.append(ids)
-                spans.append((len(ids) - len(candidate), len(candidate)))
+    def lm_loss(self, examples: list[dict]) -> torch.Tensor:
+        """Teacher-forced cross-entropy on the gold continuation's tokens only (MeZO's LM-style
+        training), averaged over all those tokens of the batch."""
+        sums, lengths = self._log_likelihoods([(self.task.prompt(e), self.task.target(e)) for e in examples],
+                                              mean=False)
+        return -sums.sum() / lengths.sum()
+
+    def _tokens(self, text: str) -> list[int]:
+        if text not in self._token_ids:
+            self._token_ids[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self._token_ids[text]
+
+    def _device(self):
+        return next(self.model.parameters()).device
+
+    def _log_likelihoods(self, pairs: list[tuple[str, str]], mean: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per (prompt, continuation), the continuation tokens' log-probabilities, averaged or summed,
+        and the number of those tokens. Prompt and continuation are tokenised separately, so their
+        tokens never merge; long prompts lose their left end."""
+        rows, spans, prompts = [], [], {}
+        for text, continuation in pairs:
+            prompt = prompts.setdefault(text, self.tokenizer(text)["input_ids"])
+            candidate = self._tokens(continuation)
+            ids = prompt[-(self.max_length - len(candidate)):] + candidate
+            rows.append(ids)
+            spans.append((len(ids) - len(candidate), len(candidate)))
         width = max(len(ids) for ids in rows)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        device = next(self.model.parameters()).device
+        device = self._device()
         input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in rows], device=device)
         attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in rows], device=device)
         logits = self.model(input_ids=input_ids, attention_mask=attention).logits
@@ -67,9 +94,38 @@ class CausalScorer:
         token_logprobs = F.log_softmax(logits[index_rows, index_cols - 1].float(), dim=-1).gather(
             -1, input_ids[index_rows, index_cols].unsqueeze(-1)).squeeze(-1)
         sums = torch.zeros(len(rows), device=device).index_add(0, index_rows, token_logprobs)
-        if mean:
-            sums = sums / torch.tensor([length for _, length in spans], device=device)
-        return sums.view(len(prompts), len(self.candidate_ids))
+        lengths = torch.tensor([length for _, length in spans], device=device, dtype=sums.dtype)
+        return (sums / lengths if mean else sums), lengths
+
+    @torch.no_grad()
+    def generate(self, examples: list[dict]) -> list[str]:
+        """Greedy continuations, cut at the task's stop string (MeZO: 50 new tokens, stop at a newline).
+        Prompts are left-padded and lose their left end beyond ``max_length - max_new_tokens``."""
+        settings = self.task.generate or {}
+        new_tokens, stop = settings.get("max_new_tokens", 50), settings.get("stop", "\n")
+        prompts = [self.tokenizer(self.task.prompt(e))["input_ids"][-(self.max_length - new_tokens):]
+                   for e in examples]
+        width, device = max(map(len, prompts)), self._device()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+        output = self.model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=new_tokens,
+                                     do_sample=False, num_beams=1, pad_token_id=pad,
+                                     stopping_criteria=[_StopAt(self.tokenizer, stop, width)] if stop else None)
+        texts = self.tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
+        return [text.split(stop)[0].strip() if stop else text.strip() for text in texts]
+
+
+class _StopAt(StoppingCriteria):
+    """Stops a row once its decoded continuation holds the stop string (any tokenizer; transformers'
+    ``stop_strings`` needs a tokenizer that can encode its probe text)."""
+
+    def __init__(self, tokenizer, stop: str, start: int):
+        self.tokenizer, self.stop, self.start = tokenizer, stop, start
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.start:], skip_special_tokens=True)
+        return torch.tensor([self.stop in text for text in texts], device=input_ids.device)
 
 
 class MaskedScorer:

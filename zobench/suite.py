@@ -51,7 +51,7 @@ class RunSpec:
     model: str = ""  # empty for the test functions
     data: dict = field(default_factory=dict)  # protocol, split sizes, batch size, max length, data seed
     data_dir: str | None = None  # where local task data lives: not part of the run's identity
-    objective: str = "loss"  # or "accuracy": the negated batch accuracy, without gradient (ZO only)
+    objective: str = "loss"  # or a task metric (accuracy, f1, em), negated, without gradient (ZO only)
     key: str = field(default="", compare=False)
 
     def __post_init__(self):
@@ -104,6 +104,7 @@ class Suite:
 
 
 DEVICES = ("cpu", "cuda", "auto")
+OBJECTIVES = ("loss", "accuracy", "f1", "em")
 PEFT_MODES = ("none", "lora", "prefix", "head")
 DATA = {"protocol": str, "num_train": int, "num_dev": int, "num_test": int, "batch_size": int, "max_length": int,
         "seed": int, "demonstrations": int, "calibrate": bool}
@@ -114,6 +115,7 @@ TOP_LEVEL = {"name": str, "description": str, "problems": list, "tasks": list, "
              "data_dir": str, "optimizers": list, "seeds": list, "budget": dict, "targets": list, "dtype": str,
              "device": str, "peft": str, "objective": str, "report": dict}
 REQUIRED = ("name", "optimizers", "budget")
+ENTRY_KEYS = ("name", "label", "overrides", "peft", "budget", "data", "objective")  # the rest: hyperparameters
 BUDGET = {"steps": int, "eval_every": int, "forward_passes": int}
 DEFAULT_TABLES = (
     TableLayout("final_metric", "final", ("problem",), ("label",), "Final {metric} (mean ± std over seeds)"),
@@ -153,7 +155,7 @@ def _hyperparameter_grid(where: str, entry: dict, factory, required: bool = True
     allowed = [name for name in signature if name not in ("params", "total_steps", "seed")]
     axes = {}
     for key, value in entry.items():
-        if key in ("name", "label", "overrides"):
+        if key in ENTRY_KEYS:
             continue
         if key not in allowed:
             _fail(f"{where}.{key}", f"not a hyperparameter of {entry['name']}; allowed: {', '.join(allowed)}")
@@ -227,6 +229,60 @@ def _task(where: str, name, directory: Path) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """What the suite sets for all its runs and an optimizer entry may set for its own (Table 1's rows
+    differ in PEFT mode, budget and demonstrations)."""
+
+    peft: str = "none"
+    steps: int = 0
+    eval_every: int = 0  # 0: a twentieth of the steps
+    forward_passes: int | None = None
+    data: dict = field(default_factory=dict)
+    objective: str = "loss"
+
+
+def _run_settings(where: str, document: dict, base: RunSettings, test_functions: bool,
+                  tasks: list[str]) -> RunSettings:
+    """``document``'s peft, budget, data and objective over ``base``, each checked."""
+    peft = document.get("peft", base.peft)
+    _check_type(f"{where}: peft", peft, str)
+    _check_choice(f"{where}: peft", peft, PEFT_MODES)
+    if peft != "none" and test_functions:
+        _fail(f"{where}: peft", "test functions have no model to adapt; use peft: none")
+    data = document.get("data", {})
+    _check_type(f"{where}: data", data, dict)
+    for key, value in data.items():
+        if key not in DATA:
+            _fail(f"{where}: data.{key}", f"unknown key; allowed: {', '.join(DATA)}")
+        _check_type(f"{where}: data.{key}", value, DATA[key])
+    if "protocol" in data:
+        _check_choice(f"{where}: data.protocol", data["protocol"], PROTOCOLS)
+    budget = document.get("budget", {})
+    _check_type(f"{where}: budget", budget, dict)
+    for key, value in budget.items():
+        if key not in BUDGET:
+            _fail(f"{where}: budget.{key}", f"unknown key; allowed: {', '.join(BUDGET)}")
+        _check_type(f"{where}: budget.{key}", value, BUDGET[key])
+        least = 0 if key == "steps" else 1  # 0 steps: evaluate only (zero-shot, in-context learning)
+        if value < least:
+            _fail(f"{where}: budget.{key}", f"must be >= {least}, got {value}")
+    objective = document.get("objective", base.objective)
+    _check_type(f"{where}: objective", objective, str)
+    _check_choice(f"{where}: objective", objective, OBJECTIVES)
+    if objective != "loss" and test_functions:
+        _fail(f"{where}: objective", "test functions are their own objective; use objective: loss")
+    for task in tasks:
+        allowed = load_task(task).objectives
+        if objective not in allowed:
+            _fail(f"{where}: objective", f"{objective!r} does not fit task {Path(task).stem}; use one of "
+                                          f"{', '.join(allowed)}")
+    steps = budget.get("steps", base.steps)
+    eval_every = budget.get("eval_every", base.eval_every or max(1, steps // 20))
+    return RunSettings(peft, steps, eval_every, budget.get("forward_passes", base.forward_passes),
+                       {**base.data, **data}, objective)
+
+
 def load_suite(path: str | Path) -> Suite:
     """Reads, validates and expands a suite file; raises :class:`SuiteError` on the first mistake."""
     path = Path(path)
@@ -262,38 +318,14 @@ def load_suite(path: str | Path) -> Suite:
         _fail(where, "tasks need models (e.g. models: [minilm-l6])")
     if not problems and not tasks:
         _fail(where, "a suite needs problems (test functions) or tasks with models")
-    data = document.get("data", {})
-    for key, value in data.items():
-        if key not in DATA:
-            _fail(f"{where}: data.{key}", f"unknown key; allowed: {', '.join(DATA)}")
-        _check_type(f"{where}: data.{key}", value, DATA[key])
-    if "protocol" in data:
-        _check_choice(f"{where}: data.protocol", data["protocol"], PROTOCOLS)
     pairs = [(problem, "") for problem in problems] + [(task, model) for task in tasks for model in models]
     problems = [problem for problem, _ in pairs]
-
-    budget = document["budget"]
-    for key, value in budget.items():
-        if key not in BUDGET:
-            _fail(f"{where}: budget.{key}", f"unknown key; allowed: {', '.join(BUDGET)}")
-        _check_type(f"{where}: budget.{key}", value, BUDGET[key])
-        least = 0 if key == "steps" else 1  # 0 steps: evaluate only (zero-shot, in-context learning)
-        if value < least:
-            _fail(f"{where}: budget.{key}", f"must be >= {least}, got {value}")
-    if "steps" not in budget:
+    if "steps" not in document["budget"]:
         _fail(f"{where}: budget", "missing required key 'steps'")
-    steps = budget["steps"]
-
-    dtype, device, peft = (document.get(k, d) for k, d in (("dtype", "float32"), ("device", "cpu"), ("peft", "none")))
+    suite_settings = _run_settings(where, document, RunSettings(), bool(document.get("problems")), tasks)
+    dtype, device = document.get("dtype", "float32"), document.get("device", "cpu")
     _check_choice(f"{where}: dtype", dtype, tuple(DTYPES))
     _check_choice(f"{where}: device", device, DEVICES)
-    _check_choice(f"{where}: peft", peft, PEFT_MODES)
-    if peft != "none" and document.get("problems"):
-        _fail(f"{where}: peft", "test functions have no model to adapt; use peft: none")
-    objective = document.get("objective", "loss")
-    _check_choice(f"{where}: objective", objective, ("loss", "accuracy"))
-    if objective != "loss" and document.get("problems"):
-        _fail(f"{where}: objective", "test functions are their own objective; use objective: loss")
 
     seeds = document.get("seeds", [0])
     for i, seed in enumerate(seeds):
@@ -313,7 +345,7 @@ def load_suite(path: str | Path) -> Suite:
             targets.append(target)
     tables = _tables(where, document.get("report", {}))
 
-    configurations = []  # (name, label, hyperparameters, {problem: overriding hyperparameters})
+    configurations = []  # (name, label, hyperparameters, {problem: overriding hyperparameters}, run settings)
     for i, entry in enumerate(document["optimizers"]):
         at = f"{where}: optimizers[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
@@ -322,8 +354,10 @@ def load_suite(path: str | Path) -> Suite:
             info = REGISTRY.get(entry["name"])
         except UnknownOptimizerError as error:
             _fail(f"{at}.name", str(error))
-        if objective != "loss" and info.family != "zo":
-            _fail(f"{at}.name", f"objective {objective} has no gradient; {info.name} needs one (use a zo- optimizer)")
+        settings = _run_settings(at, entry, suite_settings, bool(document.get("problems")), tasks)
+        if settings.objective != "loss" and info.family != "zo":
+            _fail(f"{at}.name", f"objective {settings.objective} has no gradient; {info.name} needs one "
+                                "(use a zo- optimizer)")
         grid = _hyperparameter_grid(at, entry, info.factory)
         overrides = entry.get("overrides", {})
         if not isinstance(overrides, dict):
@@ -339,19 +373,20 @@ def load_suite(path: str | Path) -> Suite:
         varying = {key for key in grid[0] if len({repr(h[key]) for h in grid}) > 1}
         for hyperparameters in grid:
             for problem in problems:
-                _check_builds(at, info, {**hyperparameters, **overrides.get(problem, {})}, steps)
+                _check_builds(at, info, {**hyperparameters, **overrides.get(problem, {})}, settings.steps)
             label = entry.get("label") or _label(entry["name"], hyperparameters, varying)
-            configurations.append((entry["name"], label, hyperparameters, overrides))
+            configurations.append((entry["name"], label, hyperparameters, overrides, settings))
 
     data_dir = document.get("data_dir")
     if data_dir is not None and not Path(data_dir).is_absolute():
         data_dir = str((path.parent / data_dir).resolve())
     runs = tuple(
         RunSpec(suite=document["name"], problem=problem, optimizer=name, label=label,
-                hyperparameters={**hyperparameters, **overrides.get(problem, {})}, seed=seed, steps=steps,
-                eval_every=budget.get("eval_every", max(1, steps // 20)), targets=tuple(float(t) for t in targets),
-                forward_pass_budget=budget.get("forward_passes"), dtype=dtype, device=device, peft=peft,
-                model=model, data=data if model else {}, data_dir=data_dir if model else None, objective=objective)
-        for problem, model in pairs for name, label, hyperparameters, overrides in configurations
+                hyperparameters={**hyperparameters, **overrides.get(problem, {})}, seed=seed, steps=settings.steps,
+                eval_every=settings.eval_every, targets=tuple(float(t) for t in targets),
+                forward_pass_budget=settings.forward_passes, dtype=dtype, device=device, peft=settings.peft,
+                model=model, data=settings.data if model else {}, data_dir=data_dir if model else None,
+                objective=settings.objective)
+        for problem, model in pairs for name, label, hyperparameters, overrides, settings in configurations
         for seed in seeds)
     return Suite(document["name"], document.get("description", ""), runs, tables, path, tuple(gap_targets))

@@ -11,9 +11,10 @@ PEFT modes (what is trainable, so what a ZO optimizer perturbs):
 ``demonstrations`` > 0 prefixes every prompt with that many solved training examples (in-context
 learning, :mod:`zobench.tasks.demonstrations`); with ``budget.steps: 0`` it is MeZO's ICL baseline.
 
-Objectives: ``loss`` (cross-entropy over the candidates) or ``accuracy`` — the negated accuracy of
-the batch, which has no gradient: the paper's non-differentiable objective (Table 4), for
-zeroth-order optimizers only.
+Objectives: ``loss`` — the cross-entropy over the options, or the LM loss on the gold option for
+tasks declared ``train_as: lm`` — or a metric of the task, negated: ``accuracy`` of the batch, or
+``f1`` / ``em`` of its greedy generations. Metrics have no gradient: they are the paper's
+non-differentiable objectives (Table 4), for zeroth-order optimizers only.
 
 The training batch of step t is drawn with the seed of (run seed, t), so it depends on t alone, as
 the seed-log resume needs. The model runs in eval mode (no dropout), as in MeZO's forward passes.
@@ -30,11 +31,10 @@ from ..models import LoadedModel, load_model
 from ..optimizers import decay_groups
 from ..optimizers.noise import step_seed
 from ..scoring import make_scorer
-from ..tasks import load_splits, load_task
+from ..tasks import load_splits, load_task, metrics
 from ..tasks.demonstrations import WithDemonstrations
 
 PEFT_MODES = ("none", "lora", "prefix", "head")
-OBJECTIVES = ("loss", "accuracy")
 LORA_TARGETS = (("q_proj", "v_proj"), ("query", "value"))
 
 
@@ -64,7 +64,6 @@ def _frozen_model(name: str, dtype: str, device: str) -> LoadedModel:
 
 
 class TaskProblem:
-    metric = "accuracy"
     higher_is_better = True
 
     def __init__(self, task: str, model: str, *, peft: str = "none", protocol: str = "mezo", data_seed: int = 0,
@@ -73,10 +72,11 @@ class TaskProblem:
                  seed: int = 0, objective: str = "loss", demonstrations: int = 0, calibrate: bool = False):
         if peft not in PEFT_MODES:
             raise ValueError(f"peft must be one of {PEFT_MODES}, not {peft!r}")
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
-        self.objective = objective
         self.task = load_task(task)
+        if objective not in self.task.objectives:
+            raise ValueError(f"objective {objective!r} does not fit task {task} ({self.task.kind}); use one of "
+                             f"{', '.join(self.task.objectives)}")
+        self.objective, self.metric = objective, self.task.metric
         self.splits = load_splits(self.task, protocol=protocol, seed=data_seed, num_train=num_train,
                                   num_dev=num_dev, num_test=num_test, data_dir=data_dir)
         loaded = _frozen_model(model, dtype, device) if peft == "head" else load_model(model, dtype=dtype,
@@ -88,13 +88,15 @@ class TaskProblem:
                 raise ValueError("in-context demonstrations need a causal LM scored on its own (peft none, lora "
                                  "or prefix)")
             self.task = WithDemonstrations(self.task, tuple(self.splits.train), demonstrations, data_seed)
+        if self.task.kind != "classification" and (loaded.kind != "causal" or peft == "head"):
+            raise ValueError(f"task {task} is a {self.task.kind} task; it needs a causal LM scored on its own "
+                             f"(peft none, lora or prefix), not a {loaded.kind} model with peft {peft}")
         self.scorer = make_scorer(loaded, self.task, "head" if peft == "head" else loaded.kind, max_length, calibrate)
         if hasattr(self.scorer, "prepare"):
             for examples in (self.splits.train, self.splits.dev, self.splits.test):
                 self.scorer.prepare(examples)
         self.batch_size, self.seed = batch_size, seed
-        self.labels = {name: torch.tensor([self.task.label_index(e) for e in getattr(self.splits, name)])
-                       for name in ("train", "dev", "test")}
+        self.gold = {name: [self.task.gold(e) for e in getattr(self.splits, name)] for name in ("train", "dev", "test")}
 
     def parameter_groups(self) -> list[dict]:
         return decay_groups(self.scorer.trainable())
@@ -106,24 +108,43 @@ class TaskProblem:
         generator = torch.Generator().manual_seed(step_seed(self.seed, step))
         chosen = torch.randperm(len(self.splits.train), generator=generator)[:self.batch_size].tolist()
         examples = [self.splits.train[i] for i in chosen]
-        labels = self.labels["train"][chosen].to(self._device())
+        gold = [self.gold["train"][i] for i in chosen]
         if self.objective == "accuracy":
-            return lambda: -(self.scorer.scores(examples).argmax(-1) == labels).float().mean()
+            return lambda: -torch.tensor(_hits(self.scorer.scores(examples), gold)).float().mean()
+        if self.objective in ("f1", "em"):
+            return lambda: -torch.tensor(self._answer_scores(examples)[self.objective]).mean()
+        if self.task.train_as == "lm":
+            return lambda: self.scorer.lm_loss(examples)
+        labels = torch.tensor([g[0] for g in gold], device=self._device())
         return lambda: F.cross_entropy(self.scorer.scores(examples), labels)
 
     def _device(self):
         return next(self.scorer.trainable().parameters()).device
 
+    def _answer_scores(self, examples: list[dict]) -> dict[str, list[float]]:
+        predictions = self.scorer.generate(examples)
+        answers = [self.task.gold_answers(e) for e in examples]
+        return {"f1": [metrics.f1(p, a) for p, a in zip(predictions, answers)],
+                "em": [metrics.exact_match(p, a) for p, a in zip(predictions, answers)]}
+
     @torch.no_grad()
     def evaluate(self, split: str, batch_size: int = 32) -> dict[str, float]:
-        examples, labels = getattr(self.splits, split), self.labels[split]
-        correct, loss = 0, 0.0
+        """Accuracy and the cross-entropy over options; for generation, F1, exact match and the
+        LM loss of the gold answers."""
+        examples, gold = getattr(self.splits, split), self.gold[split]
+        totals: dict[str, float] = {}
         for start in range(0, len(examples), batch_size):
-            scores = self.scorer.scores(examples[start:start + batch_size]).float().cpu()
-            gold = labels[start:start + batch_size]
-            correct += int((scores.argmax(-1) == gold).sum())
-            loss += float(F.cross_entropy(scores, gold, reduction="sum"))
-        return {"accuracy": correct / max(len(examples), 1), "loss": loss / max(len(examples), 1)}
+            batch, batch_gold = examples[start:start + batch_size], gold[start:start + batch_size]
+            if self.task.kind == "generation":
+                for name, values in self._answer_scores(batch).items():
+                    totals[name] = totals.get(name, 0.0) + sum(values)
+                loss = float(self.scorer.lm_loss(batch)) * len(batch)
+            else:
+                scores = self.scorer.scores(batch).float().cpu()
+                totals["accuracy"] = totals.get("accuracy", 0.0) + sum(_hits(scores, batch_gold))
+                loss = float(F.cross_entropy(scores, torch.tensor([g[0] for g in batch_gold]), reduction="sum"))
+            totals["loss"] = totals.get("loss", 0.0) + loss
+        return {name: total / max(len(examples), 1) for name, total in totals.items()}
 
     def snapshot(self) -> dict:
         return {}
@@ -132,3 +153,9 @@ class TaskProblem:
         """What the run record keeps about the data and the model."""
         return {"data_source": self.splits.source, "split_sizes": self.splits.sizes,
                 "trainable_parameters": self.trainable_parameters()}
+
+
+def _hits(scores: torch.Tensor, gold: list[list[int]]) -> list[bool]:
+    """Whether each example's best-scored option is a correct one."""
+    return [prediction in correct for prediction, correct in zip(scores.argmax(-1).tolist(), gold)]
+

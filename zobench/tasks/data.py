@@ -8,13 +8,16 @@ Protocols:
 * ``kshot`` (LM-BFF's): the ``16-<seed>`` folder's train, dev and test files as they are.
 
 Where a split is smaller than asked, all of it is taken (dev takes at most half of a small train
-split); the sizes actually used are returned.
+split); the sizes actually used are returned. A task whose local files have no test split (DROP
+offline) takes its test examples from the rest of the train file, skipping any whose prompt a train or
+dev example has (the DROP file repeats questions).
 Local files are found under a data directory given by the suite's ``data_dir`` or the
 ``ZOBENCH_DATA`` environment variable (``../shared/data`` holds the tested layout).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,8 +56,11 @@ def _normalise(task: Task, examples: list[dict], source: dict) -> list[dict]:
     normalised = []
     for example in examples:
         flat = {}
-        for key, value in example.items():
-            flat.update(value if isinstance(value, dict) else {key: value})
+        for key, value in example.items():  # a nested field never overwrites a top-level one (MultiRC's idx)
+            if isinstance(value, dict):
+                flat.update({k: v for k, v in value.items() if k not in example})
+            else:
+                flat[key] = value
         flat = {rename.get(k, k): v for k, v in flat.items()}
         if label_map and task.label in flat:
             flat[task.label] = label_map.get(str(flat[task.label]), flat[task.label])
@@ -112,7 +118,8 @@ def load_splits(task: Task, *, protocol: str = "mezo", seed: int = 0, num_train:
     pools = None
     if root is not None and task.local:
         try:
-            pools = [_local_split(task, root, task.local, s) for s in ("train", "test")]
+            splits = [s for s in ("train", "test") if s in task.local]
+            pools = [_local_split(task, root, task.local, s) for s in splits] + [None] * (2 - len(splits))
             source = str(root / task.local["dir"])
         except FileNotFoundError as missing:
             tried.append(f"local file {missing} (not found)")
@@ -132,5 +139,11 @@ def load_splits(task: Task, *, protocol: str = "mezo", seed: int = 0, num_train:
     taken = _permutation(len(train_pool), seed)[:num_train + num_dev]  # as MeZO: dev is the tail of this
     train = [train_pool[i] for i in taken[:len(taken) - num_dev]]
     dev = [train_pool[i] for i in taken[len(taken) - num_dev:]]
-    test = [test_pool[i] for i in _permutation(len(test_pool), seed)[:num_test]]
+    if test_pool is None:  # no test file: hold out of the train file examples whose prompts train never sees
+        seen = {task.prompt(example) for example in train + dev}
+        rest = (train_pool[i] for i in _permutation(len(train_pool), seed)[len(taken):])
+        test = list(itertools.islice((e for e in rest if task.prompt(e) not in seen), num_test))
+        source += " (test held out of the train file)"
+    else:
+        test = [test_pool[i] for i in _permutation(len(test_pool), seed)[:num_test]]
     return Splits(train, dev, test, source)

@@ -37,7 +37,7 @@ class WithDemonstrations:
         return list(itertools.islice(others, self.k))  # renders about k prompts, not the whole split
 
     def solved(self, example: dict) -> str:
-        return self.task.prompt(example) + self.task.continuations[self.task.label_index(example)]
+        return self.task.prompt(example) + self.task.target(example)
 
     def prompt(self, example: dict) -> str:
         prompt = self.task.prompt(example)

@@ -3,11 +3,24 @@
 A declaration (``zobench/tasks/definitions/*.yaml``, or any YAML file a user points at) holds:
 
 * ``template`` — the prompt, with ``{field}``, ``{field.subfield}`` and filters such as
-  ``{question|capitalize|question_mark}`` (see :data:`FILTERS`); ``{mask}`` marks where a masked LM
-  predicts the label word (a causal LM's prompt ends there);
-* ``label`` and ``candidates`` — the example field holding the gold label and, for each label value,
-  the text appended to the prompt (MeZO's verbaliser);
-* ``metric`` — ``accuracy``;
+  ``{question|capitalize|question_mark}`` (see :data:`FILTERS`, plus the task's own ``maps``);
+  ``{mask}`` marks where a masked LM predicts the label word (a causal LM's prompt ends there);
+* what the prompt is continued with — one of three kinds of task:
+
+  - *classification*: ``label`` (the field holding the gold label) and ``candidates``, for each
+    label value the text appended to the prompt (MeZO's verbaliser);
+  - *multiple choice*: ``choices`` — a list of fields (COPA's ``[choice1, choice2]``) or one field
+    holding a list (ReCoRD's entities) — each rendered through ``continuation`` (a template in which
+    ``{choice}`` is the choice; ``fill`` names a string of the rendered continuation that the choice
+    replaces, ReCoRD's ``@placeholder``). The gold option is the index in ``label``, or any choice
+    listed in the ``answers`` field;
+  - *generation*: ``answers`` (the field holding the gold answers) and ``generate`` (greedy decoding
+    settings: ``max_new_tokens``, ``stop``); the model's training target is ``continuation`` with
+    the first gold answer as ``{choice}``, and the output is scored by SQuAD F1 and exact match;
+* ``train_as`` — ``classification`` (cross-entropy over the options' length-normalised scores) or
+  ``lm`` (teacher-forced cross-entropy on the gold option's tokens), as MeZO chooses per task;
+* ``maps`` — named value maps usable as filters (COPA's ``{question|connective}``);
+* ``metric`` — ``accuracy``, or ``f1`` for generation;
 * ``hub`` — the Hugging Face dataset (``path``, ``name``, and the hub split that serves as ``train``
   and ``test``);
 * ``local`` — the same data as files under a data directory (``dir``, then per split a ``file``, a
@@ -27,10 +40,14 @@ FILTERS = {
     "lower": str.lower,
     "strip": str.strip,
     "capitalize": lambda text: text[:1].upper() + text[1:],
+    "lower_first": lambda text: text if text.split(" ", 1)[0] == "I" else text[:1].lower() + text[1:],
     "question_mark": lambda text: text if text.rstrip().endswith("?") else text.rstrip() + "?",
     "rstrip_period": lambda text: text.rstrip().rstrip("."),
+    "highlights": lambda text: text.replace("@highlight\n", "- "),  # ReCoRD's bullet points, as GPT-3
 }
 PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+KINDS = ("classification", "multiple_choice", "generation")
+METRICS = {"classification": ("accuracy",), "multiple_choice": ("accuracy",), "generation": ("f1", "em")}
 
 
 class TaskError(ValueError):
@@ -41,8 +58,15 @@ class TaskError(ValueError):
 class Task:
     name: str
     template: str
-    label: str
-    candidates: dict[str, str]  # label value (as text) -> continuation; the order defines class indices
+    label: str = ""
+    candidates: dict[str, str] = field(default_factory=dict)  # label value -> continuation, in class order
+    choices: list[str] | str = ()
+    continuation: str = "{choice}"
+    fill: str = ""
+    answers: str = ""
+    generate: dict | None = None  # greedy decoding settings: a generation task
+    train_as: str = "classification"
+    maps: dict[str, dict[str, str]] = field(default_factory=dict)
     metric: str = "accuracy"
     description: str = ""
     hub: dict = field(default_factory=dict)
@@ -53,37 +77,71 @@ class Task:
     @classmethod
     def from_yaml(cls, path: Path) -> "Task":
         document = yaml.safe_load(Path(path).read_text())
-        allowed = {"name", "template", "label", "candidates", "metric", "description", "hub", "local", "kshot"}
+        allowed = {f for f in cls.__dataclass_fields__ if f != "source"}
         unknown = set(document) - allowed
         if unknown:
             raise TaskError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-        missing = {"name", "template", "label", "candidates"} - set(document)
+        missing = {"name", "template"} - set(document)
         if missing:
             raise TaskError(f"{path}: missing key(s) {sorted(missing)}")
-        for expression in PLACEHOLDER.findall(document["template"]):
-            for name in expression.split("|")[1:]:
-                if name not in FILTERS:
-                    raise TaskError(f"{path}: unknown template filter {name!r}; filters: {', '.join(FILTERS)}")
-        document["candidates"] = {str(k): v for k, v in document["candidates"].items()}
-        return cls(**document, source=Path(path))
+        declared = [key for key in ("candidates", "choices", "generate") if key in document]
+        if len(declared) != 1:
+            raise TaskError(f"{path}: declare exactly one of candidates (classification), choices (multiple "
+                            f"choice) or generate (generation), not {declared or 'none'}")
+        needs = {"candidates": ("label",), "choices": (), "generate": ("answers",)}[declared[0]]
+        if declared[0] == "choices" and not {"label", "answers"} & set(document):
+            needs = ("label or answers",)
+        for key in needs:
+            if key not in document:
+                raise TaskError(f"{path}: {declared[0]} needs {key!r}")
+        document.setdefault("metric", "f1" if declared[0] == "generate" else "accuracy")
+        task = cls(**{**document, "candidates": {str(k): v for k, v in document.get("candidates", {}).items()}},
+                   source=Path(path))
+        if task.metric not in METRICS[task.kind]:
+            raise TaskError(f"{path}: metric {task.metric!r} does not fit a {task.kind} task; use one of "
+                            f"{METRICS[task.kind]}")
+        if task.train_as not in ("classification", "lm"):
+            raise TaskError(f"{path}: train_as must be classification or lm, not {task.train_as!r}")
+        for text in (task.template, task.continuation):
+            for expression in PLACEHOLDER.findall(text):
+                for name in expression.split("|")[1:]:
+                    if name not in FILTERS and name not in task.maps:
+                        raise TaskError(f"{path}: unknown template filter {name!r}; filters: "
+                                        f"{', '.join([*FILTERS, *task.maps])}")
+        return task
 
-    def _value(self, example: dict, expression: str) -> str:
-        name, *filters = expression.split("|")
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """What a run may minimise: the loss, or one of the task's metrics negated (no gradient)."""
+        return ("loss", *METRICS[self.kind])
+
+    @property
+    def kind(self) -> str:
+        return "classification" if self.candidates else "generation" if self.generate is not None else "multiple_choice"
+
+    def _field(self, example: dict, name: str):
         value = example
         for part in name.split("."):
             if not isinstance(value, dict) or part not in value:
                 raise TaskError(f"task {self.name}: the template needs field {name!r}, which the example lacks "
                                 f"(fields: {', '.join(example)})")
             value = value[part]
-        text = str(value)
+        return value
+
+    def _value(self, example: dict, expression: str) -> str:
+        name, *filters = expression.split("|")
+        text = str(self._field(example, name))
         for name in filters:
-            text = FILTERS[name](text)
+            text = self.maps[name].get(text, text) if name in self.maps else FILTERS[name](text)
         return text
+
+    def _render(self, template: str, example: dict, mask: str = "") -> str:
+        return PLACEHOLDER.sub(lambda m: mask if m.group(1) == "mask" else self._value(example, m.group(1)),
+                               template)
 
     def render(self, example: dict, mask: str = "") -> str:
         """The whole prompt, with ``{mask}`` replaced by ``mask``."""
-        return PLACEHOLDER.sub(lambda m: mask if m.group(1) == "mask" else self._value(example, m.group(1)),
-                               self.template)
+        return self._render(self.template, example, mask)
 
     def prompt(self, example: dict) -> str:
         """The prompt a causal LM continues with a candidate: the template up to ``{mask}``."""
@@ -93,12 +151,61 @@ class Task:
         """The prompt with every field emptied (for surface-form calibration and label prototypes)."""
         return PLACEHOLDER.sub("", self.template.split("{mask}")[0])
 
+    def _choices(self, example: dict) -> list[str]:
+        if isinstance(self.choices, str):
+            return [str(c) for c in self._field(example, self.choices)]
+        return [str(self._field(example, name)) for name in self.choices]
+
+    def _continue(self, example: dict, choice: str) -> str:
+        text = self._render(self.continuation, {**example, "choice": choice})
+        return text.replace(self.fill, choice) if self.fill else text
+
+    def options(self, example: dict) -> list[str]:
+        """The continuations scored for ``example``: the verbaliser's, or the example's own choices."""
+        if self.kind == "classification":
+            return list(self.candidates.values())
+        if self.kind == "generation":
+            return [self.target(example)]
+        return [self._continue(example, choice) for choice in self._choices(example)]
+
+    def gold(self, example: dict) -> list[int]:
+        """Indices of the correct options (ReCoRD may have several); the first is the training target."""
+        if self.kind == "classification":
+            value = str(example[self.label])
+            if value not in self.candidates:
+                raise TaskError(f"task {self.name}: label {value!r} is not one of {list(self.candidates)}")
+            return [list(self.candidates).index(value)]
+        if self.kind == "generation":
+            return [0]
+        if self.label:
+            return [int(example[self.label])]
+        accepted = set(self.gold_answers(example))
+        correct = [i for i, choice in enumerate(self._choices(example)) if choice in accepted]
+        if not correct:
+            raise TaskError(f"task {self.name}: no choice of an example is among its answers {sorted(accepted)}")
+        return correct
+
     def label_index(self, example: dict) -> int:
-        value = str(example[self.label])
-        if value not in self.candidates:
-            raise TaskError(f"task {self.name}: label {value!r} is not one of {list(self.candidates)}")
-        return list(self.candidates).index(value)
+        return self.gold(example)[0]
+
+    def gold_answers(self, example: dict) -> list[str]:
+        """The reference answers of a generation (or answer-listing multiple-choice) example."""
+        answers = self._field(example, self.answers)
+        return [str(a) for a in (answers if isinstance(answers, list) else [answers])]
+
+    def target(self, example: dict) -> str:
+        """The gold continuation: what LM-style training teaches and demonstrations show."""
+        if self.kind == "generation":
+            answers = self.gold_answers(example)
+            if not answers:
+                raise TaskError(f"task {self.name}: an example has no gold answer")
+            return self._continue(example, answers[0])
+        return self.options(example)[self.label_index(example)]
 
     @property
     def continuations(self) -> list[str]:
+        """The fixed verbaliser of a classification task (heads and masked LMs need one)."""
+        if self.kind != "classification":
+            raise TaskError(f"task {self.name} is a {self.kind} task; its options differ per example, so it "
+                            "needs a causal LM scored on its own (not a masked LM or peft: head)")
         return list(self.candidates.values())
