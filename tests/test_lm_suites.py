@@ -38,8 +38,9 @@ def test_zo_adam_g_learns_beyond_zero_shot(ci_run):
     assert adam["best_dev"]["value"] >= adam["initial"]["dev"]["accuracy"] + 0.02
 
 
-@pytest.mark.parametrize("name, runs, model", [("quickstart", 12, "minilm-l6"), ("table2", 90, "roberta-large"),
-                                               ("table3", 10, "facebook/opt-13b"), ("table4", 24, "roberta-large")])
+@pytest.mark.parametrize("name, runs, model", [("quickstart", 12, "minilm-l6"), ("table1", 99, "facebook/opt-13b"),
+                                               ("table2", 90, "roberta-large"), ("table3", 30, "facebook/opt-13b"),
+                                               ("table4", 24, "roberta-large"), ("table4-squad", 2, "facebook/opt-13b")])
 def test_shipped_suites_validate_and_plan(name, runs, model, tmp_path):
     suite = load_suite(SUITES / f"{name}.yaml")
     assert len(suite.runs) == runs
@@ -80,3 +81,59 @@ def test_accuracy_objective_is_refused_where_it_cannot_work(tmp_path, body, mess
     with pytest.raises(SuiteError) as error:
         load_suite(path)
     assert message in str(error.value)
+
+
+def test_table1_rows_set_their_own_peft_budget_data_and_dtype():
+    runs = {run.label: run for run in load_suite(SUITES / "table1.yaml").runs if run.problem == "copa"}
+    assert runs["Zero-shot"].steps == 0 and runs["ICL"].data["demonstrations"] == 32
+    assert runs["MeZO (LoRA)"].peft == "lora" and runs["ZO-AdaMU (prefix)"].peft == "prefix"
+    finetune = runs["Adam (FT)"]
+    assert (finetune.steps, finetune.eval_every, finetune.dtype, finetune.data["batch_size"]) == (625, 125, "bfloat16", 8)
+    assert (runs["MeZO"].steps, runs["MeZO"].dtype, runs["MeZO"].data["batch_size"]) == (20000, "float16", 16)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("tasks: [sst2]\nmodels: [m]\nobjective: f1\noptimizers: [{name: zo-sgd, lr: 0.1}]",
+     "objective: 'f1' does not fit task sst2; use one of loss, accuracy"),
+    ("tasks: [squad]\nmodels: [m]\noptimizers: [{name: zo-sgd, lr: 0.1, objective: accuracy}]",
+     "optimizers[0]: objective: 'accuracy' does not fit task squad; use one of loss, f1, em"),
+    ("tasks: [sst2]\nmodels: [m]\noptimizers: [{name: zo-sgd, lr: 0.1, peft: lorra}]",
+     "optimizers[0]: peft: 'lorra' is not one of none, lora, prefix, head"),
+    ("tasks: [sst2]\nmodels: [m]\noptimizers: [{name: zo-sgd, label: A, lr: 0.1}]\nreport: {tables: [{name: t, "
+     "quantity: final, rows: label, columns: problem, paper: {B: {sst2: 90.0}}}]}",
+     "report.tables[0].paper.B: not a row of the table; rows: A"),
+    ("tasks: [sst2]\nmodels: [m]\noptimizers: [{name: zo-sgd, label: A, lr: 0.1}]\nreport: {tables: [{name: t, "
+     "quantity: final, rows: label, columns: problem, paper: {A: {sst5: 90.0}}}]}",
+     "report.tables[0].paper.A.sst5: not a column of the table; columns: sst2"),
+])
+def test_entry_settings_objectives_and_paper_values_are_checked(tmp_path, body, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"name: bad\nbudget: {{steps: 5}}\n{body}\n")
+    with pytest.raises(SuiteError) as error:
+        load_suite(path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_mixed_metric_report_prints_percent_next_to_the_paper(tmp_path, shared_data):
+    """Zero-shot SmolLM2 on COPA (accuracy) and SQuAD (F1) in one table, beside made-up paper values."""
+    suite = tmp_path / "mixed.yaml"
+    suite.write_text(f"""name: mixed
+tasks: [copa, squad]
+models: [smollm2-135m]
+data: {{num_train: 8, num_dev: 4, num_test: 6, batch_size: 2, max_length: 320}}
+data_dir: {shared_data}
+optimizers: [{{name: zo-sgd, label: Zero-shot, lr: 0.0}}]
+budget: {{steps: 0}}
+report:
+  tables:
+    - {{name: t1, quantity: initial_test, rows: label, columns: problem, paper: {{Zero-shot: {{copa: 80.0}}}}}}
+""")
+    subprocess.run([sys.executable, "-m", "zobench", "run", str(suite), "--out", str(tmp_path / "out"), "--quiet"],
+                   check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    records = {r["spec"]["problem"]: r for r in map(json.loads, map(Path.read_text,
+                                                                      (tmp_path / "out/mixed/runs").glob("*.json")))}
+    assert records["copa"]["metric"]["name"] == "accuracy" and records["squad"]["metric"]["name"] == "f1"
+    copa, squad = (records[t]["initial"]["test"][records[t]["metric"]["name"]] for t in ("copa", "squad"))
+    table = (tmp_path / "out/mixed/t1.md").read_text()
+    assert "accuracy / f1" in table.splitlines()[0] and "after the slash, the paper's value" in table
+    assert f"| Zero-shot | {100 * copa:.3g} / 80 | {100 * squad:.3g} |" in table

@@ -108,9 +108,13 @@ def test_mezo_protocol_sizes_and_disjoint_train_dev(shared_data):
     assert [e["sentence"] for e in other.train] != [e["sentence"] for e in splits.train]
 
 
-def test_small_train_split_keeps_half_for_training(shared_data):
+def test_small_train_split_gives_dev_100_as_mezo_does_for_cb_and_copa(shared_data):
     splits = load_splits(load_task("cb"), num_train=1000, num_dev=500, data_dir=shared_data)
-    assert splits.sizes == {"train": 125, "dev": 125, "test": 56}
+    assert splits.sizes == {"train": 150, "dev": 100, "test": 56}
+    splits = load_splits(load_task("copa"), num_train=1000, num_dev=500, data_dir=shared_data)
+    assert splits.sizes == {"train": 300, "dev": 100, "test": 100}
+    splits = load_splits(load_task("boolq"), num_train=1000, num_dev=500, data_dir=shared_data)
+    assert splits.sizes["train"] == splits.sizes["dev"] == 16  # 32 offline rows: half each
 
 
 def test_kshot_protocol_reads_the_lmbff_folder(shared_data):

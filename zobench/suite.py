@@ -3,7 +3,10 @@
 A suite (``suites/*.yaml``) names its problems (test functions) or its tasks and models, its
 optimizers with hyperparameters (a list means a grid; ``overrides`` sets hyperparameters per
 problem), seeds, a budget, convergence targets, dtype, device, PEFT mode and the layout of its
-report tables. A target is an absolute value of the dev metric, or a percentage: that fraction of
+report tables (with the paper's values to print beside ours). An optimizer entry may also set its
+own ``peft``, ``budget``, ``data``, ``objective`` and ``dtype``, so one suite holds rows as different
+as zero-shot, in-context learning, LoRA and full fine-tuning (Table 1). A target is an absolute value
+of the dev metric, or a percentage: that fraction of
 the gap between a run's initial metric and the best any run of the suite reached on the same problem
 (COCO-style, resolved when the report is written). Every mistake is reported as one line that names
 the YAML path, e.g. ``figure2.yaml: optimizers[2].lr: expected a number, got 'fast'``.
@@ -91,6 +94,11 @@ class TableLayout:
     rows: tuple[str, ...]
     columns: tuple[str, ...]
     caption: str = ""
+    paper: dict = field(default_factory=dict)  # row label -> column label -> the paper's value, as printed
+
+    def cell(self, spec: RunSpec) -> tuple[str, str]:
+        """The row and the column a run falls in."""
+        return tuple(" ".join(str(getattr(spec, name)) for name in names) for names in (self.rows, self.columns))
 
 
 @dataclass(frozen=True)
@@ -115,7 +123,7 @@ TOP_LEVEL = {"name": str, "description": str, "problems": list, "tasks": list, "
              "data_dir": str, "optimizers": list, "seeds": list, "budget": dict, "targets": list, "dtype": str,
              "device": str, "peft": str, "objective": str, "report": dict}
 REQUIRED = ("name", "optimizers", "budget")
-ENTRY_KEYS = ("name", "label", "overrides", "peft", "budget", "data", "objective")  # the rest: hyperparameters
+ENTRY_KEYS = ("name", "label", "overrides", "peft", "budget", "data", "objective", "dtype")  # the rest: hyperparameters
 BUDGET = {"steps": int, "eval_every": int, "forward_passes": int}
 DEFAULT_TABLES = (
     TableLayout("final_metric", "final", ("problem",), ("label",), "Final {metric} (mean ± std over seeds)"),
@@ -200,8 +208,8 @@ def _tables(where: str, report: dict) -> tuple[TableLayout, ...]:
         at = f"{where}: report.tables[{i}]"
         _check_type(at, table, dict)
         for key in table:
-            if key not in ("name", "quantity", "rows", "columns", "caption"):
-                _fail(f"{at}.{key}", "unknown key; allowed: name, quantity, rows, columns, caption")
+            if key not in ("name", "quantity", "rows", "columns", "caption", "paper"):
+                _fail(f"{at}.{key}", "unknown key; allowed: name, quantity, rows, columns, caption, paper")
         for key in ("name", "quantity", "rows", "columns"):
             if key not in table:
                 _fail(at, f"missing required key {key!r}")
@@ -212,8 +220,15 @@ def _tables(where: str, report: dict) -> tuple[TableLayout, ...]:
             for j, name in enumerate(fields):
                 _check_choice(f"{at}.{key}[{j}]" if isinstance(table[key], list) else f"{at}.{key}", name, RUN_FIELDS)
             axes[key] = tuple(fields)
+        paper = table.get("paper", {})
+        _check_type(f"{at}.paper", paper, dict)
+        for row, values in paper.items():
+            _check_type(f"{at}.paper.{row}", values, dict)
+            for column, value in values.items():
+                _check_type(f"{at}.paper.{row}.{column}", value, float)
         layouts.append(TableLayout(str(table["name"]), table["quantity"], axes["rows"], axes["columns"],
-                                   str(table.get("caption", ""))))
+                                   str(table.get("caption", "")), {str(r): {str(c): v for c, v in values.items()}
+                                                                    for r, values in paper.items()}))
     return tuple(layouts) or DEFAULT_TABLES
 
 
@@ -232,7 +247,7 @@ def _task(where: str, name, directory: Path) -> str:
 @dataclass(frozen=True)
 class RunSettings:
     """What the suite sets for all its runs and an optimizer entry may set for its own (Table 1's rows
-    differ in PEFT mode, budget and demonstrations)."""
+    differ in PEFT mode, budget, demonstrations and precision)."""
 
     peft: str = "none"
     steps: int = 0
@@ -240,11 +255,12 @@ class RunSettings:
     forward_passes: int | None = None
     data: dict = field(default_factory=dict)
     objective: str = "loss"
+    dtype: str = "float32"
 
 
 def _run_settings(where: str, document: dict, base: RunSettings, test_functions: bool,
                   tasks: list[str]) -> RunSettings:
-    """``document``'s peft, budget, data and objective over ``base``, each checked."""
+    """``document``'s peft, budget, data, objective and dtype over ``base``, each checked."""
     peft = document.get("peft", base.peft)
     _check_type(f"{where}: peft", peft, str)
     _check_choice(f"{where}: peft", peft, PEFT_MODES)
@@ -277,10 +293,13 @@ def _run_settings(where: str, document: dict, base: RunSettings, test_functions:
         if objective not in allowed:
             _fail(f"{where}: objective", f"{objective!r} does not fit task {Path(task).stem}; use one of "
                                           f"{', '.join(allowed)}")
+    dtype = document.get("dtype", base.dtype)
+    _check_type(f"{where}: dtype", dtype, str)
+    _check_choice(f"{where}: dtype", dtype, tuple(DTYPES))
     steps = budget.get("steps", base.steps)
     eval_every = budget.get("eval_every", base.eval_every or max(1, steps // 20))
     return RunSettings(peft, steps, eval_every, budget.get("forward_passes", base.forward_passes),
-                       {**base.data, **data}, objective)
+                       {**base.data, **data}, objective, dtype)
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -323,8 +342,7 @@ def load_suite(path: str | Path) -> Suite:
     if "steps" not in document["budget"]:
         _fail(f"{where}: budget", "missing required key 'steps'")
     suite_settings = _run_settings(where, document, RunSettings(), bool(document.get("problems")), tasks)
-    dtype, device = document.get("dtype", "float32"), document.get("device", "cpu")
-    _check_choice(f"{where}: dtype", dtype, tuple(DTYPES))
+    device = document.get("device", "cpu")
     _check_choice(f"{where}: device", device, DEVICES)
 
     seeds = document.get("seeds", [0])
@@ -384,9 +402,20 @@ def load_suite(path: str | Path) -> Suite:
         RunSpec(suite=document["name"], problem=problem, optimizer=name, label=label,
                 hyperparameters={**hyperparameters, **overrides.get(problem, {})}, seed=seed, steps=settings.steps,
                 eval_every=settings.eval_every, targets=tuple(float(t) for t in targets),
-                forward_pass_budget=settings.forward_passes, dtype=dtype, device=device, peft=settings.peft,
+                forward_pass_budget=settings.forward_passes, dtype=settings.dtype, device=device, peft=settings.peft,
                 model=model, data=settings.data if model else {}, data_dir=data_dir if model else None,
                 objective=settings.objective)
         for problem, model in pairs for name, label, hyperparameters, overrides, settings in configurations
         for seed in seeds)
+    for i, table in enumerate(tables):
+        cells = [table.cell(run) for run in runs]
+        labels = {"rows": {row for row, _ in cells}, "columns": {column for _, column in cells}}
+        for row, values in table.paper.items():
+            if row not in labels["rows"]:
+                _fail(f"{where}: report.tables[{i}].paper.{row}", f"not a row of the table; rows: "
+                                                                   f"{', '.join(sorted(labels['rows']))}")
+            for column in values:
+                if column not in labels["columns"]:
+                    _fail(f"{where}: report.tables[{i}].paper.{row}.{column}", "not a column of the table; "
+                          f"columns: {', '.join(sorted(labels['columns']))}")
     return Suite(document["name"], document.get("description", ""), runs, tables, path, tuple(gap_targets))

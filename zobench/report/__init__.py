@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from ..optimizers.anneal import HYPERPARAMETERS as ANNEAL_HYPERPARAMETERS
@@ -13,6 +14,8 @@ from . import figures
 from .tables import Table, mean_std, median_reached
 
 PAPER_ANNEAL = AnnealSchedule(T1=1024, T2=16000, T3=20000)
+METRIC_QUANTITIES = ("initial_test", "final", "selected_test")
+FRACTIONS = {"accuracy", "f1", "em"}  # metrics in [0, 1], shown in percent as the paper shows them
 MIB = 2 ** 20
 
 
@@ -20,28 +23,31 @@ def _ordered(values):
     return list(dict.fromkeys(values))
 
 
-def _field(spec: RunSpec, names: tuple[str, ...]) -> str:
-    return " ".join(str(getattr(spec, name)) for name in names)
-
-
 def _peak_train_mib(record: dict) -> float | None:
     value = peak_bytes(record["memory"], "train")
     return value / MIB if value is not None else None
 
 
-def _targets(runs, records, logs, gap_targets, metric: str, higher: bool) -> dict[str, list[dict]]:
+def _metric(record: dict) -> tuple[str, bool]:
+    """A run's own metric (a suite may mix accuracy and F1 tasks) and whether higher is better."""
+    return record["metric"]["name"], record["metric"]["higher_is_better"]
+
+
+def _targets(runs, records, logs, gap_targets) -> dict[str, list[dict]]:
     """Every run's targets, named: its absolute ones (from its record) and the suite's gap targets.
 
     A gap target f of a run is its initial dev metric plus f times the gap to the best dev metric
     that any run of the suite reached on the same problem.
     """
-    relation = "≥" if higher else "≤"
     best: dict[str, float] = {}
     for spec in runs:
+        metric, higher = _metric(records[spec.key])
         values = [e["dev"][metric] for e in logs[spec.key] if "dev" in e]
         best[spec.problem] = (max if higher else min)(values + [best.get(spec.problem, values[0])])
     named = {}
     for spec in runs:
+        metric, higher = _metric(records[spec.key])
+        relation = "≥" if higher else "≤"
         entries = [{"name": f"{metric} {relation} {t['target']:g}", "step": t["step"],
                     "forward_passes": t["forward_passes"]} for t in records[spec.key]["targets"]]
         evaluations = [e for e in logs[spec.key] if "dev" in e]
@@ -56,8 +62,7 @@ def _targets(runs, records, logs, gap_targets, metric: str, higher: bool) -> dic
     return named
 
 
-def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, targets: dict[str, list[dict]],
-            metric: str) -> list[Table]:
+def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, targets: dict[str, list[dict]]) -> list[Table]:
     """The tables of one layout: one table, or one per target for the to-target quantities."""
     quantity = layout.quantity
     if quantity in ("steps_to_target", "forward_passes_to_target"):
@@ -67,11 +72,13 @@ def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, targets: di
                      lambda r, n=name: next(t[unit] for t in targets[r["key"]] if t["name"] == n), median_reached)
                     for i, name in enumerate(names)]
     else:
-        value = {"initial_test": lambda r: r["initial"]["test"][metric],
-                 "final": lambda r: r["final"]["dev"][metric], "selected_test": lambda r: r["selected_test"],
+        value = {"initial_test": lambda r: r["initial"]["test"][_metric(r)[0]],
+                 "final": lambda r: r["final"]["dev"][_metric(r)[0]], "selected_test": lambda r: r["selected_test"],
                  "seconds_per_step": lambda r: r["time"]["seconds_per_step_median"],
                  "peak_train_memory": _peak_train_mib}[quantity]
-        variants = [(layout.name, None, value, mean_std)]
+        metrics = {_metric(records[spec.key])[0] for spec in runs}
+        percent = quantity in METRIC_QUANTITIES and metrics <= FRACTIONS  # shown as the paper shows them
+        variants = [(layout.name, None, value, functools.partial(mean_std, scale=100) if percent else mean_std)]
     default_captions = {"initial_test": "Test {metric} before training (zero-shot; mean ± std over seeds)",
                         "final": "Final dev {metric} (mean ± std over seeds)",
                         "selected_test": "Test {metric} at the best dev step (mean ± std over seeds)",
@@ -82,16 +89,20 @@ def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, targets: di
                         "forward_passes_to_target": "Forward passes to reach {target} "
                                                     "(median over the seeds that did; reached/seeds)"}
     caption = layout.caption or default_captions[quantity]
-    rows = _ordered(_field(spec, layout.rows) for spec in runs)
-    columns = _ordered(_field(spec, layout.columns) for spec in runs)
+    rows = _ordered(layout.cell(spec)[0] for spec in runs)
+    columns = _ordered(layout.cell(spec)[1] for spec in runs)
     tables = []
     for name, target, value_of, formatter in variants:
         cells: dict = {}
         for spec in runs:
-            cells.setdefault((_field(spec, layout.rows), _field(spec, layout.columns)), []).append(
+            cells.setdefault(layout.cell(spec), []).append(
                 value_of(records[spec.key]))
-        text = caption.format(metric=metric, target=target or "")
-        tables.append(Table(name, text, " / ".join(layout.rows), rows, columns, cells, formatter))
+        text = caption.format(metric=" / ".join(sorted({_metric(records[s.key])[0] for s in runs})),
+                              target=target or "")
+        if layout.paper:
+            text += "; after the slash, the paper's value"
+        paper = {(row, column): value for row, values in layout.paper.items() for column, value in values.items()}
+        tables.append(Table(name, text, " / ".join(layout.rows), rows, columns, cells, formatter, paper))
     return tables
 
 
@@ -103,15 +114,13 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     entries = []  # (caption, file name)
     if runs:
-        first = records[runs[0].key]["metric"]
-        metric, higher = first["name"], first["higher_is_better"]
         logs = {spec.key: store.read_log(spec.key) for spec in runs}
-        targets = _targets(runs, records, logs, suite.gap_targets, metric, higher)
+        targets = _targets(runs, records, logs, suite.gap_targets)
         for layout in suite.tables:
-            for table in _tables(layout, runs, records, targets, metric):
+            for table in _tables(layout, runs, records, targets):
                 table.write(out)
                 entries.append((table.caption, f"{table.name}.md"))
-        entries += _figures(runs, records, logs, targets, out, metric, higher)
+        entries += _figures(runs, records, logs, targets, out)
     entries += _anneal_figure(runs, out)
 
     diverged = sum(r["status"] == "diverged" for r in records.values())
@@ -125,7 +134,7 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
     return index
 
 
-def _figures(runs, records, logs, targets, out: Path, metric, higher) -> list[tuple[str, str]]:
+def _figures(runs, records, logs, targets, out: Path) -> list[tuple[str, str]]:
     entries = []
     problems = _ordered(spec.problem for spec in runs)
 
@@ -138,12 +147,13 @@ def _figures(runs, records, logs, targets, out: Path, metric, higher) -> list[tu
         figures.trajectories(paths, out / "trajectories.png")
         entries.append(("Trajectories over the contours of each test function (Figure 2)", "trajectories.png"))
 
-    values = [e["dev"][metric] for log in logs.values() for e in log if "dev" in e]
-    log_y = not higher and min(values) > 0
+    metric = " / ".join(sorted({_metric(records[spec.key])[0] for spec in runs}))
+    values = [e["dev"][_metric(records[k])[0]] for k, log in logs.items() for e in log if "dev" in e]
+    log_y = not _metric(records[runs[0].key])[1] and min(values) > 0
     for axis, name in (("step", "steps"), ("forward_passes", "forward passes")):
         curves = {problem: {} for problem in problems}
         for spec in runs:
-            points = [(e[axis], e["dev"][metric]) for e in logs[spec.key] if "dev" in e]
+            points = [(e[axis], e["dev"][_metric(records[spec.key])[0]]) for e in logs[spec.key] if "dev" in e]
             curves[spec.problem].setdefault(spec.label, []).append(points)
         file = f"curves_{axis}.png"
         figures.metric_curves(curves, metric, name, log_y, out / file)

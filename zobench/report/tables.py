@@ -2,7 +2,8 @@
 
 A table is rows × columns of cells; each cell is a list of per-seed values (``None`` for a seed that
 has no value, e.g. a target it never reached). Markdown and LaTeX show ``mean ± std`` (or the cell's
-own text); the CSV keeps the numbers, one line per cell, for anyone who wants to re-plot.
+own text), followed by `` / <paper>`` where the paper published a value for the cell; the CSV keeps
+the numbers, one line per seed, for anyone who wants to re-plot.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import csv
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 
-def mean_std(values: list[float | None]) -> str:
-    present = [v for v in values if v is not None and math.isfinite(v)]
+def mean_std(values: list[float | None], scale: float = 1.0) -> str:
+    present = [v * scale for v in values if v is not None and math.isfinite(v)]
     if not present:
         return "—"
     if len(present) == 1:
@@ -40,9 +41,11 @@ class Table:
     columns: list[str]
     cells: dict[tuple[str, str], list[float | None]]
     formatter: Callable[[list], str] = mean_std
+    paper: dict[tuple[str, str], float] = field(default_factory=dict)  # the published value, where one exists
 
     def _text(self, row: str, column: str) -> str:
-        return self.formatter(self.cells.get((row, column), []))
+        ours = self.formatter(self.cells.get((row, column), []))
+        return f"{ours} / {self.paper[row, column]:g}" if (row, column) in self.paper else ours
 
     def markdown(self) -> str:
         lines = [f"| {self.row_header} | " + " | ".join(self.columns) + " |",
@@ -70,9 +73,10 @@ class Table:
         paths[1].write_text(self.latex())
         with open(paths[2], "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow([self.row_header, "column", "seed_index", "value"])
+            writer.writerow([self.row_header, "column", "seed_index", "value", "paper"])
             for row in self.rows:
                 for column in self.columns:
                     for i, value in enumerate(self.cells.get((row, column), [])):
-                        writer.writerow([row, column, i, "" if value is None else value])
+                        writer.writerow([row, column, i, "" if value is None else value,
+                                         self.paper.get((row, column), "")])
         return paths

@@ -7,8 +7,9 @@ Protocols:
   from the test split (the task's hub validation split) with the same seed.
 * ``kshot`` (LM-BFF's): the ``16-<seed>`` folder's train, dev and test files as they are.
 
-Where a split is smaller than asked, all of it is taken (dev takes at most half of a small train
-split); the sizes actually used are returned. A task whose local files have no test split (DROP
+Where a split is smaller than asked, all of it is taken; a train split too small for ``num_train +
+num_dev`` gives at most 100 (and at most half) to dev, as MeZO does for CB and COPA. The sizes
+actually used are returned. A task whose local files have no test split (DROP
 offline) takes its test examples from the rest of the train file, skipping any whose prompt a train or
 dev example has (the DROP file repeats questions).
 Local files are found under a data directory given by the suite's ``data_dir`` or the
@@ -29,6 +30,7 @@ from .task import Task, TaskError
 
 DATA_ENV = "ZOBENCH_DATA"
 PROTOCOLS = ("mezo", "kshot")
+SMALL_DEV = 100  # MeZO's dev size for the tasks with fewer than num_train + num_dev training examples
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,8 @@ def load_splits(task: Task, *, protocol: str = "mezo", seed: int = 0, num_train:
         raise TaskError(f"task {task.name}: no data; tried {'; '.join(tried) or 'no source'}. Set data_dir in "
                         f"the suite or {DATA_ENV} to a folder holding {where}/ (e.g. ../shared/data)")
     train_pool, test_pool = pools
-    num_dev = min(num_dev, len(train_pool) // 2)  # a small train split still leaves half for training
+    if len(train_pool) < num_train + num_dev:  # MeZO's rule for CB and COPA: 100 dev, the rest trains
+        num_dev = min(num_dev, SMALL_DEV, len(train_pool) // 2)
     taken = _permutation(len(train_pool), seed)[:num_train + num_dev]  # as MeZO: dev is the tail of this
     train = [train_pool[i] for i in taken[:len(taken) - num_dev]]
     dev = [train_pool[i] for i in taken[len(taken) - num_dev:]]
