@@ -136,3 +136,27 @@ def test_f1_objective_is_the_negated_f1_of_greedy_answers_and_zo_steps_on_it(sha
     optimizer = optimizers.create("zo-sgd", problem.parameter_groups(), lr=1e-2, eps=1e-1)
     optimizer.step(problem.loss_closure(2))
     assert problem.trainable_parameters() < 200_000  # prefix tuning: only the virtual tokens are perturbed
+
+
+def test_sharded_device_loads_through_device_map_and_trains(shared_data, monkeypatch):
+    """device: sharded → device_map="auto" (over every visible GPU; here, with none, the CPU)."""
+    import transformers
+
+    from zobench import optimizers
+    from zobench.problems import build_problem
+    from zobench.suite import RunSpec
+
+    spec = RunSpec(suite="s", problem="copa", optimizer="zo-sgd", label="MeZO", hyperparameters={"lr": 1e-6},
+                   seed=0, steps=1, eval_every=1, targets=(), device="sharded", model="smollm2-135m",
+                   data={"num_train": 8, "num_dev": 4, "num_test": 4, "batch_size": 2, "max_length": 64},
+                   data_dir=str(shared_data))
+    calls = []
+    load = transformers.AutoModelForCausalLM.from_pretrained
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
+                        lambda *args, **kwargs: calls.append(kwargs) or load(*args, **kwargs))
+    problem = build_problem(spec, device="cpu")
+    assert calls[0]["device_map"] == "auto"
+    optimizer = optimizers.create("zo-sgd", problem.parameter_groups(), lr=1e-6, eps=1e-3)
+    before = problem.evaluate("test")["loss"]
+    optimizer.step(problem.loss_closure(0))
+    assert problem.evaluate("test")["loss"] != before

@@ -65,14 +65,16 @@ class PhaseMeter:
 
     def _reset(self) -> None:
         if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
+            for index in range(torch.cuda.device_count()):
+                torch.cuda.reset_peak_memory_stats(index)
         elif self.memory_scope == "phase":
             _reset_rss_peak()
 
     def _read(self) -> dict[str, int]:
-        if self.device.type == "cuda":
-            return {"allocated_bytes": torch.cuda.max_memory_allocated(self.device),
-                    "reserved_bytes": torch.cuda.max_memory_reserved(self.device)}
+        if self.device.type == "cuda":  # summed over the visible GPUs: a sharded model spans several
+            count = range(torch.cuda.device_count())
+            return {"allocated_bytes": sum(torch.cuda.max_memory_allocated(i) for i in count),
+                    "reserved_bytes": sum(torch.cuda.max_memory_reserved(i) for i in count)}
         return {"rss_bytes": _rss_peak_bytes()}
 
     @contextmanager

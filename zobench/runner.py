@@ -30,7 +30,8 @@ WARMUP_STEPS = 3  # excluded from the per-step time: allocator, caches and lazy 
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "auto":
+    """Where inputs and measurements go: ``sharded`` models start on the first GPU (or the CPU)."""
+    if device in ("auto", "sharded"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 

@@ -111,7 +111,7 @@ class Suite:
     gap_targets: tuple[float, ...] = ()  # fractions of the gap from a run's initial metric to the best observed
 
 
-DEVICES = ("cpu", "cuda", "auto")
+DEVICES = ("cpu", "cuda", "auto", "sharded")  # sharded: device_map="auto", one model over every visible GPU
 OBJECTIVES = ("loss", "accuracy", "f1", "em")
 PEFT_MODES = ("none", "lora", "prefix", "head")
 DATA = {"protocol": str, "num_train": int, "num_dev": int, "num_test": int, "batch_size": int, "max_length": int,

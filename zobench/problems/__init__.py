@@ -22,7 +22,8 @@ def build_problem(spec, device: str = "cpu") -> Problem:
     from .task_problem import TaskProblem
 
     return TaskProblem(spec.problem, spec.model, peft=spec.peft, data_dir=spec.data_dir, dtype=spec.dtype,
-                       device=device, seed=spec.seed, objective=spec.objective, **spec.data_options)
+                       device=device, device_map="auto" if spec.device == "sharded" else None, seed=spec.seed,
+                       objective=spec.objective, **spec.data_options)
 
 
 __all__ = ["Problem", "problem_names", "build_problem", "DTYPES"]

@@ -69,7 +69,7 @@ class TaskProblem:
     def __init__(self, task: str, model: str, *, peft: str = "none", protocol: str = "mezo", data_seed: int = 0,
                  num_train: int = 1000, num_dev: int = 500, num_test: int = 1000, batch_size: int = 16,
                  max_length: int = 256, data_dir: str | None = None, dtype: str = "float32", device: str = "cpu",
-                 seed: int = 0, objective: str = "loss", demonstrations: int = 0, calibrate: bool = False):
+                 device_map: str | None = None, seed: int = 0, objective: str = "loss", demonstrations: int = 0, calibrate: bool = False):
         if peft not in PEFT_MODES:
             raise ValueError(f"peft must be one of {PEFT_MODES}, not {peft!r}")
         self.task = load_task(task)
@@ -79,8 +79,8 @@ class TaskProblem:
         self.objective, self.metric = objective, self.task.metric
         self.splits = load_splits(self.task, protocol=protocol, seed=data_seed, num_train=num_train,
                                   num_dev=num_dev, num_test=num_test, data_dir=data_dir)
-        loaded = _frozen_model(model, dtype, device) if peft == "head" else load_model(model, dtype=dtype,
-                                                                                        device=device)
+        loaded = (_frozen_model(model, dtype, device) if peft == "head" else
+                  load_model(model, dtype=dtype, device=device, device_map=device_map))
         loaded = apply_peft(loaded, peft)
         loaded.model.eval()
         if demonstrations:
