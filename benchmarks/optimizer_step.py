@@ -4,6 +4,8 @@ Models are random-weight OPT-style decoders (no download), at two sizes; batch 4
 asv reads every number as lower-is-better, which holds for all of these.
 """
 
+import timeit
+
 import torch
 from transformers import OPTConfig, OPTForCausalLM
 
@@ -21,6 +23,17 @@ def _model(size):
     model = OPTForCausalLM(config).eval()
     batch = torch.randint(0, 8192, (4, 64), generator=torch.Generator().manual_seed(0))
     return model, batch
+
+
+MODES = {"mezo-4-pass": {"fused": False}, "fused": {}, "fused+cache": {"cache_noise": True}}  # see README
+
+
+def step_over_two_forwards(optimizer, loss, repeat: int = 5) -> tuple[float, float, float]:
+    """(step time / two forward passes, step seconds, forward seconds), each the best of ``repeat``."""
+    step = min(timeit.repeat(lambda: optimizer.step(loss), number=1, repeat=repeat))
+    with torch.no_grad():
+        forward = min(timeit.repeat(loss, number=1, repeat=repeat))
+    return step / (2 * forward), step, forward
 
 
 class ZerothOrderStep:
@@ -49,12 +62,7 @@ class ZerothOrderStep:
 
     def track_step_over_two_forwards(self, name, size):
         """The ZO overhead: a step's time over that of its two forward passes (1.0 would be free)."""
-        import timeit
-
-        step = min(timeit.repeat(lambda: self.optimizer.step(self.loss), number=1, repeat=5))
-        with torch.no_grad():
-            forward = min(timeit.repeat(self.loss, number=1, repeat=5))
-        return step / (2 * forward)
+        return step_over_two_forwards(self.optimizer, self.loss)[0]
 
     track_step_over_two_forwards.unit = "ratio"
 
@@ -85,4 +93,28 @@ class FirstOrderStep:
         self.optimizer.step(self.loss)
 
     def peakmem_step(self, name, size):
+        self.optimizer.step(self.loss)
+
+
+class ZerothOrderPasses:
+    """ZO-SGD's step overhead by implementation: MeZO's four regenerations, the fused three, and the
+    fused step with the noise cached (one regeneration, one more parameter copy)."""
+
+    params = (list(MODES), list(SIZES))
+    param_names = ["mode", "size"]
+    timeout = 300
+
+    def setup(self, mode, size):
+        self.model, self.batch = _model(size)
+        self.optimizer = optimizers.create("zo-sgd", self.model.parameters(), lr=1e-6, **MODES[mode])
+
+    def loss(self):
+        return self.model(input_ids=self.batch, labels=self.batch).loss
+
+    def track_step_over_two_forwards(self, mode, size):
+        return step_over_two_forwards(self.optimizer, self.loss)[0]
+
+    track_step_over_two_forwards.unit = "ratio"
+
+    def peakmem_step(self, mode, size):
         self.optimizer.step(self.loss)

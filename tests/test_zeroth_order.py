@@ -48,6 +48,26 @@ def test_fused_path_regenerates_noise_three_times_mezo_path_four(tiny_model):
 
 
 @pytest.mark.parametrize("name", ZO_NAMES)
+def test_noise_cache_draws_once_per_step_and_changes_no_bit(name):
+    runs, draws = [], []
+    for cache in (False, True):
+        torch.manual_seed(0)
+        model = TinyRegression()
+        optimizer = build(name, model, cache_noise=cache)
+        sampler, calls = optimizer.sampler, []
+        optimizer.sampler = lambda *args: calls.append(1) or sampler(*args)
+        for _ in range(6):
+            optimizer.step(model)
+        runs.append([p.detach().clone() for p in model.parameters()] + [
+            b.clone() for state in optimizer.state.values() for b in state.values() if torch.is_tensor(b)])
+        draws.append(len(calls))
+        assert not optimizer._noise_cache  # nothing is held between steps
+    assert all(torch.equal(x, y) for x, y in zip(*runs))
+    tensors = len(list(TinyRegression().parameters()))
+    assert draws == [6 * 3 * tensors, 6 * tensors]
+
+
+@pytest.mark.parametrize("name", ZO_NAMES)
 def test_same_seed_gives_bitwise_identical_parameters(name):
     runs = []
     for seed in (3, 3, 4):

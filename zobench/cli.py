@@ -10,6 +10,7 @@ from pathlib import Path
 from . import optimizers
 from .executors import make_executor
 from .harness import FilterError, execute, plan, print_plan, select
+from .memory.study import MemoryStudyError
 from .report import write_report
 from .store import ResultStore
 from .suite import SuiteError, load_suite
@@ -68,6 +69,16 @@ def _check(args) -> int:
     return 1 if failed else 0
 
 
+def _memory(args) -> int:
+    from .memory.study import load_study, measure_all, write_report
+
+    study = load_study(args.study)
+    out = Path(args.out)
+    index = write_report(study, measure_all(study, out, progress=lambda line: print(line, flush=True)), out)
+    print(f"report: {index}")
+    return 0
+
+
 def _list(args) -> int:
     print(f"{'name':16} {'family':6} {'fwd/step':8} {'buffers':7}  description")
     for name in optimizers.names():
@@ -103,10 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--out", help="results root (default: a fresh temporary folder)")
     check.add_argument("--quiet", action="store_true", help="no progress bars")
     check.set_defaults(handler=_check)
+    memory = commands.add_parser("memory", help="the memory study: measure, fit, validate, predict (Table 5)")
+    memory.add_argument("study", help="a memory study file, e.g. suites/memory.yaml")
+    memory.add_argument("--out", default="reports", help="results root (default: reports/)")
+    memory.set_defaults(handler=_memory)
     commands.add_parser("list", help="list the registered optimizers").set_defaults(handler=_list)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (SuiteError, FilterError, optimizers.UnknownOptimizerError) as error:
+    except (SuiteError, FilterError, MemoryStudyError, optimizers.UnknownOptimizerError) as error:
         print(f"zobench: error: {error}", file=sys.stderr)
         return 2

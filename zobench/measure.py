@@ -43,11 +43,12 @@ def _reset_rss_peak() -> bool:
         return False
 
 
-def _rss_peak_bytes() -> int:
+def _rss_peak_bytes(field: str = "VmHWM") -> int:
+    """The resident-set high-water mark (``VmRSS``: the resident set now) of this process."""
     try:
         with open("/proc/self/status") as handle:
             for line in handle:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass

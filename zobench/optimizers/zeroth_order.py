@@ -17,6 +17,9 @@ the largest single parameter tensor.
 A step makes three passes over the parameters (MeZO makes four): :math:`+\epsilon d`, then
 :math:`-2\epsilon d`, then one pass that restores (:math:`+\epsilon d`) and applies the update with
 the same regenerated noise. ``fused=False`` gives MeZO's separate restore and update passes.
+``cache_noise=True`` draws the noise once per step and keeps it for the later passes: one more copy
+of the trainable parameters (two for a two-part sampler) in exchange for two fewer regenerations, with
+bitwise the same result as the default.
 
 The in-place restore is exact up to floating-point rounding, not bitwise: :math:`\mathrm{fl}(\theta +
 \epsilon z)` cannot be inverted where :math:`|\epsilon z| \gg |\theta|` (many :math:`\theta` round to the
@@ -56,6 +59,7 @@ class ZerothOrder(torch.optim.Optimizer):
 
     def __init__(self, params, *, schedule: MomentumSchedule, placement: str, sampler: Sampler,
                  lr: float, eps: float = 1e-3, weight_decay: float = 0.0, seed: int = 0,
+                 cache_noise: bool = False,
                  fused: bool = True):
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, not {placement!r}")
@@ -68,6 +72,7 @@ class ZerothOrder(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr, "weight_decay": weight_decay})
         self.schedule, self.placement, self.sampler = schedule, placement, sampler
         self.eps, self.seed, self.fused = eps, seed, fused
+        self.cache_noise, self._noise_cache = cache_noise, {}
         self.steps = 0
         self.noise = NoiseStream()
         self.last_seed: int | None = None
@@ -84,6 +89,14 @@ class ZerothOrder(torch.optim.Optimizer):
                             state[name] = torch.zeros_like(param, memory_format=torch.preserve_format)
                     yield group, param, state
 
+    def _sample(self, param) -> Sample:
+        """The step's noise for ``param``: regenerated in each pass, or drawn once and kept."""
+        if not self.cache_noise:
+            return self.sampler(self.noise, param, self.steps)
+        if param not in self._noise_cache:
+            self._noise_cache[param] = self.sampler(self.noise, param, self.steps)
+        return self._noise_cache[param]
+
     def _probe(self, state, sample: Sample) -> torch.Tensor:
         if self.placement == "g":
             return sample.fresh
@@ -93,8 +106,7 @@ class ZerothOrder(torch.optim.Optimizer):
         """θ ← θ + scale·ε·d, regenerating the probe d of step seed ``seed``."""
         self.noise.restart(seed)
         for _, param, state in self._parameters():
-            sample = self.sampler(self.noise, param, self.steps)
-            param.add_(self._probe(state, sample), alpha=scale * self.eps)
+            param.add_(self._probe(state, self._sample(param)), alpha=scale * self.eps)
 
     def _update(self, group, param, state, sample: Sample, projected_grad: float) -> None:
         lr, decay = group["lr"], group["weight_decay"]
@@ -115,7 +127,7 @@ class ZerothOrder(torch.optim.Optimizer):
             self._perturb(seed, +1.0)
         self.noise.restart(seed)
         for group, param, state in self._parameters():
-            sample = self.sampler(self.noise, param, self.steps)
+            sample = self._sample(param)
             if self.fused:
                 param.add_(self._probe(state, sample), alpha=self.eps)
             self._update(group, param, state, sample, projected_grad)
@@ -131,6 +143,7 @@ class ZerothOrder(torch.optim.Optimizer):
         loss_minus = float(closure())
         if not (math.isfinite(loss_plus) and math.isfinite(loss_minus)):
             self._perturb(seed, +1.0)
+            self._noise_cache.clear()
             self.steps -= 1
             raise NonFiniteLossError(f"non-finite loss at step {self.steps + 1} "
                                      f"(loss+ = {loss_plus}, loss- = {loss_minus})")
@@ -154,6 +167,7 @@ class ZerothOrder(torch.optim.Optimizer):
 
     def _finish(self, seed: int, projected_grad: float) -> None:
         self._restore_and_update(seed, projected_grad)
+        self._noise_cache.clear()
         self.last_seed, self.last_projected_grad = seed, projected_grad
 
     def state_dict(self):

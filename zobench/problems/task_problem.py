@@ -36,6 +36,7 @@ from ..tasks.demonstrations import WithDemonstrations
 
 PEFT_MODES = ("none", "lora", "prefix", "head")
 LORA_TARGETS = (("q_proj", "v_proj"), ("query", "value"))
+PREFIX_TOKENS = 5  # MeZO's num_prefix
 
 
 def apply_peft(loaded: LoadedModel, mode: str) -> LoadedModel:
@@ -53,7 +54,7 @@ def apply_peft(loaded: LoadedModel, mode: str) -> LoadedModel:
     else:
         if loaded.kind != "causal":
             raise ValueError("prefix tuning is implemented for causal LMs")
-        config = PrefixTuningConfig(num_virtual_tokens=5, task_type=TaskType.CAUSAL_LM)
+        config = PrefixTuningConfig(num_virtual_tokens=PREFIX_TOKENS, task_type=TaskType.CAUSAL_LM)
     return LoadedModel(get_peft_model(loaded.model, config), loaded.tokenizer, loaded.kind, loaded.name)
 
 

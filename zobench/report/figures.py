@@ -152,3 +152,25 @@ def bars(values: dict[str, list[float]], ylabel: str, title: str, output: Path) 
     figure.savefig(output, dpi=100)
     plt.close(figure)
     return output
+
+
+def memory_scaling(curves: dict[str, list[tuple[int, float]]], measured: dict[str, list[tuple[int, float]]],
+                   capacities: dict[str, float], title: str, output: Path, dpi: int = 120) -> Path:
+    """Peak memory (GiB) against parameters, log-log: a line per method, its measured points as
+    markers, and a dashed line per GPU capacity (the paper's Figure 3)."""
+    figure, axis = plt.subplots(figsize=(8, 5.5))
+    colours = dict(zip(curves, plt.cm.tab10.colors))
+    for label, points in curves.items():
+        axis.plot(*zip(*points), "-", color=colours[label], label=label)
+        if measured.get(label):
+            axis.plot(*zip(*measured[label]), "o", color=colours[label])
+    for name, gib in capacities.items():
+        axis.axhline(gib, color="grey", linestyle="--", linewidth=0.8)
+        axis.annotate(name, (axis.get_xlim()[0], gib), textcoords="offset points", xytext=(4, 3), fontsize=8)
+    axis.set(xscale="log", yscale="log", xlabel="parameters", ylabel="peak memory (GiB)")
+    axis.set_title(title, fontsize=9)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(output, dpi=dpi)
+    plt.close(figure)
+    return output

@@ -41,11 +41,14 @@ class Table:
     columns: list[str]
     cells: dict[tuple[str, str], list[float | None]]
     formatter: Callable[[list], str] = mean_std
-    paper: dict[tuple[str, str], float] = field(default_factory=dict)  # the published value, where one exists
+    paper: dict[tuple[str, str], float | str] = field(default_factory=dict)  # the published value, if any
 
     def _text(self, row: str, column: str) -> str:
         ours = self.formatter(self.cells.get((row, column), []))
-        return f"{ours} / {self.paper[row, column]:g}" if (row, column) in self.paper else ours
+        if (row, column) not in self.paper:
+            return ours
+        published = self.paper[row, column]
+        return f"{ours} / {published:g}" if isinstance(published, (int, float)) else f"{ours} / {published}"
 
     def markdown(self) -> str:
         lines = [f"| {self.row_header} | " + " | ".join(self.columns) + " |",

@@ -1,0 +1,124 @@
+"""The memory study: parameter counts, the fitted model against hand computations, and real probes."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from zobench.memory.fit import FEATURES, MemoryModel, features, nonnegative_least_squares
+from zobench.memory.probe import Point, Shape, run
+from zobench.memory.study import MemoryStudyError, load_study, measure_all, write_report
+from zobench.models import OPT_SHAPES
+
+
+@pytest.mark.parametrize("shape", [Shape(64, 2, 4, 256), Shape(96, 3, 3, 200, vocab=1000, positions=128)])
+def test_parameter_count_equals_the_built_model(shape):
+    from transformers import OPTConfig, OPTForCausalLM
+
+    model = OPTForCausalLM(OPTConfig(hidden_size=shape.hidden, num_hidden_layers=shape.layers,
+                                     num_attention_heads=shape.heads, ffn_dim=shape.ffn, vocab_size=shape.vocab,
+                                     word_embed_proj_dim=shape.hidden, max_position_embeddings=shape.positions))
+    assert shape.parameters() == sum(p.numel() for p in model.parameters())
+
+
+def test_parameter_counts_of_the_named_opt_sizes_are_the_published_ones():
+    counts = {name: Shape(*OPT_SHAPES[name]).parameters() / 1e9 for name in ("opt-1.3b", "opt-13b", "opt-175b")}
+    assert counts["opt-1.3b"] == pytest.approx(1.3, rel=0.05)
+    assert counts["opt-13b"] == pytest.approx(12.9, rel=0.03)
+    assert counts["opt-175b"] == pytest.approx(175, rel=0.03)
+
+
+def test_nonnegative_least_squares_is_the_best_nonnegative_subset_solution():
+    rng = np.random.default_rng(0)
+    design, target = rng.normal(size=(12, 4)), rng.normal(size=12)
+    solution = nonnegative_least_squares(design, target)
+    assert (solution >= 0).all()
+    best = min((np.linalg.norm(design[:, list(s)] @ np.linalg.lstsq(design[:, list(s)], target, rcond=None)[0]
+                               - target), s)
+               for k in range(1, 5) for s in itertools.combinations(range(4), k)
+               if (np.linalg.lstsq(design[:, list(s)], target, rcond=None)[0] >= 0).all())
+    assert np.linalg.norm(design @ solution - target) == pytest.approx(best[0], rel=1e-9)
+
+
+def test_fit_recovers_known_element_counts_and_predicts_at_another_dtype():
+    shapes = [Shape(h, l, 4, 4 * h) for h, l in [(128, 2), (256, 4), (512, 4), (256, 8)]]
+    truth = {"parameters": 1.0, "trainable": 3.0, "activations": 10.0, "logits": 2.0}
+    rows = []
+    for shape, length in itertools.product(shapes, (256, 1024)):
+        for trainable in (shape.parameters(), 5000):  # full and prefix-like points: trainable separates
+            f = features(shape, trainable, length, 1)
+            rows.append((f, 4 * sum(truth[n] * v for n, v in zip(FEATURES, f)) + 3e8))
+    model = MemoryModel.fit("m", rows, "float32")
+    assert model.coefficients == pytest.approx(truth, rel=1e-6) and model.overhead_bytes == pytest.approx(3e8)
+    big = features(Shape(*OPT_SHAPES["opt-13b"]), 5000, 2048, 1)
+    assert model.predict(big, "float16") == pytest.approx(2 * sum(truth[n] * v for n, v in zip(FEATURES, big)))
+    full = [(f, peak) for f, peak in rows if f[1] == f[0]]  # trainable = parameters: folded together
+    merged = MemoryModel.fit("full", full, "float32")
+    assert merged.merged == {"parameters": ["parameters", "trainable"]}
+    assert merged.coefficients["parameters"] == pytest.approx(4.0, rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def probes():
+    shape = Shape(512, 8, 8, 1024)  # 51M parameters: the parameter-sized buffers dominate at length 32
+    methods = {"inference": None, "Adam": "fo-adam", "MeZO": "zo-sgd", "ZO-AdaMU": "zo-adamu"}
+    peaks = {m: run(Point(m, o, "none", shape, 32)) for m, o in methods.items()}
+    return shape, {m: r["peak_bytes"] - r["baseline_bytes"] for m, r in peaks.items()}
+
+
+def test_probes_see_adams_state_and_mezos_lack_of_it(probes):
+    shape, peak = probes
+    copy = 4 * shape.parameters()  # one fp32 parameter-sized buffer
+    assert 0.8 * copy < peak["inference"] < 1.6 * copy
+    assert peak["Adam"] - peak["inference"] > 2.5 * copy  # gradients and two moments
+    assert peak["MeZO"] - peak["inference"] < 0.75 * copy  # at most one tensor's noise at a time
+    largest = 4 * shape.vocab * shape.hidden  # the embedding, 59 % of this model
+    # its m and v buffers, plus the step's per-tensor temporaries (the mixed probe, the update direction)
+    assert 1.5 * copy < peak["ZO-AdaMU"] - peak["MeZO"] < 2 * copy + 3 * largest
+
+
+def test_a_small_study_writes_its_validation_coefficients_figure_and_table5(tmp_path):
+    study_file = tmp_path / "mem.yaml"
+    study_file.write_text("""name: mem
+methods: [{label: MeZO, optimizer: zo-sgd}, {label: FT (Adam), optimizer: fo-adam}]
+fit: {shapes: [[64, 2, 4, 256], [128, 2, 4, 512], [128, 4, 4, 512]], sequence_lengths: [32, 128]}
+validate: {models: [opt-125m], sequence_length: 64}
+predict:
+  dtype: float16
+  sequence_length: 2048
+  models: [opt-125m, opt-1.3b, opt-13b, opt-66b]
+  hardware: {A100: {memory_gib: 80, gpus: [1, 2]}}
+  table5: [MeZO, FT (Adam)]
+  paper: {1×A100 (80GB): {MeZO: 30B}}
+""")
+    study = load_study(study_file)
+    records = measure_all(study, tmp_path / "out", progress=lambda line: None)
+    assert len(records) == 2 * (3 * 2 + 1)
+    assert measure_all(study, tmp_path / "out", progress=pytest.fail) == records  # resumed: nothing re-measured
+    index = write_report(study, records, tmp_path / "out")
+    folder = index.parent
+    assert (folder / "figure3.png").stat().st_size > 10_000
+    sizes = ["—", "125M", "1.3B", "13B", "66B"]
+    rows = [line.split(" | ") for line in (folder / "table5.md").read_text().splitlines()[4:] if line.startswith("| ")]
+    assert [row[0] for row in rows] == ["| 1×A100 (80GB)", "| 2×A100 (160GB)"]
+    assert rows[0][1].endswith(" / 30B")
+    mezo, adam = ([sizes.index(row[i].split(" / ")[0].strip(" |")) for row in rows] for i in (1, 2))
+    # Adam holds about four copies of the weights and MeZO one: MeZO fits at least as large a model
+    assert all(m >= a for m, a in zip(mezo, adam)) and any(m > a for m, a in zip(mezo, adam)), (mezo, adam)
+    assert mezo == sorted(mezo) and adam == sorted(adam)  # more GPUs never fit less
+    for name in ("validation", "coefficients"):
+        lines = [line for line in (folder / f"{name}.md").read_text().splitlines() if line.startswith("| ")]
+        assert [line.split(" | ")[0] for line in lines[1:]] == ["| MeZO", "| FT (Adam)"]
+
+
+def test_a_misspelt_optimizer_in_a_study_is_one_line(tmp_path):
+    study_file = tmp_path / "bad.yaml"
+    study_file.write_text("name: bad\nmethods: [{label: M, optimizer: zo-sgdd}]\nfit: {shapes: [], "
+                          "sequence_lengths: []}\nvalidate: {models: [], sequence_length: 8}\npredict: {models: []}\n")
+    with pytest.raises(Exception, match="zo-sgd") as error:
+        load_study(study_file)
+    assert "\n" not in str(error.value)
+    with pytest.raises(MemoryStudyError, match="unknown OPT size 'opt-7b'"):
+        study_file.write_text(study_file.read_text().replace("zo-sgdd", "zo-sgd").replace("models: []}", "models: [opt-7b]}", 1))
+        load_study(study_file)

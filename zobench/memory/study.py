@@ -1,0 +1,212 @@
+"""The memory study (Figure 3, Table 5): measure, fit a memory model, validate it, predict what fits.
+
+``suites/memory.yaml`` declares the methods (inference, or an optimizer with a PEFT mode), the small
+shapes the model is fitted on, the OPT sizes it is validated on (measured, never fitted), and the
+hardware to predict for. ``zobench memory suites/memory.yaml`` measures every point in its own
+process (resuming: a point already in ``<out>/<name>/runs/`` is not measured again), then writes:
+
+* ``validation.md`` — measured against predicted peak on the held-out sizes, with the relative error;
+* ``coefficients.md`` — each method's fitted element counts, the memory model a reader can check;
+* ``figure3.png`` — predicted peak against OPT size per method at the paper's setting, the measured
+  held-out points, and the GPU capacities (the paper's Figure 3);
+* ``table5.md`` — the largest OPT each method fits on 1–8 A100s or V100s, ours / the paper's.
+
+A model fits a GPU set when its predicted peak is at most the set's total memory: sharding overheads
+and fragmentation are not modelled, so the table is an upper bound on what fits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from ..models import OPT_SHAPES
+from ..report.tables import Table
+from ..store import ResultStore
+from .fit import BYTES, MemoryModel, features
+from .probe import Point, Shape, run
+
+GIB = 2 ** 30
+
+
+class MemoryStudyError(ValueError):
+    """A memory study file that cannot run; one line naming the key."""
+
+
+def opt_shape(name: str) -> Shape:
+    if name not in OPT_SHAPES:
+        raise MemoryStudyError(f"unknown OPT size {name!r}; sizes: {', '.join(OPT_SHAPES)}")
+    hidden, layers, heads, ffn = OPT_SHAPES[name]
+    return Shape(hidden, layers, heads, ffn)
+
+
+@dataclass(frozen=True)
+class Method:
+    label: str
+    optimizer: str | None = None
+    peft: str = "none"
+
+
+@dataclass(frozen=True)
+class MemoryStudy:
+    name: str
+    description: str
+    methods: tuple[Method, ...]
+    fit_points: tuple[tuple[Shape, int], ...]  # (shape, sequence length)
+    validate: tuple[str, ...]
+    validate_length: int
+    batch_size: int
+    dtype: str
+    device: str
+    predict: dict
+
+    def points(self) -> list[Point]:
+        shapes = [*self.fit_points, *((opt_shape(n), self.validate_length) for n in self.validate)]
+        return [Point(m.label, m.optimizer, m.peft, shape, length, self.batch_size, self.dtype, self.device)
+                for m in self.methods for shape, length in shapes]
+
+
+def load_study(path: str | Path) -> MemoryStudy:
+    path = Path(path)
+    document = yaml.safe_load(path.read_text())
+    allowed = {"name", "description", "methods", "fit", "validate", "batch_size", "dtype", "device", "predict"}
+    for key in document:
+        if key not in allowed:
+            raise MemoryStudyError(f"{path.name}: {key}: unknown key; allowed: {', '.join(sorted(allowed))}")
+    from ..optimizers import REGISTRY
+
+    methods = []
+    for i, entry in enumerate(document["methods"]):
+        if entry.get("optimizer") is not None:
+            REGISTRY.get(entry["optimizer"])  # a misspelt name fails here, with the close matches
+        methods.append(Method(entry["label"], entry.get("optimizer"), entry.get("peft", "none")))
+    fit = document["fit"]
+    points = tuple((Shape(*shape), length) for shape in fit["shapes"] for length in fit["sequence_lengths"])
+    for name in [*document["validate"]["models"], *document["predict"]["models"]]:
+        opt_shape(name)
+    if document.get("dtype", "float32") not in BYTES:
+        raise MemoryStudyError(f"{path.name}: dtype: one of {', '.join(BYTES)}")
+    return MemoryStudy(document["name"], document.get("description", ""), tuple(methods), points,
+                       tuple(document["validate"]["models"]), document["validate"]["sequence_length"],
+                       document.get("batch_size", 1), document.get("dtype", "float32"),
+                       document.get("device", "cpu"), document["predict"])
+
+
+def _key(point: Point) -> str:
+    return hashlib.sha256(json.dumps(asdict(point), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def measure_all(study: MemoryStudy, out: Path, progress=print) -> list[dict]:
+    """Every point's record (``<out>/<name>/runs/``), measuring only those not yet recorded."""
+    store = ResultStore(out / study.name)
+    points = study.points()
+    for i, point in enumerate(points):
+        if not store.has(_key(point)):
+            progress(f"[{i + 1}/{len(points)}] {point.method}: hidden {point.shape.hidden}, "
+                     f"{point.shape.layers} layers, length {point.sequence_length}")
+            store.write_record({**run(point), "key": _key(point)})
+    return [store.record(_key(point)) for point in points]
+
+
+def _features(record: dict) -> "np.ndarray":  # noqa: F821
+    point = Point.from_json(json.dumps(record["point"]))
+    return features(point.shape, record["trainable"], point.sequence_length, point.batch_size)
+
+
+def fit_models(study: MemoryStudy, records: list[dict]) -> dict[str, MemoryModel]:
+    held_out = {(s.hidden, s.layers) for s in map(opt_shape, study.validate)}
+    models = {}
+    for method in study.methods:
+        rows = [(_features(r), r["peak_bytes"] - r["baseline_bytes"]) for r in records
+                if r["point"]["method"] == method.label
+                and (r["point"]["shape"]["hidden"], r["point"]["shape"]["layers"]) not in held_out]
+        models[method.label] = MemoryModel.fit(method.label, rows, study.dtype)
+    return models
+
+
+def _trainable(method: Method, shape: Shape) -> int:
+    """Trainable parameters of a method on a shape, as the probe's models have them."""
+    if method.optimizer is None:
+        return 0
+    if method.peft == "prefix":
+        from ..problems.task_problem import PREFIX_TOKENS
+
+        return PREFIX_TOKENS * shape.layers * 2 * shape.hidden  # a key and a value per layer and virtual token
+    return shape.parameters()
+
+
+def predicted_peak(model: MemoryModel, method: Method, shape: Shape, length: int, batch: int,
+                   dtype: str | None = None) -> float:
+    return model.predict(features(shape, _trainable(method, shape), length, batch), dtype)
+
+
+def largest_fitting(model: MemoryModel, method: Method, sizes: list[str], capacity_bytes: float, length: int,
+                    dtype: str) -> str:
+    fitting = [n for n in sizes if predicted_peak(model, method, opt_shape(n), length, 1, dtype) <= capacity_bytes]
+    return fitting[-1].removeprefix("opt-").upper() if fitting else "—"
+
+
+def write_report(study: MemoryStudy, records: list[dict], out: Path) -> Path:
+    from ..report import figures
+
+    folder = out / study.name
+    models = fit_models(study, records)
+    methods = {m.label: m for m in study.methods}
+    held_out = [r for r in records if r["point"]["shape"] in [asdict(opt_shape(n)) for n in study.validate]]
+    cells, names = {}, {asdict(opt_shape(n))["hidden"]: n for n in study.validate}
+    for r in held_out:
+        measured = r["peak_bytes"] - r["baseline_bytes"]
+        predicted = models[r["point"]["method"]].predict(_features(r))
+        column = names[r["point"]["shape"]["hidden"]]
+        cells[(r["point"]["method"], f"{column} measured MiB")] = [measured / 2 ** 20]
+        cells[(r["point"]["method"], f"{column} predicted MiB")] = [predicted / 2 ** 20]
+        cells[(r["point"]["method"], f"{column} error %")] = [100 * (predicted - measured) / measured]
+    columns = [f"{n} {what}" for n in study.validate for what in ("measured MiB", "predicted MiB", "error %")]
+    tables = [Table("validation", f"Held-out sizes (never fitted), length {study.validate_length}, batch "
+                    f"{study.batch_size}, {study.dtype} on {study.device}: peak above the process floor",
+                    "method", list(methods), columns, cells)]
+    coefficient_cells = {(label, name): [value] for label, model in models.items()
+                         for name, value in [*model.coefficients.items(), ("overhead MiB", model.overhead_bytes / 2 ** 20)]}
+    tables.append(Table("coefficients", "Fitted memory model: elements per parameter, per trainable parameter, "
+                        "per token·layer·hidden and per token·vocabulary entry (where trainable = all "
+                        "parameters, the parameter column holds both)", "method", list(models),
+                        [*models[next(iter(models))].coefficients, "overhead MiB"], coefficient_cells))
+
+    predict = study.predict
+    sizes, length, dtype = predict["models"], predict["sequence_length"], predict["dtype"]
+    table_cells, rows = {}, []
+    for gpu, spec in predict["hardware"].items():
+        for count in spec["gpus"]:
+            row = f"{count}×{gpu} ({count * spec['memory_gib']}GB)"
+            rows.append(row)
+            for label in predict["table5"]:
+                table_cells[(row, label)] = largest_fitting(models[label], methods[label], sizes,
+                                                            count * spec["memory_gib"] * GIB, length, dtype)
+    paper = {(row, label): value for row, values in predict.get("paper", {}).items() for label, value in values.items()}
+    tables.append(Table("table5", f"Largest OPT whose predicted peak ({dtype}, length {length}, batch 1) fits "
+                        "the GPUs' total memory, ours / the paper's (Table 5)", "hardware", rows,
+                        list(predict["table5"]), {k: [v] for k, v in table_cells.items()},
+                        formatter=lambda values: values[0] if values else "—", paper=paper))
+    for table in tables:
+        table.write(folder)
+
+    curves = {label: [(opt_shape(n).parameters(), predicted_peak(models[label], methods[label], opt_shape(n),
+                                                                   length, 1, dtype) / GIB) for n in sizes]
+              for label in methods}
+    measured = {label: [(r["parameters"], (r["peak_bytes"] - r["baseline_bytes"]) / GIB) for r in held_out
+                        if r["point"]["method"] == label] for label in methods}
+    capacities = {f"{count}×{gpu}": count * spec["memory_gib"] for gpu, spec in predict["hardware"].items()
+                  for count in spec["gpus"][:1]}
+    figures.memory_scaling(curves, measured, capacities, f"Predicted peak memory, {dtype}, length {length}, "
+                           f"batch 1 (lines); measured held-out points, {study.dtype} (markers)",
+                           folder / "figure3.png")
+    index = folder / "index.md"
+    text = [f"# {study.name}", "", study.description.strip(), ""]
+    text += [(folder / f"{t.name}.md").read_text() for t in tables]
+    text += ["![Figure 3](figure3.png)", ""]
+    index.write_text("\n".join(text))
+    return index
