@@ -85,16 +85,19 @@ def run(spec: RunSpec, store: ResultStore, progress=None) -> dict:
                     loss = optimizer.step(counted)
                 except optimizers.NonFiniteLossError:
                     loss = math.nan
-            diverged = not _finite(loss) or not all(bool(torch.isfinite(p).all()) for g in optimizer.param_groups
-                                                  for p in g["params"])
+            budget_spent = spec.forward_pass_budget is not None and forward_passes >= spec.forward_pass_budget
+            evaluating = step % spec.eval_every == 0 or step == spec.steps or budget_spent
+            # the loss every step; the parameters (a full read of the model) only before an evaluation:
+            # an overflow in between shows as a non-finite loss one step later
+            diverged = not _finite(loss) or (evaluating and not all(
+                bool(torch.isfinite(p).all()) for g in optimizer.param_groups for p in g["params"]))
             entry.update(forward_passes=forward_passes, loss=loss if _finite(loss) else None,
                          seconds=interval["seconds"], **problem.snapshot())
             if info.family == "zo" and not diverged:
                 entry.update(seed=optimizer.last_seed, g=optimizer.last_projected_grad)
-            budget_spent = spec.forward_pass_budget is not None and forward_passes >= spec.forward_pass_budget
             if diverged:
                 entry["diverged"] = True
-            elif step % spec.eval_every == 0 or step == spec.steps or budget_spent:
+            elif evaluating:
                 with meter.phase("eval"):
                     entry.update(_evaluation(problem))
             log(entry)
