@@ -258,6 +258,17 @@ class RunSettings:
     dtype: str = "float32"
 
 
+def _typed_mapping(where: str, document: dict, name: str, fields: dict) -> dict:
+    """``document[name]``, a mapping whose keys are ``fields`` with their types."""
+    mapping = document.get(name, {})
+    _check_type(f"{where}: {name}", mapping, dict)
+    for key, value in mapping.items():
+        if key not in fields:
+            _fail(f"{where}: {name}.{key}", f"unknown key; allowed: {', '.join(fields)}")
+        _check_type(f"{where}: {name}.{key}", value, fields[key])
+    return mapping
+
+
 def _run_settings(where: str, document: dict, base: RunSettings, test_functions: bool,
                   tasks: list[str]) -> RunSettings:
     """``document``'s peft, budget, data, objective and dtype over ``base``, each checked."""
@@ -266,20 +277,11 @@ def _run_settings(where: str, document: dict, base: RunSettings, test_functions:
     _check_choice(f"{where}: peft", peft, PEFT_MODES)
     if peft != "none" and test_functions:
         _fail(f"{where}: peft", "test functions have no model to adapt; use peft: none")
-    data = document.get("data", {})
-    _check_type(f"{where}: data", data, dict)
-    for key, value in data.items():
-        if key not in DATA:
-            _fail(f"{where}: data.{key}", f"unknown key; allowed: {', '.join(DATA)}")
-        _check_type(f"{where}: data.{key}", value, DATA[key])
+    data, budget = (_typed_mapping(where, document, name, fields) for name, fields in (("data", DATA),
+                                                                                        ("budget", BUDGET)))
     if "protocol" in data:
         _check_choice(f"{where}: data.protocol", data["protocol"], PROTOCOLS)
-    budget = document.get("budget", {})
-    _check_type(f"{where}: budget", budget, dict)
     for key, value in budget.items():
-        if key not in BUDGET:
-            _fail(f"{where}: budget.{key}", f"unknown key; allowed: {', '.join(BUDGET)}")
-        _check_type(f"{where}: budget.{key}", value, BUDGET[key])
         least = 0 if key == "steps" else 1  # 0 steps: evaluate only (zero-shot, in-context learning)
         if value < least:
             _fail(f"{where}: budget.{key}", f"must be >= {least}, got {value}")
