@@ -43,7 +43,7 @@ def test_nonnegative_least_squares_is_the_best_nonnegative_subset_solution():
 
 def test_fit_recovers_known_element_counts_and_predicts_at_another_dtype():
     shapes = [Shape(h, l, 4, 4 * h) for h, l in [(128, 2), (256, 4), (512, 4), (256, 8)]]
-    truth = {"parameters": 1.0, "trainable": 3.0, "activations": 10.0, "logits": 2.0}
+    truth = {"parameters": 1.0, "trainable": 3.0, "activations": 10.0, "transients": 20.0, "logits": 2.0}
     rows = []
     for shape, length in itertools.product(shapes, (256, 1024)):
         for trainable in (shape.parameters(), 5000):  # full and prefix-like points: trainable separates

@@ -2,11 +2,12 @@
 
 Per method, peak memory above the process floor is modelled as
 
-    peak = b · (c_P·P + c_T·T + c_A·L·B·layers·hidden + c_Z·B·L·V) + c_0
+    peak = b · (c_P·P + c_T·T + c_A·B·L·layers·hidden + c_H·B·L·hidden + c_Z·B·L·V) + c_0
 
-with P the model's parameters, T the trainable ones (gradients and optimizer state), the third term
-the activations a layer keeps per token, the fourth the logits, b the bytes of one element of the
-measured dtype and c_0 the runtime's constant overhead. The coefficients are counts of elements
+with P the model's parameters, T the trainable ones (gradients and optimizer state), then the
+activations every layer keeps for the backward pass, the transients of the one layer running (all
+that inference holds), and the logits; b is the bytes of one element of the measured dtype and c_0
+the runtime's constant overhead. The coefficients are counts of elements
 (c_P ≈ 1 weight copy; c_T ≈ 3 for Adam's gradient and two moments), found by non-negative least
 squares on small shapes, so they carry over to other dtypes: a prediction at another dtype scales
 the element terms by its bytes and drops c_0 (which belonged to the measuring runtime). Features that
@@ -22,14 +23,14 @@ import numpy as np
 
 from .probe import Shape
 
-FEATURES = ("parameters", "trainable", "activations", "logits")
+FEATURES = ("parameters", "trainable", "activations", "transients", "logits")
 BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
 
 
 def features(shape: Shape, trainable: int, sequence_length: int, batch_size: int) -> np.ndarray:
     tokens = sequence_length * batch_size
-    return np.array([shape.parameters(), trainable, tokens * shape.layers * shape.hidden, tokens * shape.vocab],
-                    dtype=float)
+    return np.array([shape.parameters(), trainable, tokens * shape.layers * shape.hidden, tokens * shape.hidden,
+                     tokens * shape.vocab], dtype=float)
 
 
 def nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:

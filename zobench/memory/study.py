@@ -172,7 +172,8 @@ def write_report(study: MemoryStudy, records: list[dict], out: Path) -> Path:
     coefficient_cells = {(label, name): [value] for label, model in models.items()
                          for name, value in [*model.coefficients.items(), ("overhead MiB", model.overhead_bytes / 2 ** 20)]}
     tables.append(Table("coefficients", "Fitted memory model: elements per parameter, per trainable parameter, "
-                        "per token·layer·hidden and per token·vocabulary entry (where trainable = all "
+                        "per token·layer·hidden (kept activations), per token·hidden (one layer's transients) and per "
+                        "token·vocabulary entry (where trainable = all "
                         "parameters, the parameter column holds both)", "method", list(models),
                         [*models[next(iter(models))].coefficients, "overhead MiB"], coefficient_cells))
 
@@ -194,15 +195,15 @@ def write_report(study: MemoryStudy, records: list[dict], out: Path) -> Path:
     for table in tables:
         table.write(folder)
 
-    curves = {label: [(opt_shape(n).parameters(), predicted_peak(models[label], methods[label], opt_shape(n),
-                                                                   length, 1, dtype) / GIB) for n in sizes]
-              for label in methods}
+    curves = {(label, precision): [(opt_shape(n).parameters(), predicted_peak(
+        models[label], methods[label], opt_shape(n), length, 1, precision) / GIB) for n in sizes]
+        for label in methods for precision in (dtype, study.dtype)}
     measured = {label: [(r["parameters"], (r["peak_bytes"] - r["baseline_bytes"]) / GIB) for r in held_out
                         if r["point"]["method"] == label] for label in methods}
     capacities = {f"{count}×{gpu}": count * spec["memory_gib"] for gpu, spec in predict["hardware"].items()
                   for count in spec["gpus"][:1]}
-    figures.memory_scaling(curves, measured, capacities, f"Predicted peak memory, {dtype}, length {length}, "
-                           f"batch 1 (lines); measured held-out points, {study.dtype} (markers)",
+    figures.memory_scaling(curves, measured, capacities, f"Predicted peak memory at length {length}, batch 1: "
+                           f"{dtype} (solid), {study.dtype} (dotted); measured held-out points (markers)",
                            folder / "figure3.png")
     index = folder / "index.md"
     text = [f"# {study.name}", "", study.description.strip(), ""]

@@ -154,20 +154,28 @@ def bars(values: dict[str, list[float]], ylabel: str, title: str, output: Path) 
     return output
 
 
-def memory_scaling(curves: dict[str, list[tuple[int, float]]], measured: dict[str, list[tuple[int, float]]],
-                   capacities: dict[str, float], title: str, output: Path, dpi: int = 120) -> Path:
-    """Peak memory (GiB) against parameters, log-log: a line per method, its measured points as
+def memory_scaling(curves: dict[tuple[str, str], list[tuple[int, float]]],
+                   measured: dict[str, list[tuple[int, float]]], capacities: dict[str, float], title: str,
+                   output: Path, dpi: int = 120) -> Path:
+    """Peak memory (GiB) against parameters, log-log: per method a solid line (the first precision
+    of ``curves``' keys) and a dotted one (the second, the measured one), its measured points as
     markers, and a dashed line per GPU capacity (the paper's Figure 3)."""
     figure, axis = plt.subplots(figsize=(8, 5.5))
-    colours = dict(zip(curves, plt.cm.tab10.colors))
-    for label, points in curves.items():
-        axis.plot(*zip(*points), "-", color=colours[label], label=label)
+    labels = list(dict.fromkeys(label for label, _ in curves))
+    colours = dict(zip(labels, plt.cm.tab10.colors))
+    precisions = list(dict.fromkeys(precision for _, precision in curves))
+    for (label, precision), points in curves.items():
+        solid = precision == precisions[0]
+        axis.plot(*zip(*points), "-" if solid else ":", color=colours[label], label=label if solid else None,
+                  linewidth=1.5 if solid else 1.0)
+    for label in labels:
         if measured.get(label):
             axis.plot(*zip(*measured[label]), "o", color=colours[label])
+    axis.set(xscale="log", yscale="log", xlabel="parameters", ylabel="peak memory (GiB)")
     for name, gib in capacities.items():
         axis.axhline(gib, color="grey", linestyle="--", linewidth=0.8)
-        axis.annotate(name, (axis.get_xlim()[0], gib), textcoords="offset points", xytext=(4, 3), fontsize=8)
-    axis.set(xscale="log", yscale="log", xlabel="parameters", ylabel="peak memory (GiB)")
+        axis.annotate(name, (0.01, gib), xycoords=("axes fraction", "data"), textcoords="offset points",
+                      xytext=(0, 3), fontsize=8)
     axis.set_title(title, fontsize=9)
     axis.legend(fontsize=8)
     figure.tight_layout()
