@@ -2,17 +2,21 @@
 
 Per method, peak memory above the process floor is modelled as
 
-    peak = b · (c_P·P + c_T·T + c_A·B·L·layers·hidden + c_H·B·L·hidden + c_Z·B·L·V) + c_0
+    peak = b · (K + c_P·P + c_E·V·hidden + c_A·B·L·layers·hidden + c_H·B·L·hidden + c_Z·B·L·V) + c_0
 
-with P the model's parameters, T the trainable ones (gradients and optimizer state), then the
-activations every layer keeps for the backward pass, the transients of the one layer running (all
-that inference holds), and the logits; b is the bytes of one element of the measured dtype and c_0
-the runtime's constant overhead. The coefficients are counts of elements
-(c_P ≈ 1 weight copy; c_T ≈ 3 for Adam's gradient and two moments), found by non-negative least
-squares on small shapes, so they carry over to other dtypes: a prediction at another dtype scales
-the element terms by its bytes and drops c_0 (which belonged to the measuring runtime). Features that
-a method's points cannot tell apart (T = P for full fine-tuning, T = 0 for inference) are merged or
-dropped before fitting.
+* K, counted, not fitted: the weights (P elements) and, per trainable parameter, its gradient (for
+  first-order methods) and the optimizer's declared state buffers (Adam's two moments, ZO-AdaMU's m);
+* c_P·P: anything else per parameter (e.g. the temporaries of a multi-tensor optimizer step);
+* c_E·V·hidden: copies of the largest single tensor, the embedding (a ZO step's per-tensor
+  temporaries are as large as it; on small shapes it is most of P, on large ones a few per cent, so
+  it needs its own term or it would be read as per-parameter memory);
+* the activations every layer keeps for the backward pass, the transients of the one layer running
+  (all that inference holds), and the logits;
+* b, the bytes of one element of the measured dtype, and c_0, the runtime's constant overhead.
+
+The c are counts of elements, found by non-negative least squares on small shapes, so they carry over
+to other dtypes: a prediction at another dtype scales the element terms by its bytes and drops c_0
+(which belonged to the measuring runtime).
 """
 
 from __future__ import annotations
@@ -23,14 +27,19 @@ import numpy as np
 
 from .probe import Shape
 
-FEATURES = ("parameters", "trainable", "activations", "transients", "logits")
+FEATURES = ("parameters", "largest tensor", "activations", "transients", "logits")
 BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
 
 
-def features(shape: Shape, trainable: int, sequence_length: int, batch_size: int) -> np.ndarray:
+def features(shape: Shape, sequence_length: int, batch_size: int) -> np.ndarray:
     tokens = sequence_length * batch_size
-    return np.array([shape.parameters(), trainable, tokens * shape.layers * shape.hidden, tokens * shape.hidden,
-                     tokens * shape.vocab], dtype=float)
+    return np.array([shape.parameters(), shape.vocab * shape.hidden, tokens * shape.layers * shape.hidden,
+                     tokens * shape.hidden, tokens * shape.vocab], dtype=float)
+
+
+def known_elements(shape: Shape, trainable: int, buffers_per_trainable: int) -> float:
+    """The weights, and per trainable parameter its gradient and optimizer state (as declared)."""
+    return float(shape.parameters() + trainable * buffers_per_trainable)
 
 
 def nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -48,35 +57,21 @@ def nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndar
 @dataclass(frozen=True)
 class MemoryModel:
     method: str
-    coefficients: dict[str, float]  # elements per unit of each feature
+    coefficients: dict[str, float]  # elements per unit of each feature, beyond the known buffers
     overhead_bytes: float
     dtype: str  # of the measurements
-    merged: dict[str, list[str]]  # a feature -> the features folded into it (equal on every point)
 
     @classmethod
-    def fit(cls, method: str, rows: list[tuple[np.ndarray, float]], dtype: str) -> "MemoryModel":
-        """``rows``: (features, measured peak bytes above the floor) of one method's points."""
-        design = np.stack([f for f, _ in rows]) * BYTES[dtype]
-        target = np.array([peak for _, peak in rows], dtype=float)
-        merged = {}  # a feature equal to another on every point is folded into it
-        for i, name in enumerate(FEATURES):
-            column = design[:, i]
-            if not column.any():
-                continue
-            twin = next((j for j in merged if np.allclose(design[:, FEATURES.index(j)], column)), None)
-            merged.setdefault(twin or name, []).append(name)
-        kept = list(merged)
-        columns = np.column_stack([design[:, FEATURES.index(n)] for n in kept] + [np.ones(len(rows))])
-        scale = columns.max(axis=0)  # conditioning: features span many orders of magnitude
-        solution = nonnegative_least_squares(columns / scale, target) / scale
-        coefficients = {name: 0.0 for name in FEATURES}
-        for name, value in zip(kept, solution):
-            coefficients[name] = float(value)  # a merged twin contributes through its representative
-        return cls(method, coefficients, float(solution[-1]), dtype,
-                   {name: names for name, names in merged.items() if len(names) > 1})
+    def fit(cls, method: str, rows: list[tuple[np.ndarray, float, float]], dtype: str) -> "MemoryModel":
+        """``rows``: (features, known elements, measured peak bytes above the floor) of one method."""
+        design = np.column_stack([np.stack([f for f, _, _ in rows]) * BYTES[dtype], np.ones(len(rows))])
+        target = np.array([peak - known * BYTES[dtype] for _, known, peak in rows], dtype=float)
+        scale = design.max(axis=0)  # conditioning: features span many orders of magnitude
+        solution = nonnegative_least_squares(design / scale, target) / scale
+        return cls(method, dict(zip(FEATURES, map(float, solution))), float(solution[-1]), dtype)
 
-    def predict(self, feature_values: np.ndarray, dtype: str | None = None) -> float:
+    def predict(self, feature_values: np.ndarray, known: float, dtype: str | None = None) -> float:
         """Peak bytes; at another dtype than the measured one, without the measuring runtime's overhead."""
         dtype = dtype or self.dtype
-        total = sum(self.coefficients[name] * value for name, value in zip(FEATURES, feature_values))
+        total = known + sum(self.coefficients[name] * value for name, value in zip(FEATURES, feature_values))
         return total * BYTES[dtype] + (self.overhead_bytes if dtype == self.dtype else 0.0)

@@ -27,7 +27,7 @@ import yaml
 from ..models import OPT_SHAPES
 from ..report.tables import Table
 from ..store import ResultStore
-from .fit import BYTES, MemoryModel, features
+from .fit import BYTES, FEATURES, MemoryModel, features, known_elements
 from .probe import Point, Shape, run
 
 GIB = 2 ** 30
@@ -49,6 +49,16 @@ class Method:
     label: str
     optimizer: str | None = None
     peft: str = "none"
+
+    @property
+    def buffers_per_trainable(self) -> int:
+        """Parameter-sized buffers per trainable parameter: a gradient (first-order) and the state."""
+        if self.optimizer is None:
+            return 0
+        from ..optimizers import REGISTRY
+
+        info = REGISTRY.get(self.optimizer)
+        return (info.family == "fo") + info.state_buffers
 
 
 @dataclass(frozen=True)
@@ -112,18 +122,22 @@ def measure_all(study: MemoryStudy, out: Path, progress=print) -> list[dict]:
     return [store.record(_key(point)) for point in points]
 
 
-def _features(record: dict) -> "np.ndarray":  # noqa: F821
+def _inputs(record: dict, method: Method) -> tuple:
+    """A measured point's features and known elements."""
     point = Point.from_json(json.dumps(record["point"]))
-    return features(point.shape, record["trainable"], point.sequence_length, point.batch_size)
+    return (features(point.shape, point.sequence_length, point.batch_size),
+            known_elements(point.shape, record["trainable"], method.buffers_per_trainable))
+
+
+def _held_out(study: MemoryStudy, record: dict) -> bool:
+    return any(record["point"]["shape"] == asdict(opt_shape(name)) for name in study.validate)
 
 
 def fit_models(study: MemoryStudy, records: list[dict]) -> dict[str, MemoryModel]:
-    held_out = {(s.hidden, s.layers) for s in map(opt_shape, study.validate)}
     models = {}
     for method in study.methods:
-        rows = [(_features(r), r["peak_bytes"] - r["baseline_bytes"]) for r in records
-                if r["point"]["method"] == method.label
-                and (r["point"]["shape"]["hidden"], r["point"]["shape"]["layers"]) not in held_out]
+        rows = [(*_inputs(r, method), r["peak_bytes"] - r["baseline_bytes"]) for r in records
+                if r["point"]["method"] == method.label and not _held_out(study, r)]
         models[method.label] = MemoryModel.fit(method.label, rows, study.dtype)
     return models
 
@@ -141,7 +155,8 @@ def _trainable(method: Method, shape: Shape) -> int:
 
 def predicted_peak(model: MemoryModel, method: Method, shape: Shape, length: int, batch: int,
                    dtype: str | None = None) -> float:
-    return model.predict(features(shape, _trainable(method, shape), length, batch), dtype)
+    known = known_elements(shape, _trainable(method, shape), method.buffers_per_trainable)
+    return model.predict(features(shape, length, batch), known, dtype)
 
 
 def largest_fitting(model: MemoryModel, method: Method, sizes: list[str], capacity_bytes: float, length: int,
@@ -156,11 +171,11 @@ def write_report(study: MemoryStudy, records: list[dict], out: Path) -> Path:
     folder = out / study.name
     models = fit_models(study, records)
     methods = {m.label: m for m in study.methods}
-    held_out = [r for r in records if r["point"]["shape"] in [asdict(opt_shape(n)) for n in study.validate]]
+    held_out = [r for r in records if _held_out(study, r)]
     cells, names = {}, {asdict(opt_shape(n))["hidden"]: n for n in study.validate}
     for r in held_out:
         measured = r["peak_bytes"] - r["baseline_bytes"]
-        predicted = models[r["point"]["method"]].predict(_features(r))
+        predicted = models[r["point"]["method"]].predict(*_inputs(r, methods[r["point"]["method"]]))
         column = names[r["point"]["shape"]["hidden"]]
         cells[(r["point"]["method"], f"{column} measured MiB")] = [measured / 2 ** 20]
         cells[(r["point"]["method"], f"{column} predicted MiB")] = [predicted / 2 ** 20]
@@ -170,12 +185,14 @@ def write_report(study: MemoryStudy, records: list[dict], out: Path) -> Path:
                     f"{study.batch_size}, {study.dtype} on {study.device}: peak above the process floor",
                     "method", list(methods), columns, cells)]
     coefficient_cells = {(label, name): [value] for label, model in models.items()
-                         for name, value in [*model.coefficients.items(), ("overhead MiB", model.overhead_bytes / 2 ** 20)]}
-    tables.append(Table("coefficients", "Fitted memory model: elements per parameter, per trainable parameter, "
-                        "per token·layer·hidden (kept activations), per token·hidden (one layer's transients) and per "
-                        "token·vocabulary entry (where trainable = all "
-                        "parameters, the parameter column holds both)", "method", list(models),
-                        [*models[next(iter(models))].coefficients, "overhead MiB"], coefficient_cells))
+                         for name, value in [("counted buffers", methods[label].buffers_per_trainable),
+                                             *model.coefficients.items(),
+                                             ("overhead MiB", model.overhead_bytes / 2 ** 20)]}
+    tables.append(Table("coefficients", "The memory model: counted, the weights and per trainable parameter "
+                        "that many buffers (gradient, optimizer state); fitted, elements per parameter beyond "
+                        "those, per element of the largest tensor, per token·layer·hidden (kept activations), "
+                        "per token·hidden (one layer's transients), per token·vocabulary entry (logits)",
+                        "method", list(models), ["counted buffers", *FEATURES, "overhead MiB"], coefficient_cells))
 
     predict = study.predict
     sizes, length, dtype = predict["models"], predict["sequence_length"], predict["dtype"]
