@@ -125,6 +125,9 @@ def test_a_misspelt_optimizer_in_a_study_is_one_line(tmp_path):
     with pytest.raises(Exception, match="zo-sgd") as error:
         load_study(study_file)
     assert "\n" not in str(error.value)
+    with pytest.raises(MemoryStudyError, match="missing required key 'predict'"):
+        (tmp_path / "short.yaml").write_text("name: s\nmethods: []\nfit: {}\nvalidate: {}\n")
+        load_study(tmp_path / "short.yaml")
     with pytest.raises(MemoryStudyError, match="unknown OPT size 'opt-7b'"):
         study_file.write_text(study_file.read_text().replace("zo-sgdd", "zo-sgd").replace("models: []}", "models: [opt-7b]}", 1))
         load_study(study_file)

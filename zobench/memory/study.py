@@ -82,11 +82,16 @@ class MemoryStudy:
 
 def load_study(path: str | Path) -> MemoryStudy:
     path = Path(path)
+    if not path.is_file():
+        raise MemoryStudyError(f"{path}: no such memory study file (zobench ships suites/memory.yaml)")
     document = yaml.safe_load(path.read_text())
     allowed = {"name", "description", "methods", "fit", "validate", "batch_size", "dtype", "device", "predict"}
     for key in document:
         if key not in allowed:
             raise MemoryStudyError(f"{path.name}: {key}: unknown key; allowed: {', '.join(sorted(allowed))}")
+    for key in ("name", "methods", "fit", "validate", "predict"):
+        if key not in document:
+            raise MemoryStudyError(f"{path.name}: missing required key {key!r} (see suites/memory.yaml)")
     from ..optimizers import REGISTRY
 
     methods = []
