@@ -1,4 +1,4 @@
-"""The packaged SmolLM2: converted once from its GGUF, cached, and a working causal scorer."""
+"""The packaged SmolLM2 (converted once from its GGUF, cached, a working causal scorer); fp16 warnings."""
 
 import time
 
@@ -31,3 +31,12 @@ def test_scores_a_real_sst2_sentence(smollm2, shared_data):
         scores = CausalScorer(smollm2, task).scores([positive])
     assert scores.shape == (1, 2) and torch.isfinite(scores).all()
     assert scores[0, 1] > scores[0, 0]  # " great" over " terrible"
+
+
+def test_fp16_weights_warn_and_the_record_flags_the_restore_drift():
+    from zobench.measure import environment
+
+    with pytest.warns(UserWarning, match="fp16 weights: a zeroth-order perturb/restore cycle drifts"):
+        load_model("random:opt-125m", dtype="float16")
+    assert environment(torch.device("cpu"), "float16")["fp16_restore_drift"] is True
+    assert environment(torch.device("cpu"), "bfloat16")["fp16_restore_drift"] is False

@@ -121,6 +121,7 @@ def environment(device: torch.device, dtype: str) -> dict:
             "transformers": transformers_version, "python": platform.python_version(),
             "platform": platform.platform(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "dtype": dtype,
+            "fp16_restore_drift": dtype == "float16",  # ZO perturb/restore drifts in fp16 weights (warned)
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
 
 
