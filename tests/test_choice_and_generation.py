@@ -160,3 +160,25 @@ def test_sharded_device_loads_through_device_map_and_trains(shared_data, monkeyp
     before = problem.evaluate("test")["loss"]
     optimizer.step(problem.loss_closure(0))
     assert problem.evaluate("test")["loss"] != before
+
+
+def test_calibrated_choices_after_an_empty_surface_prompt_start_from_bos(scorer):
+    task = Task(name="mc", template="{premise}", choices="options", continuation=" {choice}", label="label")
+    score = CausalScorer(LoadedModel(tiny_llama(), word_tokenizer(), "causal", "tiny"), task, calibrate=True)
+    score.tokenizer.bos_token = "[CLS]"
+    example = {"premise": "the dog ran", "options": ["so the cat ran", "a movie"], "label": 0}
+    assert task.surface_prompt() == ""
+    with torch.no_grad():
+        table = score.scores([example])
+        for column, option in enumerate(task.options(example)):
+            after_prompt = option_log_probs(score.model, score.tokenizer, "the dog ran", option).sum()
+            after_bos = option_log_probs(score.model, score.tokenizer, "[CLS]", option).sum()
+            assert table[0, column].item() == pytest.approx((after_prompt - after_bos).item(), abs=1e-4)
+
+
+def test_generation_refuses_calibration():
+    from zobench.scoring import make_scorer
+
+    loaded = LoadedModel(tiny_llama(), word_tokenizer(), "causal", "tiny")
+    with pytest.raises(ValueError, match="gen is a generation task: surface-form calibration scores options"):
+        make_scorer(loaded, GENERATION, "causal", calibrate=True)

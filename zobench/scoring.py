@@ -70,13 +70,21 @@ class CausalScorer:
     def _device(self):
         return next(self.model.parameters()).device
 
+    def _start(self) -> list[int]:
+        """The context of an empty prompt (a surface prompt with every field emptied): the first
+        option token must be predicted from something."""
+        token = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
+        if token is None:
+            raise ValueError(f"task {self.task.name}: an empty prompt, and the tokenizer has no BOS or EOS token")
+        return [token]
+
     def _log_likelihoods(self, pairs: list[tuple[str, str]], mean: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Per (prompt, continuation), the continuation tokens' log-probabilities, averaged or summed,
         and the number of those tokens. Prompt and continuation are tokenised separately, so their
         tokens never merge; long prompts lose their left end."""
         rows, spans, prompts = [], [], {}
         for text, continuation in pairs:
-            prompt = prompts.setdefault(text, self.tokenizer(text)["input_ids"])
+            prompt = prompts.setdefault(text, self.tokenizer(text)["input_ids"] or self._start())
             candidate = self._tokens(continuation)
             ids = prompt[-(self.max_length - len(candidate)):] + candidate
             rows.append(ids)
@@ -210,6 +218,8 @@ def make_scorer(loaded: LoadedModel, task: Task, mode: str, max_length: int = 25
     """``mode`` "head" gives a :class:`HeadScorer`; otherwise the model's own kind decides."""
     if calibrate and (mode == "head" or loaded.kind != "causal"):
         raise ValueError("surface-form calibration needs a causal LM scored on its own (not peft: head)")
+    if calibrate and task.kind == "generation":
+        raise ValueError(f"task {task.name} is a generation task: surface-form calibration scores options")
     if mode == "head" or loaded.kind == "encoder":
         return HeadScorer(loaded, task, max_length)
     if loaded.kind == "masked":
