@@ -8,7 +8,7 @@ import torch
 
 from zobench.memory.fit import FEATURES, MemoryModel, features, known_elements, nonnegative_least_squares
 from zobench.memory.probe import Point, Shape, run
-from zobench.memory.study import MemoryStudyError, load_study, measure_all, write_report
+from zobench.memory.study import MemoryStudyError, fit_models, load_study, measure_all, write_report
 from zobench.models import OPT_SHAPES
 
 
@@ -110,9 +110,16 @@ predict:
     assert [row[0] for row in rows] == ["| 1×A100 (80GB)", "| 2×A100 (160GB)"]
     assert rows[0][1].endswith(" / 30B")
     mezo, adam = ([sizes.index(row[i].split(" / ")[0].strip(" |")) for row in rows] for i in (1, 2))
-    # Adam holds about four copies of the weights and MeZO one: MeZO fits at least as large a model
-    assert all(m >= a for m, a in zip(mezo, adam)) and any(m > a for m, a in zip(mezo, adam)), (mezo, adam)
-    assert mezo == sorted(mezo) and adam == sorted(adam)  # more GPUs never fit less
+    models = fit_models(study, records)
+    for label, column, buffers in (("MeZO", mezo, 0), ("FT (Adam)", adam, 3)):
+        model = models[label]
+        for gpus, cell in zip((1, 2), column):  # recomputed by hand: the largest size whose peak fits
+            peaks = [2 * (Shape(*OPT_SHAPES[n]).parameters() * (1 + buffers) + sum(
+                model.coefficients[f] * v for f, v in zip(FEATURES, features(Shape(*OPT_SHAPES[n]), 2048, 1))))
+                for n in ("opt-125m", "opt-1.3b", "opt-13b", "opt-66b")]
+            assert cell == sum(peak <= gpus * 80 * 2 ** 30 for peak in peaks)
+    # Adam holds four copies of the weights and MeZO one: MeZO fits at least as large a model
+    assert all(m >= a for m, a in zip(mezo, adam)), (mezo, adam)
     for name in ("validation", "coefficients"):
         lines = [line for line in (folder / f"{name}.md").read_text().splitlines() if line.startswith("| ")]
         assert [line.split(" | ")[0] for line in lines[1:]] == ["| MeZO", "| FT (Adam)"]
@@ -121,7 +128,8 @@ predict:
 def test_a_misspelt_optimizer_in_a_study_is_one_line(tmp_path):
     study_file = tmp_path / "bad.yaml"
     study_file.write_text("name: bad\nmethods: [{label: M, optimizer: zo-sgdd}]\nfit: {shapes: [], "
-                          "sequence_lengths: []}\nvalidate: {models: [], sequence_length: 8}\npredict: {models: []}\n")
+                          "sequence_lengths: []}\nvalidate: {models: [], sequence_length: 8}\npredict: {dtype: "
+                          "float16, sequence_length: 8, hardware: {}, table5: [M], models: []}\n")
     with pytest.raises(Exception, match="zo-sgd") as error:
         load_study(study_file)
     assert "\n" not in str(error.value)
@@ -129,5 +137,9 @@ def test_a_misspelt_optimizer_in_a_study_is_one_line(tmp_path):
         (tmp_path / "short.yaml").write_text("name: s\nmethods: []\nfit: {}\nvalidate: {}\n")
         load_study(tmp_path / "short.yaml")
     with pytest.raises(MemoryStudyError, match="unknown OPT size 'opt-7b'"):
-        study_file.write_text(study_file.read_text().replace("zo-sgdd", "zo-sgd").replace("models: []}", "models: [opt-7b]}", 1))
+        text = study_file.read_text().replace("zo-sgdd", "zo-sgd")
+        study_file.write_text(text.replace("models: []}", "models: [opt-7b]}"))
+        load_study(study_file)
+    with pytest.raises(MemoryStudyError, match="predict.table5: N is not a method label"):
+        study_file.write_text(study_file.read_text().replace("opt-7b", "opt-125m").replace("[M]", "[N]"))
         load_study(study_file)

@@ -95,10 +95,17 @@ def load_study(path: str | Path) -> MemoryStudy:
     from ..optimizers import REGISTRY
 
     methods = []
-    for i, entry in enumerate(document["methods"]):
+    for entry in document["methods"]:
         if entry.get("optimizer") is not None:
             REGISTRY.get(entry["optimizer"])  # a misspelt name fails here, with the close matches
         methods.append(Method(entry["label"], entry.get("optimizer"), entry.get("peft", "none")))
+    missing = [key for key in ("dtype", "sequence_length", "models", "hardware", "table5")
+               if key not in document["predict"]]
+    if missing:
+        raise MemoryStudyError(f"{path.name}: predict: missing {', '.join(missing)} (see suites/memory.yaml)")
+    unknown = [label for label in document["predict"]["table5"] if label not in {m.label for m in methods}]
+    if unknown:
+        raise MemoryStudyError(f"{path.name}: predict.table5: {', '.join(unknown)} is not a method label")
     fit = document["fit"]
     points = tuple((Shape(*shape), length) for shape in fit["shapes"] for length in fit["sequence_lengths"])
     for name in [*document["validate"]["models"], *document["predict"]["models"]]:
@@ -170,63 +177,73 @@ def largest_fitting(model: MemoryModel, method: Method, sizes: list[str], capaci
     return fitting[-1].removeprefix("opt-").upper() if fitting else "—"
 
 
-def write_report(study: MemoryStudy, records: list[dict], out: Path) -> Path:
-    from ..report import figures
-
-    folder = out / study.name
-    models = fit_models(study, records)
-    methods = {m.label: m for m in study.methods}
-    held_out = [r for r in records if _held_out(study, r)]
-    cells, names = {}, {asdict(opt_shape(n))["hidden"]: n for n in study.validate}
-    for r in held_out:
+def _validation_table(study: MemoryStudy, records: list[dict], models: dict, methods: dict) -> Table:
+    names = {opt_shape(name).hidden: name for name in study.validate}
+    cells = {}
+    for r in (r for r in records if _held_out(study, r)):
         measured = r["peak_bytes"] - r["baseline_bytes"]
         predicted = models[r["point"]["method"]].predict(*_inputs(r, methods[r["point"]["method"]]))
-        column = names[r["point"]["shape"]["hidden"]]
-        cells[(r["point"]["method"], f"{column} measured MiB")] = [measured / 2 ** 20]
-        cells[(r["point"]["method"], f"{column} predicted MiB")] = [predicted / 2 ** 20]
-        cells[(r["point"]["method"], f"{column} error %")] = [100 * (predicted - measured) / measured]
+        column, row = names[r["point"]["shape"]["hidden"]], r["point"]["method"]
+        cells[(row, f"{column} measured MiB")] = [measured / 2 ** 20]
+        cells[(row, f"{column} predicted MiB")] = [predicted / 2 ** 20]
+        cells[(row, f"{column} error %")] = [100 * (predicted - measured) / measured]
     columns = [f"{n} {what}" for n in study.validate for what in ("measured MiB", "predicted MiB", "error %")]
-    tables = [Table("validation", f"Held-out sizes (never fitted), length {study.validate_length}, batch "
-                    f"{study.batch_size}, {study.dtype} on {study.device}: peak above the process floor",
-                    "method", list(methods), columns, cells)]
-    coefficient_cells = {(label, name): [value] for label, model in models.items()
-                         for name, value in [("counted buffers", methods[label].buffers_per_trainable),
-                                             *model.coefficients.items(),
-                                             ("overhead MiB", model.overhead_bytes / 2 ** 20)]}
-    tables.append(Table("coefficients", "The memory model: counted, the weights and per trainable parameter "
-                        "that many buffers (gradient, optimizer state); fitted, elements per parameter beyond "
-                        "those, per element of the largest tensor, per token·layer·hidden (kept activations), "
-                        "per token·hidden (one layer's transients), per token·vocabulary entry (logits)",
-                        "method", list(models), ["counted buffers", *FEATURES, "overhead MiB"], coefficient_cells))
+    return Table("validation", f"Held-out sizes (never fitted), length {study.validate_length}, batch "
+                 f"{study.batch_size}, {study.dtype} on {study.device}: peak above the process floor",
+                 "method", list(methods), columns, cells)
 
-    predict = study.predict
+
+def _coefficients_table(models: dict, methods: dict) -> Table:
+    cells = {(label, name): [value] for label, model in models.items()
+             for name, value in [("counted buffers", methods[label].buffers_per_trainable),
+                                 *model.coefficients.items(), ("overhead MiB", model.overhead_bytes / 2 ** 20)]}
+    return Table("coefficients", "The memory model: counted, the weights and per trainable parameter that many "
+                 "buffers (gradient, optimizer state); fitted, elements per parameter beyond those, per element "
+                 "of the largest tensor, per token·layer·hidden (kept activations), per token·hidden (one "
+                 "layer's transients), per token·vocabulary entry (logits)",
+                 "method", list(models), ["counted buffers", *FEATURES, "overhead MiB"], cells)
+
+
+def _table5(predict: dict, models: dict, methods: dict) -> Table:
     sizes, length, dtype = predict["models"], predict["sequence_length"], predict["dtype"]
-    table_cells, rows = {}, []
+    cells, rows = {}, []
     for gpu, spec in predict["hardware"].items():
         for count in spec["gpus"]:
             row = f"{count}×{gpu} ({count * spec['memory_gib']}GB)"
             rows.append(row)
             for label in predict["table5"]:
-                table_cells[(row, label)] = largest_fitting(models[label], methods[label], sizes,
-                                                            count * spec["memory_gib"] * GIB, length, dtype)
+                cells[(row, label)] = [largest_fitting(models[label], methods[label], sizes,
+                                                       count * spec["memory_gib"] * GIB, length, dtype)]
     paper = {(row, label): value for row, values in predict.get("paper", {}).items() for label, value in values.items()}
-    tables.append(Table("table5", f"Largest OPT whose predicted peak ({dtype}, length {length}, batch 1) fits "
-                        "the GPUs' total memory, ours / the paper's (Table 5)", "hardware", rows,
-                        list(predict["table5"]), {k: [v] for k, v in table_cells.items()},
-                        formatter=lambda values: values[0] if values else "—", paper=paper))
-    for table in tables:
-        table.write(folder)
+    return Table("table5", f"Largest OPT whose predicted peak ({dtype}, length {length}, batch 1) fits the GPUs' "
+                 "total memory, ours / the paper's (Table 5)", "hardware", rows, list(predict["table5"]), cells,
+                 formatter=lambda values: values[0] if values else "—", paper=paper)
 
+
+def _figure3(study: MemoryStudy, records: list[dict], models: dict, methods: dict, output: Path) -> None:
+    from ..report import figures
+
+    predict = study.predict
+    sizes, length, dtype = predict["models"], predict["sequence_length"], predict["dtype"]
     curves = {(label, precision): [(opt_shape(n).parameters(), predicted_peak(
         models[label], methods[label], opt_shape(n), length, 1, precision) / GIB) for n in sizes]
         for label in methods for precision in (dtype, study.dtype)}
-    measured = {label: [(r["parameters"], (r["peak_bytes"] - r["baseline_bytes"]) / GIB) for r in held_out
-                        if r["point"]["method"] == label] for label in methods}
-    capacities = {f"{count}×{gpu}": count * spec["memory_gib"] for gpu, spec in predict["hardware"].items()
-                  for count in spec["gpus"][:1]}
+    measured = {label: [(r["parameters"], (r["peak_bytes"] - r["baseline_bytes"]) / GIB) for r in records
+                        if r["point"]["method"] == label and _held_out(study, r)] for label in methods}
+    capacities = {f"1×{gpu}": spec["memory_gib"] for gpu, spec in predict["hardware"].items()}
     figures.memory_scaling(curves, measured, capacities, f"Predicted peak memory at length {length}, batch 1: "
-                           f"{dtype} (solid), {study.dtype} (dotted); measured held-out points (markers)",
-                           folder / "figure3.png")
+                           f"{dtype} (solid), {study.dtype} (dotted); measured held-out points (markers)", output)
+
+
+def write_report(study: MemoryStudy, records: list[dict], out: Path) -> Path:
+    """The validation, coefficient and Table 5 tables, Figure 3, and an index of them."""
+    folder = out / study.name
+    models, methods = fit_models(study, records), {m.label: m for m in study.methods}
+    tables = [_validation_table(study, records, models, methods), _coefficients_table(models, methods),
+              _table5(study.predict, models, methods)]
+    for table in tables:
+        table.write(folder)
+    _figure3(study, records, models, methods, folder / "figure3.png")
     index = folder / "index.md"
     text = [f"# {study.name}", "", study.description.strip(), ""]
     text += [(folder / f"{t.name}.md").read_text() for t in tables]
