@@ -223,6 +223,7 @@ def test_table3_style_layout(tmp_path):
 
 PHASES = """
 import json, torch
+from zobench.measure import PhaseMeter
 meter = PhaseMeter(torch.device("cpu"))
 with meter.phase("idle"):
     pass
