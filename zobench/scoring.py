@@ -44,10 +44,10 @@ class CausalScorer:
         """Examples × options; an example with fewer options than the widest has -inf in the rest."""
         options = [self.task.options(example) for example in examples]
         pairs = [(self.task.prompt(e), o) for e, opts in zip(examples, options) for o in opts]
-        if self.calibrate:
-            surface = self.task.surface_prompt()
-            flat = self._log_likelihoods(pairs, mean=False)[0] - \
-                self._log_likelihoods([(surface, o) for _, o in pairs], mean=False)[0]
+        if self.calibrate:  # the surface prompt's score depends on the option alone: once per distinct one
+            distinct = list(dict.fromkeys(o for _, o in pairs))
+            surface = self._log_likelihoods([(self.task.surface_prompt(), o) for o in distinct], mean=False)[0]
+            flat = self._log_likelihoods(pairs, mean=False)[0] - surface[[distinct.index(o) for _, o in pairs]]
         else:
             flat = self._log_likelihoods(pairs, mean=True)[0]
         table = torch.full((len(examples), max(map(len, options))), float("-inf"), device=flat.device)

@@ -27,7 +27,7 @@ import yaml
 from . import __version__
 from .optimizers import REGISTRY, UnknownOptimizerError
 from .problems import DTYPES, problem_names
-from .tasks import PROTOCOLS, TaskError, load_task
+from .tasks import PROTOCOLS, Task, TaskError, load_task
 
 
 class SuiteError(ValueError):
@@ -232,16 +232,16 @@ def _tables(where: str, report: dict) -> tuple[TableLayout, ...]:
     return tuple(layouts) or DEFAULT_TABLES
 
 
-def _task(where: str, name, directory: Path) -> str:
-    """A shipped task's name, or the resolved path of a task file (relative to the suite's folder)."""
+def _task(where: str, name, directory: Path) -> tuple[str, Task]:
+    """A shipped task's name, or the resolved path of a task file (relative to the suite's folder),
+    with the task it declares."""
     _check_type(where, name, str)
     if name.endswith((".yaml", ".yml")) and not Path(name).is_absolute():
         name = str((directory / name).resolve())
     try:
-        load_task(name)
+        return name, load_task(name)
     except TaskError as error:
         _fail(where, str(error))
-    return name
 
 
 @dataclass(frozen=True)
@@ -270,7 +270,7 @@ def _typed_mapping(where: str, document: dict, name: str, fields: dict) -> dict:
 
 
 def _run_settings(where: str, document: dict, base: RunSettings, test_functions: bool,
-                  tasks: list[str]) -> RunSettings:
+                  tasks: dict[str, Task]) -> RunSettings:
     """``document``'s peft, budget, data, objective and dtype over ``base``, each checked."""
     peft = document.get("peft", base.peft)
     _check_type(f"{where}: peft", peft, str)
@@ -290,11 +290,10 @@ def _run_settings(where: str, document: dict, base: RunSettings, test_functions:
     _check_choice(f"{where}: objective", objective, OBJECTIVES)
     if objective != "loss" and test_functions:
         _fail(f"{where}: objective", "test functions are their own objective; use objective: loss")
-    for task in tasks:
-        allowed = load_task(task).objectives
-        if objective not in allowed:
-            _fail(f"{where}: objective", f"{objective!r} does not fit task {Path(task).stem}; use one of "
-                                          f"{', '.join(allowed)}")
+    for name, task in tasks.items():
+        if objective not in task.objectives:
+            _fail(f"{where}: objective", f"{objective!r} does not fit task {Path(name).stem}; use one of "
+                                          f"{', '.join(task.objectives)}")
     dtype = document.get("dtype", base.dtype)
     _check_type(f"{where}: dtype", dtype, str)
     _check_choice(f"{where}: dtype", dtype, tuple(DTYPES))
@@ -331,7 +330,7 @@ def load_suite(path: str | Path) -> Suite:
     for i, problem in enumerate(problems):
         if problem not in known:
             _fail(f"{where}: problems[{i}]", f"unknown problem {problem!r}; known: {', '.join(known)}")
-    tasks = [_task(f"{where}: tasks[{i}]", name, path.parent) for i, name in enumerate(document.get("tasks", []))]
+    tasks = dict(_task(f"{where}: tasks[{i}]", name, path.parent) for i, name in enumerate(document.get("tasks", [])))
     models = document.get("models", [])
     for i, model in enumerate(models):
         _check_type(f"{where}: models[{i}]", model, str)

@@ -54,8 +54,7 @@ class Point:
     device: str = "cpu"
 
     @classmethod
-    def from_json(cls, text: str) -> "Point":
-        values = json.loads(text)
+    def from_dict(cls, values: dict) -> "Point":
         return cls(**{**values, "shape": Shape(**values["shape"])})
 
 
@@ -73,8 +72,8 @@ def _model(point: Point):
     model = OPTForCausalLM(config).to(DTYPES[point.dtype]).to(point.device)
     if point.peft != "none":
         model = apply_peft(LoadedModel(model, None, "causal", "probe"), point.peft).model
-    elif point.optimizer is None or point.optimizer.startswith("zo-"):
-        model.requires_grad_(point.optimizer is not None)
+    elif point.optimizer is None:
+        model.requires_grad_(False)
     return model.eval()
 
 
@@ -128,4 +127,4 @@ def run(point: Point) -> dict:
 
 if __name__ == "__main__":
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    print(json.dumps(measure(Point.from_json(sys.argv[1]))))
+    print(json.dumps(measure(Point.from_dict(json.loads(sys.argv[1])))))

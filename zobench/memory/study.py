@@ -136,7 +136,7 @@ def measure_all(study: MemoryStudy, out: Path, progress=print) -> list[dict]:
 
 def _inputs(record: dict, method: Method) -> tuple:
     """A measured point's features and known elements."""
-    point = Point.from_json(json.dumps(record["point"]))
+    point = Point.from_dict(record["point"])
     return (features(point.shape, point.sequence_length, point.batch_size),
             known_elements(point.shape, record["trainable"], method.buffers_per_trainable))
 
@@ -214,10 +214,9 @@ def _table5(predict: dict, models: dict, methods: dict) -> Table:
             for label in predict["table5"]:
                 cells[(row, label)] = [largest_fitting(models[label], methods[label], sizes,
                                                        count * spec["memory_gib"] * GIB, length, dtype)]
-    paper = {(row, label): value for row, values in predict.get("paper", {}).items() for label, value in values.items()}
     return Table("table5", f"Largest OPT whose predicted peak ({dtype}, length {length}, batch 1) fits the GPUs' "
                  "total memory, ours / the paper's (Table 5)", "hardware", rows, list(predict["table5"]), cells,
-                 formatter=lambda values: values[0] if values else "—", paper=paper)
+                 formatter=lambda values: values[0] if values else "—", paper=predict.get("paper", {}))
 
 
 def _figure3(study: MemoryStudy, records: list[dict], models: dict, methods: dict, output: Path) -> None:

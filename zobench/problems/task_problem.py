@@ -89,9 +89,6 @@ class TaskProblem:
                 raise ValueError("in-context demonstrations need a causal LM scored on its own (peft none, lora "
                                  "or prefix)")
             self.task = WithDemonstrations(self.task, tuple(self.splits.train), demonstrations, data_seed)
-        if self.task.kind != "classification" and (loaded.kind != "causal" or peft == "head"):
-            raise ValueError(f"task {task} is a {self.task.kind} task; it needs a causal LM scored on its own "
-                             f"(peft none, lora or prefix), not a {loaded.kind} model with peft {peft}")
         self.scorer = make_scorer(loaded, self.task, "head" if peft == "head" else loaded.kind, max_length, calibrate)
         if hasattr(self.scorer, "prepare"):
             for examples in (self.splits.train, self.splits.dev, self.splits.test):

@@ -101,8 +101,7 @@ def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, targets: di
                               target=target or "")
         if layout.paper:
             text += "; after the slash, the paper's value"
-        paper = {(row, column): value for row, values in layout.paper.items() for column, value in values.items()}
-        tables.append(Table(name, text, " / ".join(layout.rows), rows, columns, cells, formatter, paper))
+        tables.append(Table(name, text, " / ".join(layout.rows), rows, columns, cells, formatter, layout.paper))
     return tables
 
 

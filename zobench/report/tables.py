@@ -41,13 +41,13 @@ class Table:
     columns: list[str]
     cells: dict[tuple[str, str], list[float | None]]
     formatter: Callable[[list], str] = mean_std
-    paper: dict[tuple[str, str], float | str] = field(default_factory=dict)  # the published value, if any
+    paper: dict[str, dict[str, float | str]] = field(default_factory=dict)  # row -> column -> published value
 
     def _text(self, row: str, column: str) -> str:
         ours = self.formatter(self.cells.get((row, column), []))
-        if (row, column) not in self.paper:
+        published = self.paper.get(row, {}).get(column)
+        if published is None:
             return ours
-        published = self.paper[row, column]
         return f"{ours} / {published:g}" if isinstance(published, (int, float)) else f"{ours} / {published}"
 
     def markdown(self) -> str:
@@ -81,5 +81,5 @@ class Table:
                 for column in self.columns:
                     for i, value in enumerate(self.cells.get((row, column), [])):
                         writer.writerow([row, column, i, "" if value is None else value,
-                                         self.paper.get((row, column), "")])
+                                         self.paper.get(row, {}).get(column, "")])
         return paths

@@ -120,8 +120,8 @@ def load_splits(task: Task, *, protocol: str = "mezo", seed: int = 0, num_train:
     pools = None
     if root is not None and task.local:
         try:
-            splits = [s for s in ("train", "test") if s in task.local]
-            pools = [_local_split(task, root, task.local, s) for s in splits] + [None] * (2 - len(splits))
+            pools = [_local_split(task, root, task.local, "train"),
+                     _local_split(task, root, task.local, "test") if "test" in task.local else None]
             source = str(root / task.local["dir"])
         except FileNotFoundError as missing:
             tried.append(f"local file {missing} (not found)")
@@ -139,12 +139,13 @@ def load_splits(task: Task, *, protocol: str = "mezo", seed: int = 0, num_train:
     train_pool, test_pool = pools
     if len(train_pool) < num_train + num_dev:  # MeZO's rule for CB and COPA: 100 dev, the rest trains
         num_dev = min(num_dev, SMALL_DEV, len(train_pool) // 2)
-    taken = _permutation(len(train_pool), seed)[:num_train + num_dev]  # as MeZO: dev is the tail of this
+    order = _permutation(len(train_pool), seed)
+    taken = order[:num_train + num_dev]  # as MeZO: dev is the tail of this
     train = [train_pool[i] for i in taken[:len(taken) - num_dev]]
     dev = [train_pool[i] for i in taken[len(taken) - num_dev:]]
     if test_pool is None:  # no test file: hold out of the train file examples whose prompts train never sees
         seen = {task.prompt(example) for example in train + dev}
-        rest = (train_pool[i] for i in _permutation(len(train_pool), seed)[len(taken):])
+        rest = (train_pool[i] for i in order[len(taken):])
         test = list(itertools.islice((e for e in rest if task.prompt(e) not in seen), num_test))
         source += " (test held out of the train file)"
     else:

@@ -46,7 +46,6 @@ FILTERS = {
     "highlights": lambda text: text.replace("@highlight\n", "- "),  # ReCoRD's bullet points, as GPT-3
 }
 PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
-KINDS = ("classification", "multiple_choice", "generation")
 METRICS = {"classification": ("accuracy",), "multiple_choice": ("accuracy",), "generation": ("f1", "em")}
 
 
@@ -94,7 +93,8 @@ class Task:
         for key in needs:
             if key not in document:
                 raise TaskError(f"{path}: {declared[0]} needs {key!r}")
-        document.setdefault("metric", "f1" if declared[0] == "generate" else "accuracy")
+        kind = {"candidates": "classification", "choices": "multiple_choice", "generate": "generation"}[declared[0]]
+        document.setdefault("metric", METRICS[kind][0])
         task = cls(**{**document, "candidates": {str(k): v for k, v in document.get("candidates", {}).items()}},
                    source=Path(path))
         if task.metric not in METRICS[task.kind]:
