@@ -1,12 +1,20 @@
-"""The README's step-cost table from one run: ZO-SGD's step time over its two forward passes, by mode.
+"""The README's step-cost table from one run: a ZO-SGD step's time over its two forward passes, by mode.
 
-MiniLM-L6 (the packaged encoder, all 22.7M parameters trainable) at batch 16 × 64 tokens:
-``python -m benchmarks.step_cost`` (add ``--device cuda`` on a GPU). The loss is the mean squared
-final hidden state — any scalar of the forward pass costs the same.
+``python -m benchmarks.step_cost`` measures MiniLM-L6 (the packaged encoder, all 22.7M parameters
+trainable) at batch 16 × 64 tokens on the CPU; ``--model random:opt-1.3b --dtype float16 --device
+cuda`` measures a random-weight OPT shape (its causal-LM loss). Rows:
+
+* ``mezo-loop`` — a faithful restatement of MeZO's own trainer loop: ``torch.manual_seed`` then
+  ``torch.normal`` per tensor, allocating ``param.data = param.data + …`` updates, four draws a step;
+* ``mezo-4-pass``, ``fused``, ``fused+cache`` — zobench's ``zo-sgd`` in its three modes.
+
+Every time is device-synchronised; a row is the median of ``--steps`` timed steps after two warm-ups,
+and the forward pass is the median of as many (taken before and after the steps).
 """
 
 import argparse
-import timeit
+import statistics
+import time
 
 import torch
 
@@ -15,18 +23,73 @@ from zobench import optimizers
 from zobench.models import load_model
 from zobench.optimizers.noise import NoiseStream, gaussian
 
+PASSES = {"mezo-loop": (4, "none; allocates a new tensor per update"), "mezo-4-pass": (4, "none"),
+          "fused": (3, "none"), "fused+cache": (1, "one parameter copy")}
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    model = load_model("minilm-l6", device=args.device).model
-    batch = torch.randint(1000, 20000, (16, 64), generator=torch.Generator().manual_seed(0)).to(args.device)
 
-    def loss():
-        return model(input_ids=batch).last_hidden_state.pow(2).mean()
+def synchronised_median(call, device: torch.device, repeat: int) -> float:
+    """The median wall time of ``call`` over ``repeat`` calls, each bracketed by device syncs."""
+    times = []
+    for _ in range(repeat):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        call()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
-    noise, params = NoiseStream(), list(model.parameters())
+
+def mezo_loop_step(params, loss, *, eps: float = 1e-3, lr: float = 0.0, seed: int = 0) -> float:
+    """One step of MeZO's trainer as MeZO writes it (global seed, ``torch.normal``, allocating adds)."""
+
+    def perturb(scale: float) -> None:
+        torch.manual_seed(seed)
+        for param in params:
+            z = torch.normal(mean=0, std=1, size=param.data.size(), device=param.data.device,
+                             dtype=param.data.dtype)
+            param.data = param.data + scale * z * eps
+
+    with torch.no_grad():
+        perturb(1)
+        plus = loss()
+        perturb(-2)
+        minus = loss()
+        perturb(1)
+        projected = float((plus - minus) / (2 * eps))
+        torch.manual_seed(seed)
+        for param in params:
+            z = torch.normal(mean=0, std=1, size=param.data.size(), device=param.data.device, dtype=param.data.dtype)
+            param.data = param.data - lr * projected * z
+    return float(plus)
+
+
+def build(model_name: str, dtype: str, device: str, batch: int, length: int):
+    """The model's parameters and a loss closure on one fixed random batch."""
+    model = load_model(model_name, dtype=dtype, device=device).model.eval()
+    tokens = torch.randint(1000, 20000, (batch, length), generator=torch.Generator().manual_seed(0)).to(device)
+    if model_name.startswith("random:"):
+        def loss():
+            return model(input_ids=tokens, labels=tokens).loss
+    else:  # an encoder without LM head: any scalar of the forward pass costs the same
+        def loss():
+            return model(input_ids=tokens).last_hidden_state.float().pow(2).mean()
+    return list(model.parameters()), loss
+
+
+def measure(model_name: str, dtype: str, device: str, batch: int, length: int, steps: int) -> dict:
+    """Forward time, perturbation-pass time and every mode's step time (seconds)."""
+    params, loss = build(model_name, dtype, device, batch, length)
+    where = torch.device(device)
+
+    def forward():
+        with torch.no_grad():
+            loss()
+
+    forward()
+    before = synchronised_median(forward, where, steps)
+    noise = NoiseStream()
 
     def perturbation_pass():
         noise.restart(0)
@@ -34,26 +97,54 @@ def main() -> None:
             for param in params:
                 param.add_(gaussian(noise, param, 1).fresh, alpha=0.0)
 
-    def forward_time():
-        with torch.no_grad():
-            return min(timeit.repeat(loss, number=1, repeat=10))
+    regenerate = synchronised_median(perturbation_pass, where, steps)
+    step_times = {}
+    for mode in PASSES:
+        if mode == "mezo-loop":
+            def step():
+                mezo_loop_step(params, loss)
+        else:
+            optimizer = optimizers.create("zo-sgd", params, lr=0.0, **MODES[mode])
 
-    forward = forward_time()
-    steps = {}
-    for mode, settings in MODES.items():
-        optimizer = optimizers.create("zo-sgd", params, lr=0.0, **settings)
-        optimizer.step(loss)
-        steps[mode] = min(timeit.repeat(lambda: optimizer.step(loss), number=1, repeat=7))
-    forward = min(forward, forward_time())  # the best forward seen, before or after the steps
-    regenerate = min(timeit.repeat(perturbation_pass, number=1, repeat=5))
-    print(f"device {args.device}; a forward pass: {1e3 * forward:.0f} ms; one perturbation pass (regenerate z, "
-          f"add it): {1e3 * regenerate:.0f} ms")
-    print("| ZO-SGD step | noise regenerations | extra memory | step time | step / two forward passes |")
-    print("|---|---|---|---|---|")
-    passes = {"mezo-4-pass": (4, "none"), "fused": (3, "none"), "fused+cache": (1, "one parameter copy")}
-    for mode, step in steps.items():
-        regenerations, memory = passes[mode]
-        print(f"| {mode} | {regenerations} | {memory} | {1e3 * step:.0f} ms | {step / (2 * forward):.2f} |")
+            def step():
+                optimizer.step(loss)
+        for _ in range(2):
+            step()
+        step_times[mode] = synchronised_median(step, where, steps)
+    after = synchronised_median(forward, where, steps)
+    return {"forward": min(before, after), "perturbation_pass": regenerate, "steps": step_times}
+
+
+def table(result: dict) -> str:
+    forward = result["forward"]
+    lines = ["| ZO-SGD step | noise regenerations | extra memory | step time | step / two forward passes |",
+             "|---|---|---|---|---|"]
+    for mode, seconds in result["steps"].items():
+        regenerations, memory = PASSES[mode]
+        lines.append(f"| {mode} | {regenerations} | {memory} | {1e3 * seconds:.1f} ms | "
+                     f"{seconds / (2 * forward):.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="minilm-l6", help="minilm-l6 (default) or random:opt-1.3b, …")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--length", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per row (median)")
+    args = parser.parse_args()
+    result = measure(args.model, args.dtype, args.device, args.batch, args.length, args.steps)
+    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu"
+    print(f"{args.model}, {args.dtype}, batch {args.batch} × {args.length}, on {where}; a forward pass: "
+          f"{1e3 * result['forward']:.1f} ms; one perturbation pass (regenerate z, add it): "
+          f"{1e3 * result['perturbation_pass']:.1f} ms")
+    print(table(result))
+    mezo = result["steps"]["mezo-loop"]
+    print(f"speed-up over MeZO's loop: " + ", ".join(f"{mode} {mezo / seconds:.2f}×"
+                                                    for mode, seconds in result["steps"].items()
+                                                    if mode != "mezo-loop"))
 
 
 if __name__ == "__main__":

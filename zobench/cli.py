@@ -74,7 +74,8 @@ def _memory(args) -> int:
 
     study = load_study(args.study)
     out = Path(args.out)
-    index = write_report(study, measure_all(study, out, progress=lambda line: print(line, flush=True)), out)
+    records = measure_all(study, out, progress=lambda line: print(line, flush=True), workers=args.workers)
+    index = write_report(study, records, out)
     print(f"report: {index}")
     return 0
 
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     memory = commands.add_parser("memory", help="the memory study: measure, fit, validate, predict (Table 5)")
     memory.add_argument("study", help="a memory study file, e.g. suites/memory.yaml")
     memory.add_argument("--out", default="reports", help="results root (default: reports/)")
+    memory.add_argument("--workers", type=int, default=1, help="probes measured at once (default 1)")
     memory.set_defaults(handler=_memory)
     commands.add_parser("list", help="list the registered optimizers").set_defaults(handler=_list)
     args = parser.parse_args(argv)

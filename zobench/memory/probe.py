@@ -69,7 +69,8 @@ def _model(point: Point):
                        ffn_dim=s.ffn, word_embed_proj_dim=s.hidden, max_position_embeddings=s.positions,
                        vocab_size=s.vocab)
     torch.manual_seed(0)
-    model = OPTForCausalLM(config).to(DTYPES[point.dtype]).to(point.device)
+    with torch.device(point.device):  # a GPU initialises large shapes in a second, the CPU in a minute
+        model = OPTForCausalLM(config).to(DTYPES[point.dtype])
     if point.peft != "none":
         model = apply_peft(LoadedModel(model, None, "causal", "probe"), point.peft).model
     elif point.optimizer is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -122,15 +123,24 @@ def _key(point: Point) -> str:
     return hashlib.sha256(json.dumps(asdict(point), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def measure_all(study: MemoryStudy, out: Path, progress=print) -> list[dict]:
-    """Every point's record (``<out>/<name>/runs/``), measuring only those not yet recorded."""
+def measure_all(study: MemoryStudy, out: Path, progress=print, workers: int = 1) -> list[dict]:
+    """Every point's record (``<out>/<name>/runs/``), measuring only those not yet recorded.
+
+    Each probe is its own process, and peaks are per process (the resident set, or the CUDA
+    allocator's own statistics), so ``workers`` probes may run at once as long as they fit together.
+    """
     store = ResultStore(out / study.name)
     points = study.points()
-    for i, point in enumerate(points):
-        if not store.has(_key(point)):
-            progress(f"[{i + 1}/{len(points)}] {point.method}: hidden {point.shape.hidden}, "
-                     f"{point.shape.layers} layers, length {point.sequence_length}")
-            store.write_record({**run(point), "key": _key(point)})
+    pending = [(i, point) for i, point in enumerate(points) if not store.has(_key(point))]
+
+    def measure_one(item):
+        i, point = item
+        progress(f"[{i + 1}/{len(points)}] {point.method}: hidden {point.shape.hidden}, "
+                 f"{point.shape.layers} layers, length {point.sequence_length}")
+        store.write_record({**run(point), "key": _key(point)})
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(measure_one, pending))  # re-raises the first failed probe
     return [store.record(_key(point)) for point in points]
 
 
