@@ -99,7 +99,7 @@ predict:
   paper: {1×A100 (80GB): {MeZO: 30B}}
 """)
     study = load_study(study_file)
-    records = measure_all(study, tmp_path / "out", progress=lambda line: None)
+    records = measure_all(study, tmp_path / "out", progress=lambda line: None, workers=2)  # probes at once
     assert len(records) == 2 * (3 * 2 + 1)
     assert measure_all(study, tmp_path / "out", progress=pytest.fail) == records  # resumed: nothing re-measured
     index = write_report(study, records, tmp_path / "out")

@@ -40,3 +40,17 @@ def test_fp16_weights_warn_and_the_record_flags_the_restore_drift():
         load_model("random:opt-125m", dtype="float16")
     assert environment(torch.device("cpu"), "float16")["fp16_restore_drift"] is True
     assert environment(torch.device("cpu"), "bfloat16")["fp16_restore_drift"] is False
+
+
+def test_random_minilm_has_the_packaged_encoders_shape():
+    packaged = load_model("minilm-l6").model
+    random = load_model("random:minilm-l6")
+    assert random.kind == "encoder"
+    assert {n: p.shape for n, p in random.model.named_parameters()} == \
+        {n: p.shape for n, p in packaged.named_parameters()}
+
+
+def test_random_models_are_initialised_on_their_device():
+    # on the meta device nothing is allocated: a model built on the CPU and moved would have CPU weights first
+    loaded = load_model("random:opt-1.3b", device="meta")
+    assert {p.device.type for p in loaded.model.parameters()} == {"meta"}
