@@ -93,6 +93,23 @@ def table(findings: list[Finding]) -> str:
     return "\n".join(lines)
 
 
+def read_baseline(path: Path) -> dict:
+    """A baseline written by :func:`write_baseline`; a malformed one raises ``ValueError`` in one line."""
+    fix = "rewrite it with zobench check SUITE --baseline FILE --update-baseline"
+    try:
+        baseline = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a baseline JSON file ({error}); {fix}") from None
+    labels = baseline.get("labels") if isinstance(baseline, dict) else None
+    fields = {"metric": str, "higher_is_better": bool, "selected_test": (int, float), "forward_passes_to_target": dict}
+    if not isinstance(labels, dict) or not all(
+            isinstance(entry, dict) and all(isinstance(entry.get(k), t) for k, t in fields.items())
+            for entry in labels.values()):
+        raise ValueError(f"{path}: a baseline is an object whose 'labels' map each optimizer on a problem to "
+                         f"{', '.join(fields)}; {fix}")
+    return baseline
+
+
 def write_baseline(path: Path, suite: Suite, fresh: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"suite": suite.name, "tolerances": TOLERANCES, "labels": fresh}, indent=1,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 from . import optimizers
@@ -12,12 +13,45 @@ from .executors import make_executor
 from .harness import FilterError, execute, plan, print_plan, select
 from .memory.study import MemoryStudyError
 from .report import write_report
-from .store import ResultStore
+from .store import ResultStore, inside
 from .suite import SuiteError, load_suite
 
 
+class CommandError(ValueError):
+    """A command-line argument or folder that cannot be used; the message is one line."""
+
+
 def _store(suite, out: str) -> ResultStore:
-    return ResultStore(Path(out) / suite.name)
+    """The suite's results folder under ``out``, which must be a writable folder."""
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise CommandError(f"--out {out}: is a file, not a folder; give a folder for the results")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=root).close()
+    except OSError as error:
+        raise CommandError(f"--out {out}: cannot write there ({error.strerror}); choose another folder") from None
+    try:
+        return ResultStore(inside(root, suite.name))
+    except ValueError as error:
+        raise CommandError(f"{suite.source.name}: name: {error}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (it prints the usage first otherwise)."""
+
+    def error(self, message):
+        self.exit(2, f"zobench: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def _run(args) -> int:
@@ -38,20 +72,26 @@ def _run(args) -> int:
 
 def _report(args) -> int:
     suite = load_suite(args.suite)
-    print(f"report: {write_report(suite, _store(suite, args.out))}")
+    store = _store(suite, args.out)
+    if not any(store.has(spec.key) for spec in suite.runs):
+        raise CommandError(f"no run of {suite.name} is recorded under {store.root}; run it first: "
+                           f"zobench run {args.suite}" + (f" --out {args.out}" if args.out != "reports" else ""))
+    print(f"report: {write_report(suite, store)}")
     return 0
 
 
 def _check(args) -> int:
-    import tempfile
-
-    from .check import compare, summary, table, write_baseline
+    from .check import compare, read_baseline, summary, table, write_baseline
 
     suite = load_suite(args.suite)
     baseline = Path(args.baseline)
     if not args.update_baseline and not baseline.is_file():
         print(f"zobench: error: no baseline at {baseline}; create it with --update-baseline", file=sys.stderr)
         return 2
+    try:
+        baseline_values = None if args.update_baseline else read_baseline(baseline)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     store = _store(suite, args.out or tempfile.mkdtemp(prefix="zobench-check-"))
     failures = execute(suite, store, quiet=args.quiet)
     if failures:
@@ -62,7 +102,7 @@ def _check(args) -> int:
         write_baseline(baseline, suite, fresh)
         print(f"baseline written: {baseline}")
         return 0
-    findings = compare(json.loads(baseline.read_text()), fresh)
+    findings = compare(baseline_values, fresh)
     print(table(findings))
     failed = [f for f in findings if f.failed]
     print(f"{len(failed)} regression(s) against {baseline}" if failed else f"no regression against {baseline}")
@@ -89,7 +129,7 @@ def _list(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="zobench", description=__doc__)
+    parser = _Parser(prog="zobench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run a suite's unfinished runs, then write its report")
     report = commands.add_parser("report", help="write the report of a suite's recorded runs")
@@ -102,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--executor", choices=("inline", "local", "slurm"), default="inline",
                      help="inline (default), local process pool (one GPU per worker), or slurm via submitit")
-    run.add_argument("--workers", type=int, help="local pool size (default: one per GPU, else half the cores)")
+    run.add_argument("--workers", type=_positive, help="local pool size (default: one per GPU, else half the cores)")
     run.add_argument("--slurm-partition", help="Slurm partition")
     run.add_argument("--slurm-time", type=int, default=60, help="Slurm time limit per run, minutes (default 60)")
     run.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per Slurm job (default 1)")
@@ -118,12 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     memory = commands.add_parser("memory", help="the memory study: measure, fit, validate, predict (Table 5)")
     memory.add_argument("study", help="a memory study file, e.g. suites/memory.yaml")
     memory.add_argument("--out", default="reports", help="results root (default: reports/)")
-    memory.add_argument("--workers", type=int, default=1, help="probes measured at once (default 1)")
+    memory.add_argument("--workers", type=_positive, default=1, help="probes measured at once (default 1)")
     memory.set_defaults(handler=_memory)
     commands.add_parser("list", help="list the registered optimizers").set_defaults(handler=_list)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (SuiteError, FilterError, MemoryStudyError, optimizers.UnknownOptimizerError) as error:
+    except (SuiteError, FilterError, MemoryStudyError, CommandError, optimizers.UnknownOptimizerError) as error:
         print(f"zobench: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a folder or file the command needs: one line, never a traceback
+        where = f" {error.filename}" if error.filename else ""
+        print(f"zobench: error:{where}: {error.strerror or error}", file=sys.stderr)
         return 2

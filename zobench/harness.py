@@ -21,16 +21,31 @@ class FilterError(ValueError):
 
 
 def select(runs, only: str | None) -> list[RunSpec]:
-    """Runs matching ``only``: a key prefix, a problem, optimizer or label, or ``field=value,...``."""
-    if not only:
-        return list(runs)
+    """Runs matching ``only``: a key prefix, a problem, optimizer or label, or ``field=value,...``.
+
+    A filter that matches no run is an error (a typo would otherwise run nothing and succeed)."""
+    runs = list(runs)
+    if only is None:
+        return runs
     if "=" in only:
-        conditions = [part.split("=", 1) for part in only.split(",")]
-        for name, _ in conditions:
+        conditions = []
+        for part in only.split(","):
+            name, equals, value = part.partition("=")
+            if not equals or not name or not value:
+                raise FilterError(f"--only: {part!r} is not field=value; fields: {', '.join(FILTER_FIELDS)}")
             if name not in FILTER_FIELDS:
                 raise FilterError(f"--only: unknown field {name!r}; fields: {', '.join(FILTER_FIELDS)}")
-        return [r for r in runs if all(str(getattr(r, name)) == value for name, value in conditions)]
-    return [r for r in runs if r.key.startswith(only) or only in (r.problem, r.optimizer, r.label)]
+            conditions.append((name, value))
+        chosen = [r for r in runs if all(str(getattr(r, name)) == value for name, value in conditions)]
+    elif not only:
+        raise FilterError("--only: empty filter; give a key prefix, a problem, optimizer or label, or field=value")
+    else:
+        chosen = [r for r in runs if r.key.startswith(only) or only in (r.problem, r.optimizer, r.label)]
+    if not chosen:
+        examples = ", ".join(sorted({r.label for r in runs})[:5])
+        raise FilterError(f"--only {only!r} matches none of the suite's {len(runs)} runs (labels: {examples}); "
+                          "see them with --dry-run")
+    return chosen
 
 
 def plan(runs: list[RunSpec], store: ResultStore) -> list[dict]:

@@ -12,9 +12,31 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+NAME_RULE = "1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def unsafe_name(name) -> str | None:
+    """Why ``name`` cannot name a file of the results (no separators, no ``..``, not empty); ``None`` if it can."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
+        return f"{name!r} cannot name a results folder or file; use {NAME_RULE} (no '..')"
+    return None
+
+
+def inside(root: str | Path, name: str) -> Path:
+    """``root/name``, refused unless the name is safe and the path resolves inside ``root``."""
+    reason = unsafe_name(name)
+    if reason:
+        raise ValueError(reason)
+    path = Path(root) / name
+    if path.resolve().parent != Path(root).resolve():
+        raise ValueError(f"{name!r} resolves outside {root} (a link?); results stay inside --out")
+    return path
 
 
 class ResultStore:

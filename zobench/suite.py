@@ -18,16 +18,18 @@ import hashlib
 import inspect
 import itertools
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
 
 from . import __version__
 from .optimizers import REGISTRY, UnknownOptimizerError
 from .problems import DTYPES, problem_names
+from .store import NAME_RULE, unsafe_name
 from .tasks import PROTOCOLS, Task, TaskError, load_task
+from .yaml_files import MAX_NODES, YamlFileError, load_yaml
 
 
 class SuiteError(ValueError):
@@ -116,6 +118,9 @@ OBJECTIVES = ("loss", "accuracy", "f1", "em")
 PEFT_MODES = ("none", "lora", "prefix", "head")
 DATA = {"protocol": str, "num_train": int, "num_dev": int, "num_test": int, "batch_size": int, "max_length": int,
         "seed": int, "demonstrations": int, "calibrate": bool}
+DATA_LEAST = {"num_train": 1, "num_dev": 1, "num_test": 1, "batch_size": 1, "max_length": 1, "seed": 0,
+              "demonstrations": 0}
+MAX_RUNS = MAX_NODES  # a suite expanding beyond this is a mistake (a runaway grid), not an experiment
 QUANTITIES = ("initial_test", "final", "selected_test", "steps_to_target", "forward_passes_to_target",
               "seconds_per_step", "peak_train_memory")
 RUN_FIELDS = ("problem", "model", "label", "optimizer", "schedule", "placement", "seed")
@@ -146,6 +151,8 @@ def _check_type(where, value, kind):
         ok = kind is bool
     elif kind is float:
         ok = isinstance(value, (int, float))
+        if ok and not math.isfinite(value):
+            _fail(where, f"expected a finite number, got {value!r}")
     else:
         ok = isinstance(value, kind)
     if not ok:
@@ -178,6 +185,8 @@ def _hyperparameter_grid(where: str, entry: dict, factory, required: bool = True
             numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
             if numeric or key == "lr":
                 _check_type(path, candidate, float)
+            elif isinstance(default, bool):
+                _check_type(path, candidate, bool)
         axes[key] = [tuple(v) if isinstance(v, list) else v for v in values]
     missing = [name for name, p in signature.items()
                if p.default is inspect.Parameter.empty and p.kind is p.KEYWORD_ONLY and name not in axes]
@@ -213,6 +222,16 @@ def _tables(where: str, report: dict) -> tuple[TableLayout, ...]:
         for key in ("name", "quantity", "rows", "columns"):
             if key not in table:
                 _fail(at, f"missing required key {key!r}")
+        if unsafe_name(table["name"]):
+            _fail(f"{at}.name", f"{unsafe_name(table['name'])}: a table's name is its file name")
+        if table["name"] in [layout.name for layout in layouts]:
+            _fail(f"{at}.name", f"{table['name']!r} names two tables; give each its own")
+        _check_type(f"{at}.caption", table.get("caption", ""), str)
+        try:
+            str(table.get("caption", "")).format(metric="", target="")
+        except (KeyError, IndexError, ValueError) as error:
+            _fail(f"{at}.caption", f"a caption may hold {{metric}} and {{target}} only, and a literal brace "
+                                   f"doubled ({{{{ }}}}); {type(error).__name__}: {error}")
         _check_choice(f"{at}.quantity", table["quantity"], QUANTITIES)
         axes = {}
         for key in ("rows", "columns"):
@@ -281,6 +300,9 @@ def _run_settings(where: str, document: dict, base: RunSettings, test_functions:
                                                                                         ("budget", BUDGET)))
     if "protocol" in data:
         _check_choice(f"{where}: data.protocol", data["protocol"], PROTOCOLS)
+    for key, least in DATA_LEAST.items():
+        if key in data and data[key] < least:
+            _fail(f"{where}: data.{key}", f"must be >= {least}, got {data[key]}")
     for key, value in budget.items():
         least = 0 if key == "steps" else 1  # 0 steps: evaluate only (zero-shot, in-context learning)
         if value < least:
@@ -310,11 +332,9 @@ def load_suite(path: str | Path) -> Suite:
     if not path.is_file():
         raise SuiteError(f"{path}: no such suite file (the suites shipped with zobench are in suites/)")
     try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise SuiteError(f"{where}:{line} is not valid YAML ({getattr(error, 'problem', error)})") from None
+        document = load_yaml(path)
+    except YamlFileError as error:
+        raise SuiteError(str(error)) from None
     if not isinstance(document, dict):
         _fail(where, "a suite is a mapping of name, problems, optimizers, seeds, budget, targets")
     for key, value in document.items():
@@ -324,6 +344,10 @@ def load_suite(path: str | Path) -> Suite:
     for key in REQUIRED:
         if key not in document:
             _fail(where, f"missing required key {key!r}")
+    if unsafe_name(document["name"]):
+        _fail(f"{where}: name", f"{unsafe_name(document['name'])}: the suite's name is its results folder")
+    if not document["optimizers"]:
+        _fail(f"{where}: optimizers", "an empty list gives no runs; name at least one optimizer")
 
     problems = document.get("problems", [])
     known = problem_names()
@@ -347,8 +371,14 @@ def load_suite(path: str | Path) -> Suite:
     _check_choice(f"{where}: device", device, DEVICES)
 
     seeds = document.get("seeds", [0])
+    if not seeds:
+        _fail(f"{where}: seeds", "an empty list gives no runs; e.g. seeds: [0, 1, 2]")
     for i, seed in enumerate(seeds):
         _check_type(f"{where}: seeds[{i}]", seed, int)
+        if seed < 0:
+            _fail(f"{where}: seeds[{i}]", f"a seed is >= 0, got {seed}")
+        if seed in seeds[:i]:
+            _fail(f"{where}: seeds[{i}]", f"seed {seed} is listed twice: its runs would be identical")
     targets, gap_targets = [], []
     for i, target in enumerate(document.get("targets", [])):
         if isinstance(target, str) and target.endswith("%"):
@@ -361,10 +391,13 @@ def load_suite(path: str | Path) -> Suite:
             gap_targets.append(fraction)
         else:
             _check_type(f"{where}: targets[{i}]", target, float)
+            if target < 0 or (tasks and target > 1):
+                bounds = "task metrics (accuracy, F1, EM) lie in [0, 1]" if tasks else "a distance is >= 0"
+                _fail(f"{where}: targets[{i}]", f"{target} can never be reached: {bounds}")
             targets.append(target)
     tables = _tables(where, document.get("report", {}))
 
-    configurations = []  # (name, label, hyperparameters, {problem: overriding hyperparameters}, run settings)
+    configurations = []  # (entry index, name, label, hyperparameters, {problem: overrides}, run settings)
     for i, entry in enumerate(document["optimizers"]):
         at = f"{where}: optimizers[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
@@ -390,11 +423,25 @@ def load_suite(path: str | Path) -> Suite:
                                              info.factory, required=False)
             overrides[problem] = checked
         varying = {key for key in grid[0] if len({repr(h[key]) for h in grid}) > 1}
+        label = entry.get("label")
+        if label is not None:
+            _check_type(f"{at}.label", label, str)
+            if "\n" in label or not label.strip():
+                _fail(f"{at}.label", "a label is one non-empty line: it heads a table column")
+            if len(grid) > 1:
+                _fail(f"{at}.label", f"one label for {len(grid)} configurations of a grid; drop it, and each is "
+                                     f"labelled by its values")
         for hyperparameters in grid:
             for problem in problems:
                 _check_builds(at, info, {**hyperparameters, **overrides.get(problem, {})}, settings.steps)
-            label = entry.get("label") or _label(entry["name"], hyperparameters, varying)
-            configurations.append((entry["name"], label, hyperparameters, overrides, settings))
+            name_label = label or _label(entry["name"], hyperparameters, varying)
+            earlier = next((c[0] for c in configurations if c[2] == name_label), None)
+            if earlier is not None:
+                _fail(f"{at}.label", f"{name_label!r} also labels optimizers[{earlier}]; labels name table "
+                                     "columns, so give each configuration its own")
+            configurations.append((i, entry["name"], name_label, hyperparameters, overrides, settings))
+        if len(configurations) * len(pairs) * len(seeds) > MAX_RUNS:
+            _fail(f"{at}", f"the suite expands to more than {MAX_RUNS:,} runs; narrow its grids")
 
     data_dir = document.get("data_dir")
     if data_dir is not None and not Path(data_dir).is_absolute():
@@ -406,8 +453,15 @@ def load_suite(path: str | Path) -> Suite:
                 forward_pass_budget=settings.forward_passes, dtype=settings.dtype, device=device, peft=settings.peft,
                 model=model, data=settings.data if model else {}, data_dir=data_dir if model else None,
                 objective=settings.objective)
-        for problem, model in pairs for name, label, hyperparameters, overrides, settings in configurations
+        for problem, model in pairs for _, name, label, hyperparameters, overrides, settings in configurations
         for seed in seeds)
+    entries = [configuration[0] for _ in pairs for configuration in configurations for _ in seeds]  # runs' order
+    first_entry: dict[str, int] = {}
+    for run, entry in zip(runs, entries):
+        if run.key in first_entry:
+            _fail(f"{where}: optimizers[{entry}]", f"gives the same runs as optimizers[{first_entry[run.key]}] "
+                                                   "(same optimizer, hyperparameters and settings); remove one")
+        first_entry[run.key] = entry
     for i, table in enumerate(tables):
         cells = [table.cell(run) for run in runs]
         labels = {"rows": {row for row, _ in cells}, "columns": {column for _, column in cells}}

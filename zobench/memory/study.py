@@ -23,11 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import yaml
-
 from ..models import OPT_SHAPES
 from ..report.tables import Table
-from ..store import ResultStore
+from ..store import ResultStore, unsafe_name
+from ..yaml_files import YamlFileError, load_yaml
 from .fit import BYTES, FEATURES, MemoryModel, features, known_elements
 from .probe import Point, Shape, run
 
@@ -85,7 +84,12 @@ def load_study(path: str | Path) -> MemoryStudy:
     path = Path(path)
     if not path.is_file():
         raise MemoryStudyError(f"{path}: no such memory study file (zobench ships suites/memory.yaml)")
-    document = yaml.safe_load(path.read_text())
+    try:
+        document = load_yaml(path)
+    except YamlFileError as error:
+        raise MemoryStudyError(str(error)) from None
+    if not isinstance(document, dict):
+        raise MemoryStudyError(f"{path.name}: a memory study is a mapping (see suites/memory.yaml)")
     allowed = {"name", "description", "methods", "fit", "validate", "batch_size", "dtype", "device", "predict"}
     for key in document:
         if key not in allowed:
@@ -93,6 +97,8 @@ def load_study(path: str | Path) -> MemoryStudy:
     for key in ("name", "methods", "fit", "validate", "predict"):
         if key not in document:
             raise MemoryStudyError(f"{path.name}: missing required key {key!r} (see suites/memory.yaml)")
+    if unsafe_name(document["name"]):
+        raise MemoryStudyError(f"{path.name}: name: {unsafe_name(document['name'])}")
     from ..optimizers import REGISTRY
 
     methods = []

@@ -21,6 +21,15 @@ from .zeroth_order import PLACEMENTS, ZerothOrder
 SAMPLERS = {"gaussian": noise.gaussian, "rademacher": noise.rademacher}
 
 
+def _check_momentum(betas=(0.9, 0.999), sigma=1e-8) -> None:
+    """Eager checks of the adaptive schedules' arguments, so a bad suite value fails at load time."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):
+        raise ValueError(f"betas must be two numbers in [0, 1), not {betas!r}")
+    if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or not 0 < sigma < float("inf"):
+        raise ValueError(f"sigma must be a finite number > 0, not {sigma!r}")
+
+
 def _sampler(direction: str):
     if direction not in SAMPLERS:
         raise ValueError(f"direction must be one of {sorted(SAMPLERS)}, not {direction!r}")
@@ -48,6 +57,7 @@ WHERE = {"g": "on the gradient estimate", "delta": "on the perturbation"}
 def _adaptive_factory(make_schedule, placement, default_decay):
     def factory(params, *, lr, eps=1e-3, betas=(0.9, 0.999), sigma=1e-8, weight_decay=default_decay,
                 direction="gaussian", seed=0, fused=True, cache_noise=False):
+        _check_momentum(betas, sigma)
         schedule = make_schedule(beta1=betas[0], beta2=betas[1], sigma=sigma)
         return ZerothOrder(params, schedule=schedule, placement=placement, sampler=_sampler(direction),
                            lr=lr, eps=eps, weight_decay=weight_decay, seed=seed, fused=fused,
@@ -66,6 +76,7 @@ def _adamu_factory(placement):
     def factory(params, *, lr, eps=1e-3, sigma=1e-8, T1=1024, T2=None, T3=None, total_steps=None,
                 last_phase="eq7", denominator="alg1", phi_alpha=1.0, phi_beta1=0.1, phi_beta2=1.5,
                 weight_decay=0.0, seed=0, fused=True, cache_noise=False):
+        _check_momentum(sigma=sigma)
         anneal = AnnealSchedule.for_run(total_steps, T1=T1, T2=T2, T3=T3, last_phase=last_phase,
                                         phi_alpha=phi_alpha, phi_beta1=phi_beta1, phi_beta2=phi_beta2)
         sampler = noise.uncertain_gaussian(anneal) if placement == "delta" else noise.gaussian

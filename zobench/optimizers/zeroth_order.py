@@ -63,12 +63,15 @@ class ZerothOrder(torch.optim.Optimizer):
                  fused: bool = True):
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, not {placement!r}")
-        if not lr >= 0.0:
-            raise ValueError(f"lr must be >= 0, not {lr}")
-        if not eps > 0.0:
-            raise ValueError(f"eps (the perturbation scale) must be > 0, not {eps}")
-        if not weight_decay >= 0.0:
-            raise ValueError(f"weight_decay must be >= 0, not {weight_decay}")
+        for name, value, least in (("lr", lr, ">= 0"), ("eps", eps, "> 0"), ("weight_decay", weight_decay, ">= 0")):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+                    or not (value > 0 if least == "> 0" else value >= 0):
+                raise ValueError(f"{name} must be a finite number {least}, not {value!r}")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, not {seed!r}")
+        for name, value in (("fused", fused), ("cache_noise", cache_noise)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false, not {value!r}")
         super().__init__(params, {"lr": lr, "weight_decay": weight_decay})
         self.schedule, self.placement, self.sampler = schedule, placement, sampler
         self.eps, self.seed, self.fused = eps, seed, fused

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import re
 
-import yaml
+from ..yaml_files import YamlFileError, load_yaml
 
 FILTERS = {
     "lower": str.lower,
@@ -75,7 +75,13 @@ class Task:
 
     @classmethod
     def from_yaml(cls, path: Path) -> "Task":
-        document = yaml.safe_load(Path(path).read_text())
+        try:
+            document = load_yaml(path)
+        except YamlFileError as error:
+            raise TaskError(f"task file {error}") from None
+        if not isinstance(document, dict):
+            raise TaskError(f"{path}: a task file is a mapping with name, template and candidates, choices or "
+                            "generate (see zobench/tasks/definitions/sst2.yaml)")
         allowed = {f for f in cls.__dataclass_fields__ if f != "source"}
         unknown = set(document) - allowed
         if unknown:
