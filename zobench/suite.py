@@ -28,7 +28,7 @@ from . import __version__
 from .optimizers import REGISTRY, UnknownOptimizerError
 from .problems import DTYPES, problem_names
 from .store import NAME_RULE, unsafe_name
-from .tasks import PROTOCOLS, Task, TaskError, load_task
+from .tasks import PROTOCOLS, Task, TaskError, check_data, load_task
 from .yaml_files import MAX_NODES, YamlFileError, load_yaml
 
 
@@ -397,6 +397,10 @@ def load_suite(path: str | Path) -> Suite:
             targets.append(target)
     tables = _tables(where, document.get("report", {}))
 
+    data_dir = document.get("data_dir")
+    if data_dir is not None and not Path(data_dir).is_absolute():
+        data_dir = str((path.parent / data_dir).resolve())
+    checked_data = set()  # (task, protocol): its local files are read once, before any model loads
     configurations = []  # (entry index, name, label, hyperparameters, {problem: overrides}, run settings)
     for i, entry in enumerate(document["optimizers"]):
         at = f"{where}: optimizers[{i}]"
@@ -410,6 +414,14 @@ def load_suite(path: str | Path) -> Suite:
         if settings.objective != "loss" and info.family != "zo":
             _fail(f"{at}.name", f"objective {settings.objective} has no gradient; {info.name} needs one "
                                 "(use a zo- optimizer)")
+        protocol = settings.data.get("protocol", "mezo")
+        for name, task in tasks.items():
+            if (name, protocol) not in checked_data:
+                checked_data.add((name, protocol))
+                try:
+                    check_data(task, protocol=protocol, seeds=seeds, data_dir=data_dir)
+                except TaskError as error:
+                    _fail(f"{at}" if "data" in entry else f"{where}: tasks", str(error))
         grid = _hyperparameter_grid(at, entry, info.factory)
         overrides = entry.get("overrides", {})
         if not isinstance(overrides, dict):
@@ -443,9 +455,6 @@ def load_suite(path: str | Path) -> Suite:
         if len(configurations) * len(pairs) * len(seeds) > MAX_RUNS:
             _fail(f"{at}", f"the suite expands to more than {MAX_RUNS:,} runs; narrow its grids")
 
-    data_dir = document.get("data_dir")
-    if data_dir is not None and not Path(data_dir).is_absolute():
-        data_dir = str((path.parent / data_dir).resolve())
     runs = tuple(
         RunSpec(suite=document["name"], problem=problem, optimizer=name, label=label,
                 hyperparameters={**hyperparameters, **overrides.get(problem, {})}, seed=seed, steps=settings.steps,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from .data import DATA_ENV, PROTOCOLS, Splits, load_splits, local_examples
+from .data import DATA_ENV, PROTOCOLS, Splits, check_data, load_splits, local_examples
 from .task import Task, TaskError
 
 DEFINITIONS = Path(__file__).parent / "definitions"
@@ -31,5 +31,5 @@ def load_task(name_or_path: str) -> Task:
     return Task.from_yaml(shipped)
 
 
-__all__ = ["Task", "TaskError", "Splits", "load_task", "load_splits", "local_examples", "task_names", "DATA_ENV",
+__all__ = ["Task", "TaskError", "Splits", "check_data", "load_task", "load_splits", "local_examples", "task_names", "DATA_ENV",
            "PROTOCOLS"]

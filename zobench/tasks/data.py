@@ -151,3 +151,54 @@ def load_splits(task: Task, *, protocol: str = "mezo", seed: int = 0, num_train:
     else:
         test = [test_pool[i] for i in _permutation(len(test_pool), seed)[:num_test]]
     return Splits(train, dev, test, source)
+
+
+def check_data(task: Task, *, protocol: str, seeds, data_dir: str | Path | None) -> None:
+    """Checks, before any model loads, that the local data a run will read exists and that its labels
+    are the task's candidates; raises a one-line :class:`TaskError` naming the fix.
+
+    Without a data directory the data comes from the hub at run time, which cannot be checked here."""
+    root = data_directory(data_dir)
+    if root is None:
+        if protocol == "kshot":
+            raise TaskError(f"task {task.name}: k-shot splits are read from local files; set data_dir in the "
+                            f"suite or {DATA_ENV} to a folder holding {task.kshot.get('dir', task.name)}/")
+        return
+    if not root.is_dir():
+        raise TaskError(f"data_dir {root} is not a folder; point it at the folder that holds the tasks' data "
+                        f"(e.g. ../shared/data), or remove it to load from the hub")
+    if protocol == "kshot":
+        if not task.kshot:
+            raise TaskError(f"task {task.name} declares no k-shot files; use protocol mezo")
+        pattern = task.kshot["dir"]
+        present = sorted(int(folder.name.rsplit("-", 1)[-1]) for folder in root.glob(pattern.format(seed="*"))
+                         if folder.name.rsplit("-", 1)[-1].isdigit())
+        for seed in seeds:
+            if not (root / pattern.format(seed=seed)).is_dir():
+                raise TaskError(f"task {task.name}: no k-shot split for seed {seed} under {root}; the k-shot "
+                                f"protocol's seeds pick LM-BFF's folders, which exist for seeds "
+                                f"{', '.join(map(str, present)) or 'none (wrong data_dir?)'}: use those")
+        blocks = [(task.kshot, seed) for seed in seeds]
+    elif task.local:
+        blocks = [(task.local, None)]
+    else:
+        return
+    for declaration, seed in blocks:
+        for split in ("train", "dev", "test"):
+            if split not in declaration:
+                continue
+            path = root / declaration["dir"].format(seed=seed) / declaration[split]["file"]
+            if not path.is_file():
+                raise TaskError(f"task {task.name}: {path} does not exist; fix data_dir (or {DATA_ENV}), or remove "
+                                "it to load the task from the hub")
+            if task.candidates:
+                _check_labels(task, path, declaration[split])
+
+
+def _check_labels(task: Task, path: Path, entry: dict) -> None:
+    rows = _normalise(task, read(path, entry["format"]), entry)
+    unknown = sorted({str(row.get(task.label)) for row in rows} - set(task.candidates))
+    if unknown:
+        raise TaskError(f"task {task.name}: {path.name} has label values {unknown[:5]} that are not the "
+                        f"candidates' keys {list(task.candidates)}; map them with label_map in the task's "
+                        f"split declaration (e.g. label_map: {{{unknown[0]}: {list(task.candidates)[0]}}})")

@@ -106,6 +106,22 @@ class Task:
         if task.metric not in METRICS[task.kind]:
             raise TaskError(f"{path}: metric {task.metric!r} does not fit a {task.kind} task; use one of "
                             f"{METRICS[task.kind]}")
+        from .formats import READERS  # formats import nothing from here; a function-level import keeps it so
+
+        for block in ("local", "kshot"):
+            declaration = getattr(task, block)
+            if declaration and not isinstance(declaration.get("dir"), str):
+                raise TaskError(f"{path}: {block}.dir: the data folder under data_dir is required, e.g. dir: SST-2")
+            for split in ("train", "dev", "test"):
+                entry = declaration.get(split) if declaration else None
+                if entry is None:
+                    continue
+                if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+                    raise TaskError(f"{path}: {block}.{split}: a mapping with file and format, e.g. "
+                                    "{file: glue/train.tsv, format: glue_tsv}")
+                if entry.get("format") not in READERS:
+                    raise TaskError(f"{path}: {block}.{split}.format: {entry.get('format')!r} is not a known "
+                                    f"format; formats: {', '.join(READERS)}")
         if task.train_as not in ("classification", "lm"):
             raise TaskError(f"{path}: train_as must be classification or lm, not {task.train_as!r}")
         for text in (task.template, task.continuation):
