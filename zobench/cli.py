@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import __version__, optimizers
 from .executors import make_executor
-from .harness import FilterError, execute, plan, print_plan, select
+from .harness import FilterError, environment_notes, execute, plan, print_plan, select
 from .memory.study import MemoryStudyError
 from .report import write_report
 from .store import ResultStore, inside
@@ -69,7 +69,10 @@ def _run(args) -> int:
     suite = load_suite(args.suite)
     store = _store(suite, args.out)
     if args.dry_run:
-        print_plan(plan(select(suite.runs, args.only), store))
+        runs = select(suite.runs, args.only)
+        print_plan(plan(runs, store))
+        for note in environment_notes(runs):
+            print(f"note: {note}")
         return 0
     executor = make_executor(args.executor, workers=args.workers, folder=store.root / "slurm",
                              partition=args.slurm_partition, time_minutes=args.slurm_time, gpus=args.slurm_gpus,

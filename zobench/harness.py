@@ -68,6 +68,30 @@ def plan(runs: list[RunSpec], store: ResultStore) -> list[dict]:
     return rows
 
 
+def environment_notes(runs: list[RunSpec]) -> list[str]:
+    """What a run cannot know until it starts, said before it starts: unreachable models and the
+    device each run will really use."""
+    import torch
+
+    from .models import unreachable
+
+    notes = []
+    for model in dict.fromkeys(spec.model for spec in runs if spec.model):
+        reason = unreachable(model)
+        count = sum(spec.model == model for spec in runs)
+        if reason:
+            notes.append(f"model {model} cannot load here, so its {count} run(s) will fail: {reason}")
+    gpus = torch.cuda.device_count()
+    for device in dict.fromkeys(spec.device for spec in runs):
+        if device in ("auto", "sharded"):
+            notes.append(f"device {device}: " + (f"{gpus} GPU(s) visible" if gpus else
+                                                "no GPU is visible, so these runs use the CPU"))
+        elif device == "cuda" and not gpus:
+            notes.append("device cuda: no GPU is visible, so these runs will fail; on a CPU use the CPU-scale "
+                         "suites (suites/quickstart.yaml, suites/figure2.yaml, suites/ci.yaml)")
+    return notes
+
+
 def print_plan(rows: list[dict]) -> None:
     print(f"{'key':16}  {'state':18} {'problem':12} {'optimizer':28} {'seed':>4} {'steps':>7} {'fwd passes':>10}")
     for row in rows:
@@ -86,12 +110,21 @@ def run_in_worker(spec: RunSpec, root: str) -> dict:
 def execute(suite: Suite, store: ResultStore, *, executor=None, only: str | None = None,
             quiet: bool = False) -> list[str]:
     """Runs every selected run that has no record; returns one line per failed run (none: success)."""
+    from .models import unreachable
+
     runs = select(suite.runs, only)
     pending = [spec for spec in runs if not store.has(spec.key)]
+    failures = []
+    for model in dict.fromkeys(spec.model for spec in pending if spec.model):
+        reason = unreachable(model)
+        if reason:  # said once for all its runs, not once per run
+            skipped = [spec for spec in pending if spec.model == model]
+            pending = [spec for spec in pending if spec.model != model]
+            failures.append(f"model {model} cannot load here, {len(skipped)} run(s) skipped: {reason}")
     executor = executor or InlineExecutor()
     if not quiet:
-        print(f"{suite.name}: {len(runs)} runs, {len(runs) - len(pending)} recorded before, {len(pending)} to run")
-    failures = []
+        print(f"{suite.name}: {len(runs)} runs, {len(runs) - len(pending)} recorded before or skipped, "
+              f"{len(pending)} to run")
     with tqdm(total=len(runs), initial=len(runs) - len(pending), unit="run", desc=suite.name,
               disable=quiet, file=sys.stderr) as bar:
         if isinstance(executor, InlineExecutor):

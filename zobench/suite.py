@@ -29,6 +29,7 @@ from .optimizers import REGISTRY, UnknownOptimizerError
 from .problems import DTYPES, problem_names
 from .store import NAME_RULE, unsafe_name
 from .tasks import PROTOCOLS, Task, TaskError, check_data, load_task
+from .tasks import DEFINITIONS
 from .yaml_files import MAX_NODES, YamlFileError, load_yaml
 
 
@@ -56,12 +57,16 @@ class RunSpec:
     model: str = ""  # empty for the test functions
     data: dict = field(default_factory=dict)  # protocol, split sizes, batch size, max length, data seed
     data_dir: str | None = None  # where local task data lives: not part of the run's identity
+    task_file: str | None = None  # where a task declared in a file lives: not part of the identity either
+    task_hash: str = ""  # a digest of that declaration's content: a changed declaration is a new run
     objective: str = "loss"  # or a task metric (accuracy, f1, em), negated, without gradient (ZO only)
     key: str = field(default="", compare=False)
 
     def __post_init__(self):
         if not self.key:
-            identity = {k: v for k, v in asdict(self).items() if k not in ("key", "label", "data_dir")}
+            identity = {k: v for k, v in asdict(self).items() if k not in ("key", "label", "data_dir", "task_file")}
+            if not self.task_hash:
+                identity.pop("task_hash")  # shipped tasks: versioned with zobench, their keys predate the hash
             identity["zobench"] = __version__
             digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
             object.__setattr__(self, "key", digest[:16])
@@ -252,8 +257,7 @@ def _tables(where: str, report: dict) -> tuple[TableLayout, ...]:
 
 
 def _task(where: str, name, directory: Path) -> tuple[str, Task]:
-    """A shipped task's name, or the resolved path of a task file (relative to the suite's folder),
-    with the task it declares."""
+    """A shipped task by name, or the task a file declares (its path relative to the suite's folder)."""
     _check_type(where, name, str)
     if name.endswith((".yaml", ".yml")) and not Path(name).is_absolute():
         name = str((directory / name).resolve())
@@ -261,6 +265,15 @@ def _task(where: str, name, directory: Path) -> tuple[str, Task]:
         return name, load_task(name)
     except TaskError as error:
         _fail(where, str(error))
+
+
+def _task_identity(task: Task) -> tuple[str | None, str]:
+    """(the declaration's file, a digest of its content) for a task declared in a user's file: the
+    task's label is its declared name and its runs' keys follow its content, not where the file lies."""
+    if task.source is None or task.source.parent == DEFINITIONS:
+        return None, ""
+    declaration = {k: v for k, v in asdict(task).items() if k != "source"}
+    return str(task.source), hashlib.sha256(json.dumps(declaration, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -355,6 +368,11 @@ def load_suite(path: str | Path) -> Suite:
         if problem not in known:
             _fail(f"{where}: problems[{i}]", f"unknown problem {problem!r}; known: {', '.join(known)}")
     tasks = dict(_task(f"{where}: tasks[{i}]", name, path.parent) for i, name in enumerate(document.get("tasks", [])))
+    declared = [task.name for task in tasks.values()]
+    for i, name in enumerate(declared):
+        if name in declared[:i] or name in problems:
+            _fail(f"{where}: tasks[{i}]", f"two problems are named {name!r}; give the task file its own name")
+    tasks = {task.name: task for task in tasks.values()}
     models = document.get("models", [])
     for i, model in enumerate(models):
         _check_type(f"{where}: models[{i}]", model, str)
@@ -455,13 +473,14 @@ def load_suite(path: str | Path) -> Suite:
         if len(configurations) * len(pairs) * len(seeds) > MAX_RUNS:
             _fail(f"{at}", f"the suite expands to more than {MAX_RUNS:,} runs; narrow its grids")
 
+    _task_files = {name: dict(zip(("task_file", "task_hash"), _task_identity(task))) for name, task in tasks.items()}
     runs = tuple(
         RunSpec(suite=document["name"], problem=problem, optimizer=name, label=label,
                 hyperparameters={**hyperparameters, **overrides.get(problem, {})}, seed=seed, steps=settings.steps,
                 eval_every=settings.eval_every, targets=tuple(float(t) for t in targets),
                 forward_pass_budget=settings.forward_passes, dtype=settings.dtype, device=device, peft=settings.peft,
                 model=model, data=settings.data if model else {}, data_dir=data_dir if model else None,
-                objective=settings.objective)
+                objective=settings.objective, **_task_files.get(problem, {}))
         for problem, model in pairs for _, name, label, hyperparameters, overrides, settings in configurations
         for seed in seeds)
     entries = [configuration[0] for _ in pairs for configuration in configurations for _ in seeds]  # runs' order

@@ -21,7 +21,7 @@ def build_problem(spec, device: str = "cpu") -> Problem:
         return TestFunctionProblem(TEST_FUNCTIONS[spec.problem], dtype=DTYPES[spec.dtype], device=device)
     from .task_problem import TaskProblem
 
-    return TaskProblem(spec.problem, spec.model, peft=spec.peft, data_dir=spec.data_dir, dtype=spec.dtype,
+    return TaskProblem(spec.task_file or spec.problem, spec.model, peft=spec.peft, data_dir=spec.data_dir, dtype=spec.dtype,
                        device=device, device_map="auto" if spec.device == "sharded" else None, seed=spec.seed,
                        objective=spec.objective, **spec.data_options)
 
