@@ -52,8 +52,8 @@ def test_tables_have_every_problem_and_optimizer(report):
     assert len(rows) == 6 * 4 * 3
     assert "\\begin{tabular}" in (directory / "final_metric.tex").read_text()
     index = (directory / "index.md").read_text()
-    for name in ("final_metric.md", "steps_to_target_0.md", "steps_to_target_1.md", "trajectories.png",
-                 "ecdf_forward_passes.png", "curves_step.png", "curves_forward_passes.png", "peak_memory.png",
+    for name in ("final_metric.md", "selected_test.md", "steps_to_target_0.md", "steps_to_target_1.md", "trajectories.png",
+                 "ecdf_forward_passes.png", "curves_step.png", "curves_test_step.png", "curves_forward_passes.png", "peak_memory.png",
                  "step_time.png", "anneal_schedule.png"):
         assert f"({name})" in index and (directory / name).is_file()
 

@@ -198,8 +198,11 @@ def test_results_load_into_pandas(tmp_path):
                    "steps_to_0.1", "hp.lr"):
         assert column in frame.columns
     assert (frame.loc[frame.label == "fo-adam", "forward_passes"] == 150).all()
+    assert (frame["initial_test"] == frame["initial_dev"]).all()  # test functions: dev and test are one
     curves = results.load_curves(store.root)
     assert len(curves) == 12 * 151
+    evaluated = curves[curves["dev"].notna()]
+    assert evaluated["test"].notna().all() and curves[curves["dev"].isna()]["test"].isna().all()
 
 
 def test_table3_style_layout(tmp_path):
@@ -219,6 +222,7 @@ def test_table3_style_layout(tmp_path):
     write_report(suite, store)
     header = (store.root / "table3.md").read_text().splitlines()[2]
     assert header == "| problem | adam δ | adam g | adamax δ |"
+    assert not (store.root / "anneal_schedule.png").exists()  # Figure 1 only where ZO-AdaMU runs
 
 
 PHASES = """

@@ -123,8 +123,9 @@ def execute(suite: Suite, store: ResultStore, *, executor=None, only: str | None
             failures.append(f"model {model} cannot load here, {len(skipped)} run(s) skipped: {reason}")
     executor = executor or InlineExecutor()
     if not quiet:
-        print(f"{suite.name}: {len(runs)} runs, {len(runs) - len(pending)} recorded before or skipped, "
-              f"{len(pending)} to run")
+        skipped = len(runs) - len(pending) - sum(store.has(spec.key) for spec in runs)
+        print(f"{suite.name}: {len(runs)} runs, {sum(store.has(spec.key) for spec in runs)} recorded before, "
+              + (f"{skipped} skipped, " if skipped else "") + f"{len(pending)} to run")
     with tqdm(total=len(runs), initial=len(runs) - len(pending), unit="run", desc=suite.name,
               disable=quiet, file=sys.stderr) as bar:
         if isinstance(executor, InlineExecutor):

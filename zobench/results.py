@@ -1,4 +1,5 @@
-"""Results into pandas: ``load(dir)`` gives one row per run, ``load_curves(dir)`` one row per step."""
+"""Results into pandas: ``load(dir)`` gives one row per run, ``load_curves(dir)`` one row per logged step
+(dev and test at evaluation steps)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def _row(record: dict) -> dict:
     row.update({f"hp.{name}": value for name, value in spec["hyperparameters"].items()})
     row.update(key=record["key"], status=record["status"], steps_done=record["steps_done"],
                forward_passes=record["forward_passes"], metric=metric,
-               initial_dev=record["initial"]["dev"][metric], final_dev=record["final"]["dev"][metric],
+               initial_dev=record["initial"]["dev"][metric], initial_test=record["initial"]["test"][metric],
+               final_dev=record["final"]["dev"][metric],
                final_test=record["final"]["test"][metric], best_dev=record["best_dev"]["value"],
                selected_test=record["selected_test"], resumed_at_step=record["resumed_at_step"])
     row.update({name: value for name, value in record["time"].items()})
@@ -41,7 +43,8 @@ def load_curves(directory: str | Path) -> pd.DataFrame:
     for record in store.records():
         metric = record["metric"]["name"]
         rows = [{"step": e["step"], "forward_passes": e["forward_passes"], "loss": e.get("loss"),
-                 "dev": e["dev"][metric] if "dev" in e else None} for e in store.read_log(record["key"])]
+                 "dev": e["dev"][metric] if "dev" in e else None, "test": e["test"][metric] if "test" in e else None}
+                for e in store.read_log(record["key"])]
         frame = pd.DataFrame(rows)
         for name in ("problem", "label", "seed"):
             frame[name] = record["spec"][name]

@@ -137,6 +137,7 @@ ENTRY_KEYS = ("name", "label", "overrides", "peft", "budget", "data", "objective
 BUDGET = {"steps": int, "eval_every": int, "forward_passes": int}
 DEFAULT_TABLES = (
     TableLayout("final_metric", "final", ("problem",), ("label",), "Final {metric} (mean ± std over seeds)"),
+    TableLayout("selected_test", "selected_test", ("problem",), ("label",)),
     TableLayout("steps_to_target", "steps_to_target", ("problem",), ("label",),
                 "Steps to reach {target} (median over the seeds that did; reached/seeds)"),
 )

@@ -149,14 +149,15 @@ def _figures(runs, records, logs, targets, out: Path) -> list[tuple[str, str]]:
     metric = " / ".join(sorted({_metric(records[spec.key])[0] for spec in runs}))
     values = [e["dev"][_metric(records[k])[0]] for k, log in logs.items() for e in log if "dev" in e]
     log_y = not _metric(records[runs[0].key])[1] and min(values) > 0
-    for axis, name in (("step", "steps"), ("forward_passes", "forward passes")):
+    for split, axis, name in (("dev", "step", "steps"), ("dev", "forward_passes", "forward passes"),
+                              ("test", "step", "steps")):  # test beside dev: selection on dev can overfit it
         curves = {problem: {} for problem in problems}
         for spec in runs:
-            points = [(e[axis], e["dev"][_metric(records[spec.key])[0]]) for e in logs[spec.key] if "dev" in e]
+            points = [(e[axis], e[split][_metric(records[spec.key])[0]]) for e in logs[spec.key] if split in e]
             curves[spec.problem].setdefault(spec.label, []).append(points)
-        file = f"curves_{axis}.png"
+        file = f"curves_{axis}.png" if split == "dev" else f"curves_{split}_{axis}.png"
         figures.metric_curves(curves, metric, name, log_y, out / file)
-        entries.append((f"Dev {metric} against {name}, median and min-max over seeds", file))
+        entries.append((f"{split.capitalize()} {metric} against {name}, median and min-max over seeds", file))
 
     hits: dict[str, list] = {}
     for spec in runs:
@@ -181,6 +182,9 @@ def _figures(runs, records, logs, targets, out: Path) -> list[tuple[str, str]]:
 
 
 def _anneal_figure(runs, out: Path) -> list[tuple[str, str]]:
+    """Figure 1, in the reports of suites that run ZO-AdaMU only."""
+    if not any(spec.optimizer.startswith("zo-adamu") for spec in runs):
+        return []
     anneals = {"paper defaults (T1=1024, T2=16000, T3=20000)": PAPER_ANNEAL}
     for spec in runs:
         if spec.optimizer.startswith("zo-adamu"):
