@@ -221,3 +221,18 @@ def test_a_refused_input_loses_nothing_already_recorded(tmp_path, capsys):
             "given twice")
     assert {path: path.read_bytes() for path in (out / "bad").rglob("*") if path.is_file()} == records
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "suite.yaml"]  # nothing escaped --out
+
+
+def test_a_results_folder_that_links_outside_out_is_refused(tmp_path, capsys):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "bad").symlink_to(elsewhere)  # the suite's folder would resolve outside --out
+    refused(capsys, ["run", str(suite_file(tmp_path, BASE)), "--out", str(out)], "resolves outside")
+    assert not any(elsewhere.iterdir())
+
+
+def test_a_memory_study_name_is_a_safe_folder_name(tmp_path, capsys):
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({"name": "../up", "methods": [], "fit": {}, "validate": {}, "predict": {}}))
+    refused(capsys, ["memory", str(study), "--out", str(tmp_path / "out")], "name: '../up' cannot name")
