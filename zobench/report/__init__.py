@@ -94,14 +94,15 @@ def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, targets: di
     tables = []
     for name, target, value_of, formatter in variants:
         cells: dict = {}
+        seeds: dict = {}
         for spec in runs:
-            cells.setdefault(layout.cell(spec), []).append(
-                value_of(records[spec.key]))
+            cells.setdefault(layout.cell(spec), []).append(value_of(records[spec.key]))
+            seeds.setdefault(layout.cell(spec), []).append(spec.seed)
         text = caption.format(metric=" / ".join(sorted({_metric(records[s.key])[0] for s in runs})),
                               target=target or "")
         if layout.paper:
             text += "; after the slash, the paper's value"
-        tables.append(Table(name, text, " / ".join(layout.rows), rows, columns, cells, formatter, layout.paper))
+        tables.append(Table(name, text, " / ".join(layout.rows), rows, columns, cells, formatter, layout.paper, seeds))
     return tables
 
 
@@ -119,12 +120,16 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
             for table in _tables(layout, runs, records, targets):
                 table.write(out)
                 entries.append((table.caption, f"{table.name}.md"))
-        entries += _figures(runs, records, logs, targets, out)
+        colours = figures.palette(spec.label for spec in suite.runs)
+        entries += _figures(runs, records, logs, targets, colours, out)
     entries += _anneal_figure(runs, out)
 
-    diverged = sum(r["status"] == "diverged" for r in records.values())
+    diverged = [spec for spec in runs if records[spec.key]["status"] == "diverged"]
     lines = [f"# {suite.name}", "", suite.description.strip(), "",
-             f"{len(records)} of {len(suite.runs)} runs recorded; {diverged} diverged.", ""]
+             f"{len(records)} of {len(suite.runs)} runs recorded; {len(diverged)} diverged"
+             + "".join(f"{'' if i else ':'} {spec.label} on {spec.problem}, seed {spec.seed}, at step "
+                       f"{records[spec.key]['steps_done']}{';' if i < len(diverged) - 1 else ''}"
+                       for i, spec in enumerate(diverged)) + ".", ""]
     lines += [f"- [{caption}]({name})" for caption, name in entries]
     for caption, name in entries:
         lines += ["", (out / name).read_text() if name.endswith(".md") else f"![{caption}]({name})"]
@@ -133,50 +138,55 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
     return index
 
 
-def _figures(runs, records, logs, targets, out: Path) -> list[tuple[str, str]]:
+def _figures(runs, records, logs, targets, colours, out: Path) -> list[tuple[str, str]]:
     entries = []
     problems = _ordered(spec.problem for spec in runs)
 
-    first_seed = min(spec.seed for spec in runs)
     if all("x" in logs[spec.key][0] for spec in runs):
         paths = {problem: {} for problem in problems}
-        for spec in runs:
-            if spec.seed == first_seed:
-                paths[spec.problem][spec.label] = [(e["x"], e["y"]) for e in logs[spec.key]]
-        figures.trajectories(paths, out / "trajectories.png")
+        for spec in sorted(runs, key=lambda spec: spec.seed):
+            paths[spec.problem].setdefault(spec.label, []).append([(e["x"], e["y"]) for e in logs[spec.key]])
+        figures.trajectories(paths, colours, out / "trajectories.png")
         entries.append(("Trajectories over the contours of each test function (Figure 2)", "trajectories.png"))
 
     metric = " / ".join(sorted({_metric(records[spec.key])[0] for spec in runs}))
-    values = [e["dev"][_metric(records[k])[0]] for k, log in logs.items() for e in log if "dev" in e]
+    finished = [spec for spec in runs if records[spec.key]["status"] != "diverged"] or runs
+    values = [e["dev"][_metric(records[s.key])[0]] for s in finished for e in logs[s.key] if "dev" in e]
     log_y = not _metric(records[runs[0].key])[1] and min(values) > 0
     for split, axis, name in (("dev", "step", "steps"), ("dev", "forward_passes", "forward passes"),
                               ("test", "step", "steps")):  # test beside dev: selection on dev can overfit it
-        curves = {problem: {} for problem in problems}
+        curves, diverged = {problem: {} for problem in problems}, {problem: [] for problem in problems}
         for spec in runs:
+            if records[spec.key]["status"] == "diverged":  # apart: its blown-up values would set the scale
+                diverged[spec.problem].append((spec.label, logs[spec.key][-1][axis]))
+                continue
             points = [(e[axis], e[split][_metric(records[spec.key])[0]]) for e in logs[spec.key] if split in e]
             curves[spec.problem].setdefault(spec.label, []).append(points)
         file = f"curves_{axis}.png" if split == "dev" else f"curves_{split}_{axis}.png"
-        figures.metric_curves(curves, metric, name, log_y, out / file)
+        figures.metric_curves(curves, metric, name, log_y, colours, out / file, diverged, split)
         entries.append((f"{split.capitalize()} {metric} against {name}, median and min-max over seeds", file))
 
     hits: dict[str, list] = {}
     for spec in runs:
         hits.setdefault(spec.label, []).extend(t["forward_passes"] for t in targets[spec.key])
     if any(hits.values()):
-        figures.ecdf(hits, out / "ecdf_forward_passes.png")
+        figures.ecdf(hits, colours, out / "ecdf_forward_passes.png")
         entries.append(("ECDF of forward passes to each target, over runs and targets", "ecdf_forward_passes.png"))
 
     memory, time = {}, {}
     for spec in runs:
         record = records[spec.key]
-        if _peak_train_mib(record) is not None:
-            memory.setdefault(spec.label, []).append(_peak_train_mib(record))
+        train, load = peak_bytes(record["memory"], "train"), peak_bytes(record["memory"], "load")
+        if train is not None and load is not None:  # what training adds, not the process every run shares
+            memory.setdefault(spec.label, []).append(max(0, train - load) / MIB)
         if record["time"]["seconds_per_step_median"] is not None:
             time.setdefault(spec.label, []).append(record["time"]["seconds_per_step_median"] * 1e3)
     scope = "GPU allocated" if "allocated_bytes" in records[runs[0].key]["memory"].get("train", {}) else "process RSS"
-    figures.bars(memory, "MiB", f"Peak memory during training steps ({scope})", out / "peak_memory.png")
-    figures.bars(time, "ms", "Median time per training step", out / "step_time.png")
-    entries += [("Peak memory of the training steps per optimizer", "peak_memory.png"),
+    figures.bars(memory, "MiB", f"Peak memory of the training steps above the loaded model and data ({scope})",
+                 colours, out / "peak_memory.png")
+    figures.bars(time, "ms", "Median time per training step of each run (runs timed one after another: "
+                 "machine load differs between them)", colours, out / "step_time.png")
+    entries += [("Peak memory of the training steps above the loaded model and data, per optimizer", "peak_memory.png"),
                 ("Median wall time per training step per optimizer", "step_time.png")]
     return entries
 

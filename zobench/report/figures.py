@@ -16,13 +16,19 @@ from ..optimizers.anneal import AnnealSchedule  # noqa: E402
 from ..problems.test_functions import TEST_FUNCTIONS  # noqa: E402
 
 
+def palette(labels) -> dict[str, tuple]:
+    """One colour per label, by the label's place in the suite: the same in every figure of a report,
+    and an entry appended to the suite leaves the earlier colours as they were."""
+    colours = plt.cm.tab10.colors + plt.cm.Dark2.colors + plt.cm.Set1.colors
+    return {label: colours[i % len(colours)] for i, label in enumerate(dict.fromkeys(labels))}
+
+
 def _panel_grid(panels: dict[str, dict], panel_height: float):
-    """A figure with one panel per problem, three to a row, and one colour per label across panels."""
+    """A figure with one panel per problem, three to a row."""
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(max(4.6 * columns, 8.0), panel_height * rows), squeeze=False)
-    labels = sorted({label for runs in panels.values() for label in runs})
-    return figure, axes, dict(zip(labels, plt.cm.tab10.colors))
+    return figure, axes
 
 
 def _finish_grid(figure, axes, used: int, title: str, output: Path, dpi: int) -> Path:
@@ -38,12 +44,13 @@ def _finish_grid(figure, axes, used: int, title: str, output: Path, dpi: int) ->
     return output
 
 
-def trajectories(paths: dict[str, dict[str, list[tuple[float, float]]]], output: Path) -> Path:
-    """One panel per problem (2×3 for the paper's six): contours and each optimizer's path.
+def trajectories(paths: dict[str, dict[str, list[list[tuple[float, float]]]]], colours: dict, output: Path) -> Path:
+    """One panel per problem (2×3 for the paper's six): contours and each optimizer's paths.
 
-    ``paths[problem][label]`` is the list of visited (x, y) points of one seed.
+    ``paths[problem][label]`` holds one list of visited (x, y) points per seed; the first seed is drawn
+    solid, the others fainter.
     """
-    figure, axes, colours = _panel_grid(paths, 4.2)
+    figure, axes = _panel_grid(paths, 4.2)
     for axis, name in zip(axes.flat, paths):
         problem = TEST_FUNCTIONS[name]
         low, high = problem.domain
@@ -52,17 +59,19 @@ def trajectories(paths: dict[str, dict[str, list[tuple[float, float]]]], output:
         values = problem.f(x, y).numpy()
         levels = np.geomspace(max(values.min(), 1e-3) + 1e-3, values.max(), 25)
         axis.contour(x.numpy(), y.numpy(), values, levels=levels, cmap="Greys", linewidths=0.6, alpha=0.7)
-        for label, points in paths[name].items():
-            xs, ys = zip(*points)
-            axis.plot(xs, ys, "-", color=colours[label], lw=1.4, label=label, alpha=0.9)
-            axis.plot(xs[-1], ys[-1], "o", color=colours[label], ms=4)
+        for label, seeds in paths[name].items():
+            for index, points in enumerate(seeds):
+                xs, ys = zip(*points)
+                axis.plot(xs, ys, "-", color=colours[label], lw=1.4 if index == 0 else 0.8,
+                          label=label if index == 0 else None, alpha=0.9 if index == 0 else 0.45)
+                axis.plot(xs[-1], ys[-1], "o", color=colours[label], ms=4 if index == 0 else 2.5)
         axis.plot(*problem.start, "ks", ms=5)
         axis.plot(*problem.minimum, "r*", ms=13, zorder=5)
         axis.set(xlim=(low, high), ylim=(low, high), title=f"({name}) {problem.formula}", xlabel="x",
                  ylabel="y")
         axis.set_aspect("equal")
     return _finish_grid(figure, axes, len(paths), "Trajectories on the test functions "
-                        "(■ start, ★ minimum, ● end; first seed)", output, dpi=110)
+                        "(■ start, ★ minimum, ● end; every seed, the first bold)", output, dpi=110)
 
 
 def anneal_schedule(schedules: dict[str, AnnealSchedule], output: Path) -> Path:
@@ -99,25 +108,37 @@ def _by_label(curves: dict[str, list[list[tuple[float, float]]]]):
             yield label, xs, np.nanmedian(ys, axis=0), np.nanmin(ys, axis=0), np.nanmax(ys, axis=0)
 
 
-def metric_curves(curves: dict[str, dict[str, list]], metric: str, x_label: str, log_y: bool,
-                  output: Path) -> Path:
-    """Dev metric against ``x_label`` per problem: the median over seeds, with a min-max band.
+def metric_curves(curves: dict[str, dict[str, list]], metric: str, x_label: str, log_y: bool, colours: dict,
+                  output: Path, diverged: dict[str, list[tuple[str, float]]] | None = None,
+                  split: str = "dev") -> Path:
+    """A split's metric against ``x_label`` per problem: the median over seeds, with a min-max band.
 
-    ``curves[problem][label]`` is a list (one per seed) of (x, value) points.
+    ``curves[problem][label]`` is a list (one per seed) of (x, value) points. A label evaluated only
+    at its start (zero-shot, in-context learning) is a dashed reference line across the panel.
+    ``diverged[problem]`` lists (label, x) of runs left out of the curves because they diverged:
+    each is an ✕ on the axis where it diverged, so it cannot stretch the scale.
     """
-    figure, axes, colours = _panel_grid(curves, 3.6)
+    figure, axes = _panel_grid(curves, 3.6)
     for axis, problem in zip(axes.flat, curves):
         for label, xs, median, low, high in _by_label(curves[problem]):
+            if len(xs) == 1:
+                axis.axhline(median[0], color=colours[label], ls="--", lw=1.1, label=f"{label} (no training)")
+                continue
             axis.plot(xs, median, color=colours[label], label=label, lw=1.3)
             axis.fill_between(xs, low, high, color=colours[label], alpha=0.2, lw=0)
-        axis.set(title=problem, xlabel=x_label, ylabel=f"dev {metric}")
+        marked = set()
+        for label, x in (diverged or {}).get(problem, []):
+            axis.plot(x, 0.02, "x", color=colours[label], ms=8, mew=2, transform=axis.get_xaxis_transform(),
+                      clip_on=False, label=None if label in marked else f"{label} diverged")
+            marked.add(label)
+        axis.set(title=problem, xlabel=x_label, ylabel=f"{split} {metric}")
         if log_y:
             axis.set_yscale("log")
-    return _finish_grid(figure, axes, len(curves), f"dev {metric} against {x_label} "
-                        "(median over seeds, band: min-max)", output, dpi=100)
+    return _finish_grid(figure, axes, len(curves), f"{split} {metric} against {x_label} "
+                        "(median over seeds, band: min-max; ✕: a diverged run, left out)", output, dpi=100)
 
 
-def ecdf(hits: dict[str, list[int | None]], output: Path) -> Path:
+def ecdf(hits: dict[str, list[int | None]], colours: dict, output: Path) -> Path:
     """COCO-style ECDF: the fraction of (run, target) pairs reached within x forward passes."""
     figure, axis = plt.subplots(figsize=(6.4, 4.2))
     for label, values in sorted(hits.items()):
@@ -125,9 +146,9 @@ def ecdf(hits: dict[str, list[int | None]], output: Path) -> Path:
         if len(reached):
             fractions = np.arange(1, len(reached) + 1) / len(values)
             axis.step(np.concatenate([[reached[0]], reached]), np.concatenate([[0], fractions]), where="post",
-                      label=f"{label} ({len(reached)}/{len(values)})")
+                      color=colours[label], label=f"{label} ({len(reached)}/{len(values)})")
         else:
-            axis.plot([], [], label=f"{label} (0/{len(values)})")
+            axis.plot([], [], color=colours[label], label=f"{label} (0/{len(values)})")
     axis.set(xscale="log", ylim=(0, 1.02), xlabel="forward passes",
              ylabel="fraction of (run, target) pairs reached",
              title="Forward passes to reach the targets (ECDF)")
@@ -138,15 +159,16 @@ def ecdf(hits: dict[str, list[int | None]], output: Path) -> Path:
     return output
 
 
-def bars(values: dict[str, list[float]], ylabel: str, title: str, output: Path) -> Path:
-    """One bar per label: the median over runs, with min-max whiskers."""
+def bars(values: dict[str, list[float]], ylabel: str, title: str, colours: dict, output: Path) -> Path:
+    """One bar per label: the median over its runs (seeds, problems), whiskers from their min to max."""
     labels = list(values)
     medians = [float(np.median(values[label])) for label in labels]
     low = [m - min(values[label]) for m, label in zip(medians, labels)]
     high = [max(values[label]) - m for m, label in zip(medians, labels)]
     figure, axis = plt.subplots(figsize=(1.3 * len(labels) + 2.5, 3.8))
-    axis.bar(labels, medians, yerr=[low, high], color=plt.cm.tab10.colors[:len(labels)], capsize=3)
-    axis.set(ylabel=ylabel, title=title)
+    axis.bar(labels, medians, yerr=[low, high], color=[colours[label] for label in labels], capsize=3)
+    axis.set(ylabel=ylabel)
+    axis.set_title(f"{title}\nbar: median over runs; whiskers: min to max", fontsize=9)
     axis.tick_params(axis="x", labelrotation=20)
     figure.tight_layout()
     figure.savefig(output, dpi=100)

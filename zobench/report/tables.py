@@ -42,6 +42,7 @@ class Table:
     cells: dict[tuple[str, str], list[float | None]]
     formatter: Callable[[list], str] = mean_std
     paper: dict[str, dict[str, float | str]] = field(default_factory=dict)  # row -> column -> published value
+    seeds: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # the run seed of each cell value
 
     def _text(self, row: str, column: str) -> str:
         ours = self.formatter(self.cells.get((row, column), []))
@@ -76,10 +77,11 @@ class Table:
         paths[1].write_text(self.latex())
         with open(paths[2], "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow([self.row_header, "column", "seed_index", "value", "paper"])
+            writer.writerow([self.row_header, "column", "seed", "value", "paper"])
             for row in self.rows:
                 for column in self.columns:
+                    seeds = self.seeds.get((row, column), [])
                     for i, value in enumerate(self.cells.get((row, column), [])):
-                        writer.writerow([row, column, i, "" if value is None else value,
-                                         self.paper.get(row, {}).get(column, "")])
+                        writer.writerow([row, column, seeds[i] if i < len(seeds) else "",
+                                         "" if value is None else value, self.paper.get(row, {}).get(column, "")])
         return paths

@@ -1,0 +1,66 @@
+"""Reports a reader can trust: seeds in the CSVs, diverged runs named and kept off the curves'
+scale, zero-step rows drawn as references, and one colour per label across a report's figures."""
+
+import csv
+
+import matplotlib.pyplot as plt
+import pytest
+
+from zobench import harness
+from zobench.report import figures, write_report
+from zobench.store import ResultStore
+from zobench.suite import load_suite
+
+SUITE = """
+name: reporting
+problems: [rosenbrock]
+optimizers:
+  - {name: zo-sgd, label: steady, lr: 1.0e-4}
+  - {name: zo-sgd, label: wild, lr: 0.1}
+  - {name: zo-sgd, label: untrained, lr: 1.0e-4, budget: {steps: 0}}
+seeds: [3, 7]
+budget: {steps: 40, eval_every: 10}
+"""
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    (folder / "suite.yaml").write_text(SUITE)
+    suite = load_suite(folder / "suite.yaml")
+    store = ResultStore(folder / "out" / suite.name)
+    assert harness.execute(suite, store, quiet=True) == []
+    return write_report(suite, store).parent, store
+
+
+def test_csv_rows_carry_the_run_seeds(report):
+    folder, _ = report
+    rows = list(csv.DictReader(open(folder / "final_metric.csv")))
+    assert {row["seed"] for row in rows} == {"3", "7"}
+
+
+def test_diverged_runs_are_named_in_the_index_and_kept_off_the_curves(report):
+    folder, store = report
+    diverged = [r for r in store.records() if r["status"] == "diverged"]
+    assert {r["spec"]["label"] for r in diverged} == {"wild"}
+    index = (folder / "index.md").read_text()
+    for record in diverged:
+        assert f"wild on rosenbrock, seed {record['spec']['seed']}, at step {record['steps_done']}" in index
+    for name in ("curves_step.png", "curves_test_step.png", "curves_forward_passes.png", "trajectories.png"):
+        assert (folder / name).stat().st_size > 10_000
+
+
+def test_zero_step_rows_are_reference_lines(monkeypatch, tmp_path):
+    drawn = []
+    monkeypatch.setattr(plt.Axes, "axhline", lambda self, y, **kw: drawn.append((y, kw.get("label"))))
+    curves = {"c": {"untrained": [[(0, 0.5)]], "steady": [[(0, 0.5), (10, 0.2)]]}}
+    figures.metric_curves(curves, "distance", "steps", False, figures.palette(["steady", "untrained"]),
+                          tmp_path / "curves.png")
+    assert drawn == [(0.5, "untrained (no training)")]
+
+
+def test_colours_follow_the_suite_order_and_survive_an_added_entry():
+    before = figures.palette(["MeZO", "ZO-AdaMU", "Adam g"])
+    after = figures.palette(["MeZO", "ZO-AdaMU", "Adam g", "Adam δ"])
+    assert all(after[label] == colour for label, colour in before.items())
+    assert len(set(after.values())) == 4
