@@ -1,7 +1,7 @@
 """One run: an optimizer on a problem for a budget, measured, logged step by step, and recorded.
 
 The step log (one JSON line per step, flushed as written) is the run's history and its checkpoint:
-it holds the training loss, forward passes, step time and, for zeroth-order runs, the step's seed and
+it holds the training loss, forward passes (a backward counted as two), step time and, for zeroth-order runs, the step's seed and
 projected gradient ĝ; evaluation steps add the dev and test metrics. The record is a summary of that
 log plus the run's measurements, so a resumed run is summarised exactly as an uninterrupted one.
 
@@ -26,6 +26,10 @@ from .problems import build_problem
 from .store import ResultStore
 from .suite import RunSpec
 
+# A backward pass costs about two forward passes (it multiplies by the weights and by the activations:
+# twice a forward's matrix work), so a first-order step counts as three forward passes on every
+# forward-pass axis, and ZO and first-order runs share that axis honestly.
+BACKWARD_IN_FORWARDS = 2
 WARMUP_STEPS = 3  # excluded from the per-step time: allocator, caches and lazy state creation
 
 
@@ -71,12 +75,13 @@ def run(spec: RunSpec, store: ResultStore, progress=None) -> dict:
             log(first)
             history.append(first)
         forward_passes = history[-1]["forward_passes"]
+        pass_cost = 1 + (BACKWARD_IN_FORWARDS if info.family == "fo" else 0)  # a closure call, in forward passes
         for step in range(resumed_at + 1, spec.steps + 1):
             closure = problem.loss_closure(step)
 
             def counted():
                 nonlocal forward_passes
-                forward_passes += 1
+                forward_passes += pass_cost
                 return closure()
 
             entry = {"step": step}

@@ -109,5 +109,5 @@ def _first_order_factory(torch_optimizer):
 
 
 for _name, (_torch_optimizer, _buffers, _label) in FIRST_ORDER.items():
-    register(f"fo-{_name}", family="fo", forward_passes=1, state_buffers=_buffers,
+    register(f"fo-{_name}", family="fo", forward_passes=3, state_buffers=_buffers,  # a backward costs two forwards
              description=_label)(_first_order_factory(_torch_optimizer))

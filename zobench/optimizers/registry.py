@@ -32,7 +32,7 @@ class OptimizerInfo:
     name: str
     factory: Callable
     family: str  # "zo" (forward passes only) or "fo" (backpropagation)
-    forward_passes: int  # forward passes per step (fo: 1 forward + 1 backward)
+    forward_passes: int  # forward passes per step, a backward counted as two (fo: 1 + 2 = 3)
     state_buffers: int  # parameter-sized tensors kept per parameter between steps
     description: str
     distribution: str | None = None  # the plugin's distribution; None for zobench's own
