@@ -56,3 +56,42 @@ def test_a_broken_plugin_is_one_line_naming_its_distribution(tmp_path):
     assert len(lines) == 1, lines
     assert "zobench-broken-plugin" in lines[0] and "ImportError: cannot import name missing_thing" in lines[0]
     assert "fix or uninstall zobench-broken-plugin" in lines[0]
+
+
+def test_quiet_silences_every_progress_bar(monkeypatch):
+    import transformers
+
+    from zobench.cli import _quiet
+
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
+    _quiet()
+    try:
+        assert not transformers.utils.logging.is_progress_bar_enabled()  # "Loading weights"
+        import os
+
+        worker = subprocess.run([sys.executable, "-c", "from tqdm import tqdm; print(tqdm(range(3)).disable)"],
+                                capture_output=True, text=True, env=dict(os.environ))
+        assert worker.stdout.strip() == "True"  # any tqdm in a worker process the run starts
+    finally:
+        transformers.utils.logging.enable_progress_bar()
+
+
+def test_the_step_bar_restarts_its_clock_when_training_starts():
+    from zobench.harness import _step_progress
+
+    class Bar:
+        total, n, resets = 100, 0, 0
+
+        def reset(self, total):
+            self.resets, self.n = self.resets + 1, 0
+
+        def update(self, by):
+            self.n += by
+
+    bar = Bar()
+    advance = _step_progress(bar)
+    advance(40)  # a resumed run starts training at step 40, after loading and caching
+    advance(41)
+    advance(42)
+    assert (bar.resets, bar.n) == (1, 42)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -65,7 +66,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _quiet() -> None:
+    """No progress bars at all: ours, and those of transformers and huggingface_hub (loading weights)."""
+    os.environ["TQDM_DISABLE"] = "1"  # every tqdm bar, in this process and in workers it starts
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+
+
 def _run(args) -> int:
+    if args.quiet:
+        _quiet()
     suite = load_suite(args.suite)
     store = _store(suite, args.out)
     if args.dry_run:
@@ -95,6 +106,8 @@ def _report(args) -> int:
 
 
 def _check(args) -> int:
+    if args.quiet:
+        _quiet()
     from .check import compare, read_baseline, summary, table, write_baseline
 
     suite = load_suite(args.suite)

@@ -132,7 +132,7 @@ def execute(suite: Suite, store: ResultStore, *, executor=None, only: str | None
             for spec in pending:
                 with tqdm(total=spec.steps, unit="step", desc=f"{spec.label} on {spec.problem}, seed {spec.seed}",
                           leave=False, disable=quiet, file=sys.stderr) as steps:
-                    failure = _attempt(spec, lambda: run(spec, store, progress=lambda s: steps.update(s - steps.n)))
+                    failure = _attempt(spec, lambda: run(spec, store, progress=_step_progress(steps)))
                 if failure:
                     failures.append(failure)
                 bar.update(1)
@@ -147,6 +147,22 @@ def execute(suite: Suite, store: ResultStore, *, executor=None, only: str | None
                     bar.update(1)
                 time.sleep(0.1)
     return failures
+
+
+def _step_progress(bar):
+    """A run's ``progress`` callback: the bar restarts its clock when training starts, so loading and
+    feature caching do not enter the rate and the ETA of the first steps."""
+    started = False
+
+    def advance(step: int) -> None:
+        nonlocal started
+        if not started:
+            started = True
+            bar.reset(total=bar.total)
+            bar.update(step)
+        else:
+            bar.update(step - bar.n)
+    return advance
 
 
 def _attempt(spec: RunSpec, call) -> str | None:

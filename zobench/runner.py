@@ -49,7 +49,8 @@ def _evaluation(problem) -> dict:
 
 
 def run(spec: RunSpec, store: ResultStore, progress=None) -> dict:
-    """Runs (or resumes) ``spec`` and writes its record; ``progress(step)`` is called after each step."""
+    """Runs (or resumes) ``spec`` and writes its record; ``progress(step)`` is called when training
+    starts (with the step it resumes from) and after each step."""
     info = optimizers.get(spec.optimizer)
     device = resolve_device(spec.device)
     meter = PhaseMeter(device)
@@ -74,6 +75,8 @@ def run(spec: RunSpec, store: ResultStore, progress=None) -> dict:
                 first = {"step": 0, "forward_passes": 0, **_evaluation(problem), **problem.snapshot()}
             log(first)
             history.append(first)
+        if progress:
+            progress(resumed_at)  # training starts here: what came before (loading, caching) is no step's time
         forward_passes = history[-1]["forward_passes"]
         pass_cost = 1 + (BACKWARD_IN_FORWARDS if info.family == "fo" else 0)  # a closure call, in forward passes
         for step in range(resumed_at + 1, spec.steps + 1):

@@ -20,8 +20,12 @@ Training minimises the cross-entropy of the scores against the gold class (MeZO'
 
 from __future__ import annotations
 
+import os
+import sys
+
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 from transformers import StoppingCriteria
 
 from .models import LoadedModel
@@ -205,7 +209,10 @@ class HeadScorer:
 
     def _features_of(self, prompts: list[str]) -> torch.Tensor:
         todo = list(dict.fromkeys(p for p in prompts if p not in self._features))
-        for start in range(0, len(todo), self.batch_size):
+        batches = range(0, len(todo), self.batch_size)  # minutes on a CPU for thousands of sentences: shown
+        for start in tqdm(batches, desc=f"caching features of {len(todo)} prompts", unit="batch", leave=False,
+                          disable=len(batches) < 2 or os.environ.get("TQDM_DISABLE") == "1",  # --quiet
+                          file=sys.stderr):  # (tqdm itself reads TQDM_DISABLE only when first imported)
             chunk = todo[start:start + self.batch_size]
             self._features.update(zip(chunk, self._encode(chunk)))
         return torch.stack([self._features[p] for p in prompts])
