@@ -33,6 +33,18 @@ def test_ci_suite_records_data_and_trainable_parameters(ci_run):
         assert 0.6 < record["initial"]["dev"]["accuracy"] < 0.8  # the zero-shot head is well above chance
 
 
+def test_ci_suite_records_the_class_balance_of_each_split(ci_run, shared_data):
+    from zobench.tasks import load_splits, load_task
+
+    splits = load_splits(load_task("sst2"), protocol="mezo", seed=0, num_train=1000, num_dev=200, num_test=300,
+                         data_dir=shared_data)
+    for record in ci_run:
+        for split in ("train", "dev", "test"):
+            labels = [example["label"] for example in getattr(splits, split)]
+            expected = {value: labels.count(value) / len(labels) for value in ("0", "1")}
+            assert record["problem"]["class_balance"][split] == pytest.approx(expected)
+
+
 def test_zo_adam_g_learns_beyond_zero_shot(ci_run):
     adam = next(r for r in ci_run if r["spec"]["optimizer"] == "zo-adam@g")
     assert adam["best_dev"]["value"] >= adam["initial"]["dev"]["accuracy"] + 0.02

@@ -150,7 +150,19 @@ class TaskProblem:
     def describe(self) -> dict:
         """What the run record keeps about the data and the model."""
         return {"data_source": self.splits.source, "split_sizes": self.splits.sizes,
-                "trainable_parameters": self.trainable_parameters()}
+                "class_balance": self.class_balance(), "trainable_parameters": self.trainable_parameters()}
+
+    def class_balance(self) -> dict[str, dict[str, float]]:
+        """Per split, the fraction of examples of each gold option (classification tasks; empty for
+        others): a dev set that differs in balance from test explains dev gains that test does not show."""
+        names = list(getattr(self.task, "candidates", {}) or {})
+        if not names:
+            return {}
+        balance = {}
+        for split, gold in self.gold.items():
+            counts = [sum(correct == [i] for correct in gold) for i in range(len(names))]
+            balance[split] = {name: count / max(len(gold), 1) for name, count in zip(names, counts)}
+        return balance
 
 
 def _hits(scores: torch.Tensor, gold: list[list[int]]) -> list[bool]:

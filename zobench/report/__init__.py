@@ -130,12 +130,28 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
              + "".join(f"{'' if i else ':'} {spec.label} on {spec.problem}, seed {spec.seed}, at step "
                        f"{records[spec.key]['steps_done']}{';' if i < len(diverged) - 1 else ''}"
                        for i, spec in enumerate(diverged)) + ".", ""]
+    lines += _data_lines(runs, records)
     lines += [f"- [{caption}]({name})" for caption, name in entries]
     for caption, name in entries:
         lines += ["", (out / name).read_text() if name.endswith(".md") else f"![{caption}]({name})"]
     index = out / "index.md"
     index.write_text("\n".join(lines) + "\n")
     return index
+
+
+def _data_lines(runs, records) -> list[str]:
+    """Each task's split sizes and class balance, from its first recorded run."""
+    lines = []
+    for problem in _ordered(spec.problem for spec in runs):
+        described = records[next(s.key for s in runs if s.problem == problem)].get("problem", {})
+        if "split_sizes" not in described:
+            continue
+        balance = described.get("class_balance", {})
+        splits = [f"{split} {size}" + (" (" + " / ".join(f"{name} {share:.0%}" for name, share in
+                                                         balance[split].items()) + ")" if split in balance else "")
+                  for split, size in described["split_sizes"].items()]
+        lines.append(f"Data of {problem}: " + "; ".join(splits) + ".")
+    return lines + [""] if lines else []
 
 
 def _figures(runs, records, logs, targets, colours, out: Path) -> list[tuple[str, str]]:
