@@ -5,6 +5,7 @@ commands:
   report SUITE   rewrite the report from the recorded runs
   check SUITE    run a suite and compare it with a committed baseline (the regression gate)
   memory STUDY   the memory study: measure, fit, validate, predict (Figure 3, Table 5)
+  readme [FILE]  rewrite the README's result tables from the reports (--check: fail if they differ)
   list [WHAT]    the registered optimizers, or the tasks, models or problems
 
 Run `zobench COMMAND --help` for a command's options.
@@ -136,6 +137,26 @@ def _check(args) -> int:
     return 1 if failed else 0
 
 
+def _readme(args) -> int:
+    from .readme import ReadmeError, rewrite
+
+    path = Path(args.file)
+    try:
+        text, changed = rewrite(path.read_text(), Path(args.out))
+    except ReadmeError as error:
+        raise CommandError(str(error)) from None
+    if args.check:
+        if changed:
+            print(f"zobench: {path}: {len(changed)} result table(s) differ from the reports: {', '.join(changed)}; "
+                  f"rewrite them with: zobench readme {args.file} --out {args.out}", file=sys.stderr)
+            return 1
+        print(f"{path}: every result table matches its report")
+        return 0
+    path.write_text(text)
+    print(f"{path}: {len(changed)} result table(s) rewritten" + (f": {', '.join(changed)}" if changed else ""))
+    return 0
+
+
 def _memory(args) -> int:
     from .memory.study import load_study, measure_all, write_report
 
@@ -212,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--out", help="results root (default: a fresh temporary folder)")
     check.add_argument("--quiet", action="store_true", help="no progress bars")
     check.set_defaults(handler=_check)
+    readme = commands.add_parser("readme", help="rewrite a markdown file's result tables from the reports")
+    readme.add_argument("file", nargs="?", default="README.md", help="the markdown file (default: README.md)")
+    readme.add_argument("--out", default="reports", help="results root the reports are in (default: reports/)")
+    readme.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table differs")
+    readme.set_defaults(handler=_readme)
     memory = commands.add_parser("memory", help="the memory study: measure, fit, validate, predict (Table 5)")
     memory.add_argument("study", help="a memory study file, e.g. suites/memory.yaml")
     memory.add_argument("--out", default="reports", help="results root (default: reports/)")
