@@ -96,3 +96,17 @@ def test_two_tasks_with_one_name_are_refused(tmp_path, shared_data, capsys):
     task_file(tmp_path, name="sst2")
     refused(capsys, ["run", str(suite(tmp_path, shared_data, tasks=["sst2", "my_task.yaml"])), "--dry-run"],
             "two problems are named 'sst2'")
+
+
+def test_dry_run_bounds_memory_against_the_device(tmp_path, shared_data, capsys):
+    from zobench.models import load_model
+
+    task_file(tmp_path)
+    path = suite(tmp_path, shared_data, models=["random:opt-13b"], dtype="float16",
+                 optimizers=[{"name": "zo-sgd", "lr": 1e-6}, {"name": "zo-adamu", "lr": 1e-6, "T1": 1}], budget={"steps": 4})
+    assert main(["run", str(path), "--dry-run"]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: memory:")]
+    parameters = sum(p.numel() for p in load_model("random:opt-13b", device="meta").model.parameters())
+    for optimizer, copies in (("zo-sgd", 1), ("zo-adamu", 2)):  # weights, plus ZO-AdaMU's momentum
+        gib = parameters * copies * 2 / 2 ** 30
+        assert any(f"{optimizer} on random:opt-13b" in n and f"needs at least {gib:.0f} GiB" in n for n in notes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -82,6 +83,7 @@ def environment_notes(runs: list[RunSpec]) -> list[str]:
         if reason:
             notes.append(f"model {model} cannot load here, so its {count} run(s) will fail: {reason}")
     gpus = torch.cuda.device_count()
+    notes += _memory_notes(runs, gpus)
     for device in dict.fromkeys(spec.device for spec in runs):
         if device in ("auto", "sharded"):
             notes.append(f"device {device}: " + (f"{gpus} GPU(s) visible" if gpus else
@@ -89,6 +91,42 @@ def environment_notes(runs: list[RunSpec]) -> list[str]:
         elif device == "cuda" and not gpus:
             notes.append("device cuda: no GPU is visible, so these runs will fail; on a CPU use the CPU-scale "
                          "suites (suites/quickstart.yaml, suites/figure2.yaml, suites/ci.yaml)")
+    return notes
+
+
+def _opt_size(model: str) -> str | None:
+    """The OPT size a model name names (``facebook/opt-13b``, ``random:opt-1.3b``), if any."""
+    from .models import OPT_SHAPES
+
+    name = model.rsplit("/", 1)[-1].removeprefix("random:").lower()
+    return name if name in OPT_SHAPES else None
+
+
+def _memory_notes(runs: list[RunSpec], gpus: int) -> list[str]:
+    """A lower bound of each full-parameter run's memory against what the device has: the weights, a
+    gradient for first-order optimizers and the optimizer's declared parameter-sized buffers, in the
+    run's dtype (activations come on top; ``zobench memory`` fits them)."""
+    import torch
+
+    from .memory.fit import BYTES
+    from .memory.study import opt_shape
+
+    if gpus:
+        capacity = sum(torch.cuda.get_device_properties(i).total_memory for i in range(gpus))
+        where = f"{gpus} GPU(s)"
+    else:
+        capacity, where = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's memory (no GPU)"
+    notes = []
+    for model, optimizer, dtype in dict.fromkeys((s.model, s.optimizer, s.dtype) for s in runs
+                                                  if s.peft == "none" and s.model and _opt_size(s.model)):
+        info = optimizers.get(optimizer)
+        parameters = opt_shape(_opt_size(model)).parameters()
+        copies = 1 + (info.family == "fo") + info.state_buffers
+        need = parameters * copies * BYTES[dtype]
+        verdict = "does not fit" if need > capacity else "fits"
+        notes.append(f"memory: {optimizer} on {model} ({parameters / 1e9:.1f}B parameters, {dtype}) needs at least "
+                     f"{need / 2 ** 30:.0f} GiB ({copies} parameter copies, activations apart); {where} "
+                     f"has {capacity / 2 ** 30:.0f} GiB: {verdict}")
     return notes
 
 
