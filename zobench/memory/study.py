@@ -242,12 +242,13 @@ def _figure3(study: MemoryStudy, records: list[dict], models: dict, methods: dic
     sizes, length, dtype = predict["models"], predict["sequence_length"], predict["dtype"]
     curves = {(label, precision): [(opt_shape(n).parameters(), predicted_peak(
         models[label], methods[label], opt_shape(n), length, 1, precision) / GIB) for n in sizes]
-        for label in methods for precision in (dtype, study.dtype)}
+        for label in methods for precision in dict.fromkeys((dtype, study.dtype))}  # one line if they agree
     measured = {label: [(r["parameters"], (r["peak_bytes"] - r["baseline_bytes"]) / GIB) for r in records
                         if r["point"]["method"] == label and _held_out(study, r)] for label in methods}
     capacities = {f"1×{gpu}": spec["memory_gib"] for gpu, spec in predict["hardware"].items()}
+    precisions = f"{dtype} (solid), {study.dtype} (dotted)" if dtype != study.dtype else dtype
     figures.memory_scaling(curves, measured, capacities, f"Predicted peak memory at length {length}, batch 1: "
-                           f"{dtype} (solid), {study.dtype} (dotted); measured held-out points (markers)", output)
+                           f"{precisions}; measured held-out points (markers)", output)
 
 
 def write_report(study: MemoryStudy, records: list[dict], out: Path) -> Path:
