@@ -5,6 +5,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/paper_maths.py
+# the example plugin, an installed distribution (dist-info with its entry point): every test that runs
+# over the registered optimizers runs over it too
+sys.path.insert(0, str(Path(__file__).parent / "plugin"))
 
 ZO_NAMES = ["zo-sgd"] + [f"zo-{s}@{p}" for s in ("adamu", "adam", "adamw", "adamax", "adamm") for p in ("delta", "g")]
 

@@ -7,6 +7,7 @@ commands:
   memory STUDY   the memory study: measure, fit, validate, predict (Figure 3, Table 5)
   readme [FILE]  rewrite the README's result tables from the reports (--check: fail if they differ)
   list [WHAT]    the registered optimizers, or the tasks, models or problems
+  verify [NAME]  check optimizers (a plugin's too) against the contract every optimizer keeps
 
 Run `zobench COMMAND --help` for a command's options.
 """
@@ -157,6 +158,17 @@ def _readme(args) -> int:
     return 0
 
 
+def _verify(args) -> int:
+    from .optimizers.contract import violations
+
+    failed = False
+    for name in args.names or optimizers.names():
+        lines = violations(optimizers.get(name))
+        failed = failed or bool(lines)
+        print("\n".join(lines) if lines else f"{name}: keeps the contract")
+    return 1 if failed else 0
+
+
 def _memory(args) -> int:
     from .memory.study import load_study, measure_all, write_report
 
@@ -233,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--out", help="results root (default: a fresh temporary folder)")
     check.add_argument("--quiet", action="store_true", help="no progress bars")
     check.set_defaults(handler=_check)
+    verify = commands.add_parser("verify", help="check registered optimizers (a plugin's too) against the contract")
+    verify.add_argument("names", nargs="*", help="optimizer names (default: every registered one)")
+    verify.set_defaults(handler=_verify)
     readme = commands.add_parser("readme", help="rewrite a markdown file's result tables from the reports")
     readme.add_argument("file", nargs="?", default="README.md", help="the markdown file (default: README.md)")
     readme.add_argument("--out", default="reports", help="results root the reports are in (default: reports/)")

@@ -104,6 +104,8 @@ FIRST_ORDER = {
 
 def _first_order_factory(torch_optimizer):
     def factory(params, *, lr, **hyperparameters):
+        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not 0 <= lr < float("inf"):
+            raise ValueError(f"lr must be a finite number >= 0, not {lr!r}")  # torch's SGD takes a NaN
         return first_order(torch_optimizer)(params, lr=lr, **hyperparameters)
     return factory
 
