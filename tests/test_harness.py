@@ -185,7 +185,8 @@ def test_dry_run_plans_forward_passes_and_filters(tmp_path):
         harness.select(suite.runs, "optimiser=zo-sgd")
     result = subprocess.run([sys.executable, "-m", "zobench", "run", str(suite.source), "--out", str(tmp_path),
                              "--dry-run", "--only", "problem=c"], capture_output=True, text=True, check=True)
-    assert "6 runs, 6 to run, 1,500 training forward passes to go" in result.stdout
+    # two seeds × (zo-adamu 2 + zo-adam@g 2 + fo-adam 3, a backward counting as two) × 150 steps
+    assert "6 runs, 6 to run, 2,100 training forward passes to go" in result.stdout
     assert not (tmp_path / "small").exists()
 
 

@@ -81,15 +81,13 @@ class RunSpec:
 
     @property
     def schedule(self) -> str:
-        """The momentum schedule of a ZO optimizer name (``zo-adam@delta`` -> ``adam``)."""
-        return self.optimizer.split("@")[0].removeprefix("zo-").removeprefix("fo-")
+        """The optimizer's momentum schedule, as its registry entry declares it (``adam``, ``adamu``, …)."""
+        return REGISTRY.get(self.optimizer).schedule
 
     @property
     def placement(self) -> str:
-        """``δ`` or ``g`` for the Table 3 cells, ``-`` otherwise (``zo-adamu`` is ``δ``)."""
-        if self.optimizer == "zo-adamu":
-            return "δ"
-        return {"delta": "δ", "g": "g"}.get(self.optimizer.partition("@")[2], "-")
+        """``δ`` or ``g``, as the registry entry declares (``zo-adamu`` is ``δ``); ``-`` otherwise."""
+        return REGISTRY.get(self.optimizer).placement
 
 
 @dataclass(frozen=True)

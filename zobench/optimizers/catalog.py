@@ -36,7 +36,7 @@ def _sampler(direction: str):
     return SAMPLERS[direction]
 
 
-@register("zo-sgd", family="zo", forward_passes=2, state_buffers=0,
+@register("zo-sgd", family="zo", forward_passes=2, state_buffers=0, schedule="sgd",
           description="MeZO: SPSA estimate times z, no momentum")
 def zo_sgd(params, *, lr, eps=1e-3, weight_decay=0.0, direction="gaussian", seed=0, fused=True, cache_noise=False):
     return ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=_sampler(direction),
@@ -52,6 +52,7 @@ ADAPTIVE = {
     "adamm": (schedules.adamm, 3, 0.0, "AdaMM (AMSGrad, as ZO-AdaMM)"),
 }
 WHERE = {"g": "on the gradient estimate", "delta": "on the perturbation"}
+SYMBOL = {"g": "g", "delta": "δ"}
 
 
 def _adaptive_factory(make_schedule, placement, default_decay):
@@ -68,7 +69,7 @@ def _adaptive_factory(make_schedule, placement, default_decay):
 for _name, (_schedule, _buffers, _decay, _label) in ADAPTIVE.items():
     for _placement in PLACEMENTS:
         register(f"zo-{_name}@{_placement}", family="zo", forward_passes=2, state_buffers=_buffers,
-                 description=f"{_label} momentum {WHERE[_placement]}")(
+                 schedule=_name, placement=SYMBOL[_placement], description=f"{_label} momentum {WHERE[_placement]}")(
             _adaptive_factory(_schedule, _placement, _decay))
 
 
@@ -87,10 +88,11 @@ def _adamu_factory(placement):
     return factory
 
 
-register("zo-adamu", family="zo", forward_passes=2, state_buffers=1,
+register("zo-adamu", family="zo", forward_passes=2, state_buffers=1, schedule="adamu", placement="δ",
          description="ZO-AdaMU, Algorithm 1 (= zo-adamu@delta)")(_adamu_factory("delta"))
 for _placement in PLACEMENTS:
-    register(f"zo-adamu@{_placement}", family="zo", forward_passes=2, state_buffers=1,
+    register(f"zo-adamu@{_placement}", family="zo", forward_passes=2, state_buffers=1, schedule="adamu",
+             placement=SYMBOL[_placement],
              description=f"AdaMU annealed momentum {WHERE[_placement]}")(_adamu_factory(_placement))
 
 
@@ -111,5 +113,5 @@ def _first_order_factory(torch_optimizer):
 
 
 for _name, (_torch_optimizer, _buffers, _label) in FIRST_ORDER.items():
-    register(f"fo-{_name}", family="fo", forward_passes=3, state_buffers=_buffers,  # a backward costs two forwards
+    register(f"fo-{_name}", family="fo", forward_passes=3, state_buffers=_buffers, schedule=_name,  # backward: 2
              description=_label)(_first_order_factory(_torch_optimizer))

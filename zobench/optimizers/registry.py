@@ -19,6 +19,7 @@ from typing import Callable
 
 ENTRY_POINT_GROUP = "zobench.optimizers"
 FAMILIES = ("zo", "fo")
+PLACEMENT_SYMBOLS = ("δ", "g", "-")
 
 
 class UnknownOptimizerError(ValueError):
@@ -36,6 +37,8 @@ class OptimizerInfo:
     state_buffers: int  # parameter-sized tensors kept per parameter between steps
     description: str
     distribution: str | None = None  # the plugin's distribution; None for zobench's own
+    schedule: str = ""  # the momentum schedule, an ablation axis (sgd, adam, adamu, …)
+    placement: str = "-"  # where the schedule acts: "δ" (the perturbation), "g" (the estimate), "-" neither
 
     def hyperparameters(self) -> dict:
         """The factory's hyperparameters and their defaults (``inspect.Parameter.empty``: required)."""
@@ -66,16 +69,19 @@ class Registry:
         self.broken: list[str] = []  # one line per plugin that failed to load
 
     def register(self, name: str, *, family: str, forward_passes: int, state_buffers: int,
-                 description: str) -> Callable:
-        """Decorator: register ``factory(params, **hyperparameters)`` under ``name``."""
+                 description: str, schedule: str = "", placement: str = "-") -> Callable:
+        """Decorator: register ``factory(params, **hyperparameters)`` under ``name``, with the
+        ablation axes suites and reports group by (``schedule``, ``placement``), never parsed from names."""
         if family not in FAMILIES:
             raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
+        if placement not in PLACEMENT_SYMBOLS:
+            raise ValueError(f"placement must be one of {PLACEMENT_SYMBOLS}, not {placement!r}")
 
         def decorator(factory: Callable) -> Callable:
             if name in self._entries:
                 raise ValueError(f"optimizer {name!r} is already registered")
-            self._entries[name] = OptimizerInfo(name, factory, family, forward_passes,
-                                                state_buffers, description, self._loading)
+            self._entries[name] = OptimizerInfo(name, factory, family, forward_passes, state_buffers,
+                                                description, self._loading, schedule or name, placement)
             return factory
 
         return decorator

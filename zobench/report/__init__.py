@@ -209,11 +209,11 @@ def _figures(runs, records, logs, targets, colours, out: Path) -> list[tuple[str
 
 def _anneal_figure(runs, out: Path) -> list[tuple[str, str]]:
     """Figure 1, in the reports of suites that run ZO-AdaMU only."""
-    if not any(spec.optimizer.startswith("zo-adamu") for spec in runs):
+    if not any(spec.schedule == "adamu" for spec in runs):
         return []
     anneals = {"paper defaults (T1=1024, T2=16000, T3=20000)": PAPER_ANNEAL}
     for spec in runs:
-        if spec.optimizer.startswith("zo-adamu"):
+        if spec.schedule == "adamu":
             chosen = {k: v for k, v in spec.hyperparameters.items() if k in ANNEAL_HYPERPARAMETERS}
             schedule = AnnealSchedule.for_run(spec.steps, **chosen)
             anneals[f"{spec.label} in this suite (T1={schedule.T1}, T2={schedule.T2}, T3={schedule.T3})"] = schedule
