@@ -57,8 +57,7 @@ class Method:
             return 0
         from ..optimizers import REGISTRY
 
-        info = REGISTRY.get(self.optimizer)
-        return (info.family == "fo") + info.state_buffers
+        return REGISTRY.get(self.optimizer).buffers_per_parameter
 
 
 @dataclass(frozen=True)

@@ -16,18 +16,16 @@ from . import noise, schedules
 from .anneal import AnnealSchedule
 from .first_order import first_order
 from .registry import register
-from .zeroth_order import PLACEMENTS, ZerothOrder
+from .zeroth_order import PLACEMENTS, ZerothOrder, check_number, is_real
 
 SAMPLERS = {"gaussian": noise.gaussian, "rademacher": noise.rademacher}
 
 
 def _check_momentum(betas=(0.9, 0.999), sigma=1e-8) -> None:
     """Eager checks of the adaptive schedules' arguments, so a bad suite value fails at load time."""
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(
-            isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(is_real(b) and 0 <= b < 1 for b in betas):
         raise ValueError(f"betas must be two numbers in [0, 1), not {betas!r}")
-    if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or not 0 < sigma < float("inf"):
-        raise ValueError(f"sigma must be a finite number > 0, not {sigma!r}")
+    check_number("sigma", sigma, strict=True)
 
 
 def _sampler(direction: str):
@@ -106,8 +104,7 @@ FIRST_ORDER = {
 
 def _first_order_factory(torch_optimizer):
     def factory(params, *, lr, **hyperparameters):
-        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not 0 <= lr < float("inf"):
-            raise ValueError(f"lr must be a finite number >= 0, not {lr!r}")  # torch's SGD takes a NaN
+        check_number("lr", lr)  # torch's SGD takes a NaN
         return first_order(torch_optimizer)(params, lr=lr, **hyperparameters)
     return factory
 

@@ -40,6 +40,12 @@ class OptimizerInfo:
     schedule: str = ""  # the momentum schedule, an ablation axis (sgd, adam, adamu, …)
     placement: str = "-"  # where the schedule acts: "δ" (the perturbation), "g" (the estimate), "-" neither
 
+    @property
+    def buffers_per_parameter(self) -> int:
+        """Parameter-sized tensors a step keeps per trainable parameter: a gradient (first-order) and the
+        optimizer's state; memory bounds count them on top of the weights."""
+        return (self.family == "fo") + self.state_buffers
+
     def hyperparameters(self) -> dict:
         """The factory's hyperparameters and their defaults (``inspect.Parameter.empty``: required)."""
         return {name: p.default for name, p in inspect.signature(self.factory).parameters.items()
@@ -66,7 +72,6 @@ class Registry:
         self._group = entry_point_group
         self._plugins_loaded = False
         self._loading: str | None = None  # the distribution whose plugin is being loaded
-        self.broken: list[str] = []  # one line per plugin that failed to load
 
     def register(self, name: str, *, family: str, forward_passes: int, state_buffers: int,
                  description: str, schedule: str = "", placement: str = "-") -> Callable:
@@ -119,11 +124,9 @@ class Registry:
                 if callable(target):
                     target(self)
             except Exception as error:  # a third party's bug must not take zobench down
-                line = (f"zobench: plugin {entry_point.name!r} of {distribution} failed to load and is skipped "
-                        f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-                        f"fix or uninstall {distribution}")
-                self.broken.append(line)
-                print(line, file=sys.stderr)
+                print(f"zobench: plugin {entry_point.name!r} of {distribution} failed to load and is skipped "
+                      f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+                      f"fix or uninstall {distribution}", file=sys.stderr)
             finally:
                 self._loading = None
 

@@ -44,6 +44,17 @@ from .schedules import MomentumSchedule
 PLACEMENTS = ("g", "delta")
 
 
+def is_real(value) -> bool:
+    """A finite int or float (``True`` is no number here, though Python says it is one)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_number(name: str, value, low: float = 0.0, *, strict: bool = False) -> None:
+    """Refuses, in one line, anything but a finite number ``>= low`` (``> low`` when ``strict``)."""
+    if not is_real(value) or not (value > low if strict else value >= low):
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low:g}, not {value!r}")
+
+
 class NonFiniteLossError(FloatingPointError):
     """A NaN or infinite loss; the parameters were restored before this was raised."""
 
@@ -63,10 +74,9 @@ class ZerothOrder(torch.optim.Optimizer):
                  fused: bool = True):
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, not {placement!r}")
-        for name, value, least in (("lr", lr, ">= 0"), ("eps", eps, "> 0"), ("weight_decay", weight_decay, ">= 0")):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
-                    or not (value > 0 if least == "> 0" else value >= 0):
-                raise ValueError(f"{name} must be a finite number {least}, not {value!r}")
+        check_number("lr", lr)
+        check_number("eps", eps, strict=True)
+        check_number("weight_decay", weight_decay)
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, not {seed!r}")
         for name, value in (("fused", fused), ("cache_noise", cache_noise)):
