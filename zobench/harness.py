@@ -69,19 +69,21 @@ def plan(runs: list[RunSpec], store: ResultStore) -> list[dict]:
     return rows
 
 
+def unreachable_models(runs: list[RunSpec]) -> dict[str, str]:
+    """The runs' models that cannot load on this machine, each with why (checked once per model)."""
+    from .models import unreachable
+
+    reasons = {model: unreachable(model) for model in dict.fromkeys(spec.model for spec in runs if spec.model)}
+    return {model: reason for model, reason in reasons.items() if reason}
+
+
 def environment_notes(runs: list[RunSpec]) -> list[str]:
     """What a run cannot know until it starts, said before it starts: unreachable models and the
     device each run will really use."""
     import torch
 
-    from .models import unreachable
-
-    notes = []
-    for model in dict.fromkeys(spec.model for spec in runs if spec.model):
-        reason = unreachable(model)
-        count = sum(spec.model == model for spec in runs)
-        if reason:
-            notes.append(f"model {model} cannot load here, so its {count} run(s) will fail: {reason}")
+    notes = [f"model {model} cannot load here, so its {sum(spec.model == model for spec in runs)} run(s) will "
+             f"fail: {reason}" for model, reason in unreachable_models(runs).items()]
     gpus = torch.cuda.device_count()
     notes += _memory_notes(runs, gpus)
     for device in dict.fromkeys(spec.device for spec in runs):
@@ -121,7 +123,7 @@ def _memory_notes(runs: list[RunSpec], gpus: int) -> list[str]:
                                                   if s.peft == "none" and s.model and _opt_size(s.model)):
         info = optimizers.get(optimizer)
         parameters = opt_shape(_opt_size(model)).parameters()
-        copies = 1 + (info.family == "fo") + info.state_buffers
+        copies = 1 + info.buffers_per_parameter
         need = parameters * copies * BYTES[dtype]
         verdict = "does not fit" if need > capacity else "fits"
         notes.append(f"memory: {optimizer} on {model} ({parameters / 1e9:.1f}B parameters, {dtype}) needs at least "
@@ -148,21 +150,18 @@ def run_in_worker(spec: RunSpec, root: str) -> dict:
 def execute(suite: Suite, store: ResultStore, *, executor=None, only: str | None = None,
             quiet: bool = False) -> list[str]:
     """Runs every selected run that has no record; returns one line per failed run (none: success)."""
-    from .models import unreachable
-
     runs = select(suite.runs, only)
     pending = [spec for spec in runs if not store.has(spec.key)]
+    recorded = len(runs) - len(pending)
     failures = []
-    for model in dict.fromkeys(spec.model for spec in pending if spec.model):
-        reason = unreachable(model)
-        if reason:  # said once for all its runs, not once per run
-            skipped = [spec for spec in pending if spec.model == model]
-            pending = [spec for spec in pending if spec.model != model]
-            failures.append(f"model {model} cannot load here, {len(skipped)} run(s) skipped: {reason}")
+    for model, reason in unreachable_models(pending).items():  # said once for all its runs, not once per run
+        skipped = [spec for spec in pending if spec.model == model]
+        pending = [spec for spec in pending if spec.model != model]
+        failures.append(f"model {model} cannot load here, {len(skipped)} run(s) skipped: {reason}")
     executor = executor or InlineExecutor()
     if not quiet:
-        skipped = len(runs) - len(pending) - sum(store.has(spec.key) for spec in runs)
-        print(f"{suite.name}: {len(runs)} runs, {sum(store.has(spec.key) for spec in runs)} recorded before, "
+        skipped = len(runs) - recorded - len(pending)
+        print(f"{suite.name}: {len(runs)} runs, {recorded} recorded before, "
               + (f"{skipped} skipped, " if skipped else "") + f"{len(pending)} to run")
     with tqdm(total=len(runs), initial=len(runs) - len(pending), unit="run", desc=suite.name,
               disable=quiet, file=sys.stderr) as bar:

@@ -27,9 +27,8 @@ import torch
 from . import __version__
 from .optimizers import REGISTRY, UnknownOptimizerError
 from .problems import DTYPES, problem_names
-from .store import NAME_RULE, unsafe_name
-from .tasks import PROTOCOLS, Task, TaskError, check_data, load_task
-from .tasks import DEFINITIONS
+from .store import unsafe_name
+from .tasks import DEFINITIONS, PROTOCOLS, Task, TaskError, check_data, load_task
 from .yaml_files import MAX_NODES, YamlFileError, load_yaml
 
 
@@ -472,23 +471,24 @@ def load_suite(path: str | Path) -> Suite:
         if len(configurations) * len(pairs) * len(seeds) > MAX_RUNS:
             _fail(f"{at}", f"the suite expands to more than {MAX_RUNS:,} runs; narrow its grids")
 
-    _task_files = {name: dict(zip(("task_file", "task_hash"), _task_identity(task))) for name, task in tasks.items()}
-    runs = tuple(
-        RunSpec(suite=document["name"], problem=problem, optimizer=name, label=label,
-                hyperparameters={**hyperparameters, **overrides.get(problem, {})}, seed=seed, steps=settings.steps,
-                eval_every=settings.eval_every, targets=tuple(float(t) for t in targets),
-                forward_pass_budget=settings.forward_passes, dtype=settings.dtype, device=device, peft=settings.peft,
-                model=model, data=settings.data if model else {}, data_dir=data_dir if model else None,
-                objective=settings.objective, **_task_files.get(problem, {}))
-        for problem, model in pairs for _, name, label, hyperparameters, overrides, settings in configurations
-        for seed in seeds)
-    entries = [configuration[0] for _ in pairs for configuration in configurations for _ in seeds]  # runs' order
+    task_identities = {name: dict(zip(("task_file", "task_hash"), _task_identity(task))) for name, task in tasks.items()}
+    expanded = [  # (the optimizer entry it comes from, the run)
+        (entry, RunSpec(suite=document["name"], problem=problem, optimizer=name, label=label,
+                        hyperparameters={**hyperparameters, **overrides.get(problem, {})}, seed=seed,
+                        steps=settings.steps, eval_every=settings.eval_every, targets=tuple(float(t) for t in targets),
+                        forward_pass_budget=settings.forward_passes, dtype=settings.dtype, device=device,
+                        peft=settings.peft, model=model, data=settings.data if model else {},
+                        data_dir=data_dir if model else None, objective=settings.objective,
+                        **task_identities.get(problem, {})))
+        for problem, model in pairs for entry, name, label, hyperparameters, overrides, settings in configurations
+        for seed in seeds]
     first_entry: dict[str, int] = {}
-    for run, entry in zip(runs, entries):
+    for entry, run in expanded:
         if run.key in first_entry:
             _fail(f"{where}: optimizers[{entry}]", f"gives the same runs as optimizers[{first_entry[run.key]}] "
                                                    "(same optimizer, hyperparameters and settings); remove one")
         first_entry[run.key] = entry
+    runs = tuple(run for _, run in expanded)
     for i, table in enumerate(tables):
         cells = [table.cell(run) for run in runs]
         labels = {"rows": {row for row, _ in cells}, "columns": {column for _, column in cells}}

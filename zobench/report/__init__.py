@@ -124,12 +124,11 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
         entries += _figures(runs, records, logs, targets, colours, out)
     entries += _anneal_figure(runs, out)
 
-    diverged = [spec for spec in runs if records[spec.key]["status"] == "diverged"]
+    diverged = [f"{spec.label} on {spec.problem}, seed {spec.seed}, at step {records[spec.key]['steps_done']}"
+                for spec in runs if records[spec.key]["status"] == "diverged"]
     lines = [f"# {suite.name}", "", suite.description.strip(), "",
              f"{len(records)} of {len(suite.runs)} runs recorded; {len(diverged)} diverged"
-             + "".join(f"{'' if i else ':'} {spec.label} on {spec.problem}, seed {spec.seed}, at step "
-                       f"{records[spec.key]['steps_done']}{';' if i < len(diverged) - 1 else ''}"
-                       for i, spec in enumerate(diverged)) + ".", ""]
+             + (": " + "; ".join(diverged) if diverged else "") + ".", ""]
     lines += _data_lines(runs, records)
     lines += [f"- [{caption}]({name})" for caption, name in entries]
     for caption, name in entries:
