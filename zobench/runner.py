@@ -26,10 +26,6 @@ from .problems import build_problem
 from .store import ResultStore
 from .suite import RunSpec
 
-# A backward pass costs about two forward passes (it multiplies by the weights and by the activations:
-# twice a forward's matrix work), so a first-order step counts as three forward passes on every
-# forward-pass axis, and ZO and first-order runs share that axis honestly.
-BACKWARD_IN_FORWARDS = 2
 WARMUP_STEPS = 3  # excluded from the per-step time: allocator, caches and lazy state creation
 
 
@@ -78,7 +74,7 @@ def run(spec: RunSpec, store: ResultStore, progress=None) -> dict:
         if progress:
             progress(resumed_at)  # training starts here: what came before (loading, caching) is no step's time
         forward_passes = history[-1]["forward_passes"]
-        pass_cost = 1 + (BACKWARD_IN_FORWARDS if info.family == "fo" else 0)  # a closure call, in forward passes
+        pass_cost = 1 + (optimizers.BACKWARD_IN_FORWARDS if info.family == "fo" else 0)  # one closure call
         for step in range(resumed_at + 1, spec.steps + 1):
             closure = problem.loss_closure(step)
 

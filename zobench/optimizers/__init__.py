@@ -1,6 +1,6 @@
 """Optimizers by name: ``create("zo-adamu", params, lr=1e-4)``; ``names()`` lists them all."""
 
-from .registry import REGISTRY, OptimizerInfo, Registry, UnknownOptimizerError, register
+from .registry import BACKWARD_IN_FORWARDS, REGISTRY, OptimizerInfo, Registry, UnknownOptimizerError, register
 from .zeroth_order import NonFiniteLossError, ZerothOrder, decay_groups
 from . import catalog  # noqa: F401  (registers the built-in optimizers)
 
@@ -13,5 +13,5 @@ def create(name: str, params, **hyperparameters):
     return REGISTRY.get(name).create(params, **hyperparameters)
 
 
-__all__ = ["REGISTRY", "OptimizerInfo", "Registry", "UnknownOptimizerError", "register", "get",
+__all__ = ["BACKWARD_IN_FORWARDS", "REGISTRY", "OptimizerInfo", "Registry", "UnknownOptimizerError", "register", "get",
            "names", "create", "ZerothOrder", "NonFiniteLossError", "decay_groups"]

@@ -15,7 +15,7 @@ import torch
 from . import noise, schedules
 from .anneal import AnnealSchedule
 from .first_order import first_order
-from .registry import register
+from .registry import BACKWARD_IN_FORWARDS, register
 from .zeroth_order import PLACEMENTS, ZerothOrder, check_number, is_real
 
 SAMPLERS = {"gaussian": noise.gaussian, "rademacher": noise.rademacher}
@@ -110,5 +110,5 @@ def _first_order_factory(torch_optimizer):
 
 
 for _name, (_torch_optimizer, _buffers, _label) in FIRST_ORDER.items():
-    register(f"fo-{_name}", family="fo", forward_passes=3, state_buffers=_buffers, schedule=_name,  # backward: 2
-             description=_label)(_first_order_factory(_torch_optimizer))
+    register(f"fo-{_name}", family="fo", forward_passes=1 + BACKWARD_IN_FORWARDS, state_buffers=_buffers,
+             schedule=_name, description=_label)(_first_order_factory(_torch_optimizer))

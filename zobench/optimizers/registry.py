@@ -19,6 +19,10 @@ from typing import Callable
 
 ENTRY_POINT_GROUP = "zobench.optimizers"
 FAMILIES = ("zo", "fo")
+# A backward pass costs about two forward passes (it multiplies by the weights and by the activations:
+# twice a forward's matrix work), so a first-order step counts as three forward passes on every
+# forward-pass axis, and ZO and first-order runs share that axis honestly.
+BACKWARD_IN_FORWARDS = 2
 PLACEMENT_SYMBOLS = ("δ", "g", "-")
 
 
