@@ -9,7 +9,16 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/paper_maths.py
 # over the registered optimizers runs over it too
 sys.path.insert(0, str(Path(__file__).parent / "plugin"))
 
-ZO_NAMES = ["zo-sgd"] + [f"zo-{s}@{p}" for s in ("adamu", "adam", "adamw", "adamax", "adamm") for p in ("delta", "g")]
+from zobench import optimizers  # noqa: E402  (after the plugin is on the path)
+
+
+def registered(**declared) -> list[str]:
+    """The registered optimizers (plugins included) whose declared fields have the given values."""
+    return [name for name in optimizers.names()
+            if all(getattr(optimizers.get(name), key) == value for key, value in declared.items())]
+
+
+ZO_NAMES = registered(family="zo")
 
 
 class TinyRegression(torch.nn.Module):

@@ -27,13 +27,17 @@ def draws(like, seed, per_tensor):
     return [[torch.randn(p.shape, generator=generator, dtype=p.dtype) for _ in range(per_tensor)] for p in like]
 
 
-def dense_reference(name, loss_of, theta, decay, steps, lr, eps, seed, betas=(0.9, 0.999), sigma=1e-8,
-                    anneal=None):
-    """Runs optimizer ``name`` on explicit tensors; ``loss_of(list_of_tensors)`` gives the loss.
+PAPER_SCHEDULES = ("sgd", "adam", "adamw", "adamax", "adamm", "adamu")
+
+
+def dense_reference(schedule, placement, loss_of, theta, decay, steps, lr, eps, seed, betas=(0.9, 0.999),
+                    sigma=1e-8, anneal=None):
+    """Runs the paper's ``schedule`` in ``placement`` ("g" or "δ") on explicit tensors, with the central
+    estimate; ``loss_of(list_of_tensors)`` gives the loss.
 
     ``theta``: initial parameter values; ``decay``: weight decay per tensor. Returns final values.
     """
-    schedule, placement = name.removeprefix("zo-").split("@") if "@" in name else ("sgd", "g")
+    placement = "delta" if placement == "δ" else placement
     b1, b2 = betas
     theta = [p.clone() for p in theta]
     m = [torch.zeros_like(p) for p in theta]

@@ -23,7 +23,8 @@ def test_every_registered_optimizer_keeps_the_contract(name):
 
 
 class Careless(ZerothOrder):
-    """Breaks three properties: an extra closure call, an undeclared buffer, a step a replay cannot see."""
+    """Breaks four properties: an extra closure call, an undeclared buffer, a move a replay cannot see and
+    that even a zero learning rate makes."""
 
     def step(self, closure):
         closure()
@@ -39,13 +40,14 @@ class Careless(ZerothOrder):
 def test_a_broken_optimizer_fails_one_line_per_property_naming_it():
     registry = Registry(entry_point_group="zobench.none")
 
-    @registry.register("careless", family="zo", forward_passes=2, state_buffers=0, description="breaks things")
+    @registry.register("careless", family="zo", forward_passes=2, state_buffers=0, replayable=True,
+                       description="breaks things")
     def careless(params, *, lr, seed=0):
         return Careless(params, schedule=sgd(), placement="g", sampler=gaussian, lr=lr, seed=seed)
 
     found = violations(registry.get("careless"))
     properties = sorted(line.split(": ")[1] for line in found)
-    assert properties == ["buffers", "forward_passes", "replay"]
+    assert properties == ["buffers", "forward_passes", "replay", "restores"]
     assert all(line.startswith("careless: ") and "\n" not in line for line in found)
 
 

@@ -1,4 +1,6 @@
-"""Every ZO optimizer against an independent dense re-statement of its maths (tests/paper_maths.py).
+"""Every built-in ZO optimizer against an independent dense re-statement of its maths: the paper's
+family (tests/paper_maths.py) and ZO-Bench's methods (tests/zo_bench_maths.py). The list comes from
+the registry: a built-in optimizer without a reference fails here until it gets one.
 
 In fp64 the two must agree to rounding (1e-12); in fp32 to 1e-6 after 20 steps. The fp32 setting
 uses a moderate ε and learning rate: the SPSA estimate divides loss differences by 2ε, so rounding
@@ -7,8 +9,9 @@ differences between two correct implementations grow by about 1/ε per step.
 
 import pytest
 import torch
-from conftest import ZO_NAMES, TinyRegression
-from paper_maths import dense_reference
+from conftest import TinyRegression
+from paper_maths import PAPER_SCHEDULES, dense_reference
+from zo_bench_maths import zo_bench_reference
 
 from zobench import optimizers
 
@@ -18,23 +21,45 @@ SETTINGS = {torch.float32: dict(lr=3e-3, eps=5e-2, atol=1e-6),
             torch.float64: dict(lr=1e-2, eps=1e-2, atol=1e-12)}
 
 
+ZO_BENCH = {"zo-sgd-sign", "zo-sgd-mmt", "zo-sgd-cons", "zo-adam", "forward-grad"}
+BUILT_IN = [name for name in optimizers.names()
+            if optimizers.get(name).family in ("zo", "fg") and optimizers.get(name).distribution is None]
+CASES = [(name, fused) for name in BUILT_IN
+         for fused in ((True, False) if "fused" in optimizers.get(name).hyperparameters() else (True,))]
+
+
+def reference_of(name):
+    """The dense restatement of ``name``, chosen by its declared axes (names are not parsed)."""
+    info = optimizers.get(name)
+    if name in ZO_BENCH:
+        return lambda *args, **kwargs: zo_bench_reference(name, *args, **kwargs)
+    if info.estimator == "central" and info.schedule in PAPER_SCHEDULES:
+        return lambda *args, **kwargs: dense_reference(info.schedule, info.placement, *args, **kwargs)
+    return None
+
+
+def test_every_built_in_optimizer_has_a_dense_reference():
+    assert [name for name in BUILT_IN if reference_of(name) is None] == []
+    assert ZO_BENCH <= set(BUILT_IN)
+
+
 @pytest.mark.parametrize("dtype", SETTINGS, ids=["fp32", "fp64"])
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "mezo-passes"])
-@pytest.mark.parametrize("name", ZO_NAMES)
+@pytest.mark.parametrize("name,fused", CASES, ids=[f"{n}-{'fused' if f else 'mezo-passes'}" for n, f in CASES])
 def test_matches_dense_reference_after_20_steps(name, fused, dtype):
     torch.manual_seed(0)
     model = TinyRegression().to(dtype)
     model.inputs, model.targets = model.inputs.to(dtype), model.targets.to(dtype)
     lr, eps, atol = SETTINGS[dtype]["lr"], SETTINGS[dtype]["eps"], SETTINGS[dtype]["atol"]
-    extra = ANNEAL if "adamu" in name else {}
-    optimizer = optimizers.create(name, optimizers.decay_groups(model, DECAY), lr=lr, eps=eps,
-                                  seed=SEED, fused=fused, **extra)
+    declared = optimizers.get(name).hyperparameters()
+    extra = {key: value for key, value in {**ANNEAL, "eps": eps, "fused": fused}.items() if key in declared}
+    weight_decay = DECAY if "weight_decay" in declared else 0.0
+    optimizer = optimizers.create(name, optimizers.decay_groups(model, weight_decay), lr=lr, seed=SEED, **extra)
     # noise is drawn in the optimizer's parameter order: group by group, as torch.optim iterates
     name_of = {p: n for n, p in model.named_parameters()}
     ordered = [p for group in optimizer.param_groups for p in group["params"]]
     names = [name_of[p] for p in ordered]
     initial = [p.detach().clone() for p in ordered]
-    decay = [0.0 if "bias" in n else DECAY for n in names]
+    decay = [0.0 if "bias" in n else weight_decay for n in names]
 
     for _ in range(STEPS):
         optimizer.step(model)
@@ -42,8 +67,8 @@ def test_matches_dense_reference_after_20_steps(name, fused, dtype):
     def loss_of(values):
         return torch.func.functional_call(model, dict(zip(names, values)))
 
-    expected = dense_reference(name, loss_of, initial, decay, STEPS, lr, eps, SEED,
-                               anneal=(ANNEAL["T1"], ANNEAL["T2"], ANNEAL["T3"]))
+    extra_reference = {"anneal": (ANNEAL["T1"], ANNEAL["T2"], ANNEAL["T3"])} if name not in ZO_BENCH else {}
+    expected = reference_of(name)(loss_of, initial, decay, STEPS, lr, eps, SEED, **extra_reference)
     for parameter_name, got, want, start in zip(names, ordered, expected, initial):
         assert (want - start).abs().max() > 100 * atol, "the reference must move the parameters"
         torch.testing.assert_close(got.detach(), want, rtol=0, atol=atol,

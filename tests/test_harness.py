@@ -11,7 +11,10 @@ import time
 import pytest
 import torch
 
-from zobench import harness, results
+from conftest import registered
+
+from zobench import harness, optimizers, results
+from zobench.problems.test_functions import TEST_FUNCTIONS
 from zobench.executors import InlineExecutor, local_pool, make_executor
 from zobench.report import write_report
 from zobench.runner import run
@@ -64,30 +67,81 @@ def test_same_suite_twice_gives_identical_records_apart_from_measurements(tmp_pa
         assert first.read_log(key)[-1]["x"] == second.read_log(key)[-1]["x"]
 
 
-def test_interrupted_zo_run_resumes_from_its_seed_log_bitwise(tmp_path):
-    suite = load_suite(suite_file(tmp_path, SMALL))
-    spec = next(s for s in suite.runs if s.optimizer == "zo-adamu")
-    whole = run(spec, ResultStore(tmp_path / "whole"))
+class Crash(Exception):
+    pass
 
-    class Crash(Exception):
-        pass
 
-    def crash_at_60(step):
-        if step == 60:
+def crash_at(step_to_crash):
+    def progress(step):
+        if step == step_to_crash:
             raise Crash
+    return progress
 
+
+def untimed(store, key):
+    return [{k: v for k, v in entry.items() if k != "seconds"} for entry in store.read_log(key)]
+
+
+def one_run(tmp_path, name, lr=0.01):
+    anneal = "T1: 20" if "T1" in optimizers.get(name).hyperparameters() else ""
+    text = f"""
+    name: resume
+    problems: [c]
+    optimizers:
+      - name: {name}
+        lr: {lr}
+        {anneal}
+    seeds: [0]
+    budget: {{steps: 150, eval_every: 10}}
+    """
+    return load_suite(suite_file(tmp_path, text)).runs[0]
+
+
+@pytest.mark.parametrize("name", registered(replayable=True))
+def test_every_replayable_optimizer_resumes_from_its_step_records_bitwise(tmp_path, name):
+    spec = one_run(tmp_path, name)
+    whole = run(spec, ResultStore(tmp_path / "whole"))
     interrupted = ResultStore(tmp_path / "interrupted")
     with pytest.raises(Crash):
-        run(spec, interrupted, progress=crash_at_60)
+        run(spec, interrupted, progress=crash_at(60))
     assert not interrupted.has(spec.key) and len(interrupted.read_log(spec.key)) == 61
     resumed = run(spec, interrupted)
     assert resumed["resumed_at_step"] == 60
     assert comparable(resumed) == comparable(whole)  # final point, curves' summary, targets: bitwise equal
+    # every step's loss, point and record (seed and evaluations)
+    assert untimed(interrupted, spec.key) == untimed(ResultStore(tmp_path / "whole"), spec.key)
 
-    def untimed(store):
-        return [{k: v for k, v in entry.items() if k != "seconds"} for entry in store.read_log(spec.key)]
 
-    assert untimed(interrupted) == untimed(ResultStore(tmp_path / "whole"))  # every step, seed and ĝ
+def test_conservative_steps_resume_where_they_were_wherever_they_branched(tmp_path):
+    """ZO-SGD-Cons keeps θ, θ-ηĝz or θ+ηĝz; a resume that replayed only (seed, ĝ) took θ-ηĝz for every
+    step and ended elsewhere (x = -1.3048184 instead of -1.3048155 on function c). The step record holds
+    the evaluations the choice was made from, so the replayed step takes the same branch."""
+    spec = one_run(tmp_path, "zo-sgd-cons", lr=0.1)
+    run(spec, ResultStore(tmp_path / "whole"))
+    log = ResultStore(tmp_path / "whole").read_log(spec.key)
+
+    def descended(entry):  # the update took θ-ηĝz: ĝ > 0 moves against z, as the descent trial did
+        current, plus, minus, descent, ascent = entry["record"]["evaluations"]
+        return descent <= current and descent < ascent
+
+    kept = [entry["step"] for entry in log[1:] if not descended(entry)]
+    assert kept, "the test needs a step that did not take the descent trial"
+    interrupted = ResultStore(tmp_path / "interrupted")
+    with pytest.raises(Crash):
+        run(spec, interrupted, progress=crash_at(kept[-1] + 1))  # that step is replayed on resume
+    run(spec, interrupted)
+    assert untimed(interrupted, spec.key) == untimed(ResultStore(tmp_path / "whole"), spec.key)
+
+    # the record decides the branch: a record whose trial losses say otherwise replays elsewhere
+    optimizer = optimizers.create("zo-sgd-cons", [torch.nn.Parameter(torch.tensor([-2.5, 2.0]))], lr=0.1)
+    first = optimizers.create("zo-sgd-cons", [point := torch.nn.Parameter(torch.tensor([-2.5, 2.0]))], lr=0.1)
+    first.step(lambda: TEST_FUNCTIONS["c"].loss(point))
+    record = first.last_record
+    flipped = {**record, "evaluations": record["evaluations"][:3] + [1e9, 1e9]}  # both trials worse: keep θ
+    optimizer.replay(flipped)
+    kept_point = optimizer.param_groups[0]["params"][0]
+    torch.testing.assert_close(kept_point.detach(), torch.tensor([-2.5, 2.0]), rtol=0, atol=1e-6)
+    assert not torch.equal(point.detach(), kept_point.detach())
 
 
 def test_kill_9_mid_suite_then_rerun(tmp_path):

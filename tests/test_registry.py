@@ -12,7 +12,7 @@ TABLE3 = [f"zo-{s}@{p}" for s in ("adamu", "adam", "adamw", "adamax", "adamm") f
 
 
 def test_every_table3_cell_and_baseline_is_registered():
-    for name in TABLE3 + ["zo-sgd", "zo-adamu", "fo-sgd", "fo-adam", "fo-adamw", "fo-adamax"]:
+    for name in TABLE3 + ["zo-sgd", "zo-adamu", "fo-sgd", "fo-adam", "fo-adamw", "fo-adamax"]:  # the paper's
         info = optimizers.get(name)
         assert info.name == name and info.description
         assert (info.family, info.forward_passes) == (("zo", 2) if name.startswith("zo") else ("fo", 3))
@@ -65,3 +65,34 @@ def test_context_reaches_only_factories_that_declare_it():
 def test_zo_adamu_without_a_horizon_says_what_is_missing():
     with pytest.raises(ValueError, match="T3"):
         optimizers.create("zo-adamu", [torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+
+
+def test_docs_table_of_methods_is_the_registry(capsys):
+    """docs/optimizers.md lists every built-in optimizer with the fields the registry declares."""
+    from zobench.cli import main
+
+    main(["list", "optimizers", "--markdown"])
+    generated = [line for line in capsys.readouterr().out.splitlines() if "| zobench |" in line]
+    text = (Path(__file__).parents[1] / "docs" / "optimizers.md").read_text()
+    block = text.split("<!-- zobench:optimizers -->")[1].split("<!-- /zobench:optimizers -->")[0]
+    documented = [line for line in block.splitlines() if line.startswith("| `")]
+    assert documented == generated, "regenerate the table with `zobench list optimizers --markdown`"
+    assert len(generated) == len([n for n in optimizers.names() if optimizers.get(n).distribution is None])
+
+
+def test_zo_bench_methods_declare_their_costs():
+    declared = {name: (optimizers.get(name).family, optimizers.get(name).forward_passes,
+                       optimizers.get(name).state_buffers, optimizers.get(name).estimator)
+                for name in ("zo-sgd", "zo-sgd-sign", "zo-sgd-mmt", "zo-sgd-cons", "zo-adam", "forward-grad")}
+    assert declared == {"zo-sgd": ("zo", 2, 0, "central"), "zo-sgd-sign": ("zo", 2, 0, "sign(central)"),
+                        "zo-sgd-mmt": ("zo", 2, 1, "central"), "zo-sgd-cons": ("zo", 5, 0, "conservative(central)"),
+                        "zo-adam": ("zo", 2, 2, "central"), "forward-grad": ("fg", 3, 0, "forward-jvp")}
+    assert optimizers.get("zo-adam").factory is optimizers.get("zo-adam@g").factory  # the same rule, two names
+    assert optimizers.get("forward-grad").buffers_per_parameter == 1  # the tangents, during the pass
+
+
+@pytest.mark.parametrize("passes", [0, (3, 2), (1, 2, 3), "2", 2.5])
+def test_forward_passes_must_be_a_count_or_a_range(passes):
+    with pytest.raises(ValueError, match="forward_passes must be"):
+        Registry(entry_point_group="zobench.none").register("x", family="zo", forward_passes=passes,
+                                                             state_buffers=0, description="x")

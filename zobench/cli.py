@@ -184,14 +184,31 @@ def _default(value) -> str:
     return "required" if value is inspect.Parameter.empty else repr(value)
 
 
+OPTIMIZER_COLUMNS = [("name", 18), ("family", 6), ("fwd/step", 8), ("buffers", 7), ("sampler", 18),
+                     ("estimator", 21), ("schedule", 8), ("at", 2), ("replay", 6), ("from", 10), ("description", 0)]
+
+
+def _declared(info) -> list:
+    """An optimizer's declared fields, in the order of OPTIMIZER_COLUMNS."""
+    low, high = info.passes_range
+    return [info.name, info.family, f"{low}" if low == high else f"{low}-{high}", info.state_buffers, info.sampler,
+            info.estimator, info.schedule, info.placement, "yes" if info.replayable else "no",
+            info.distribution or "zobench", info.description]
+
+
 def _list(args) -> int:
     if args.what == "optimizers":
-        print(f"{'name':18} {'family':6} {'fwd/step':8} {'buffers':7} {'from':10} description")
-        for name in optimizers.names():
-            info = optimizers.get(name)
-            print(f"{name:18} {info.family:6} {info.forward_passes:<8} {info.state_buffers:<7} "
-                  f"{info.distribution or 'zobench':10} {info.description}")
-            print(" " * 19 + ", ".join(f"{k}={_default(v)}" for k, v in info.hyperparameters().items()))
+        rows = [_declared(optimizers.get(name)) for name in optimizers.names()]
+        if args.markdown:
+            print("| " + " | ".join(title for title, _ in OPTIMIZER_COLUMNS) + " |")
+            print("|" + "---|" * len(OPTIMIZER_COLUMNS))
+            for row in rows:
+                print("| " + " | ".join(f"`{v}`" if i == 0 else str(v) for i, v in enumerate(row)) + " |")
+            return 0
+        print(" ".join(f"{title:{width}}" for title, width in OPTIMIZER_COLUMNS))
+        for row, name in zip(rows, optimizers.names()):
+            print(" ".join(f"{value!s:{width}}" for value, (_, width) in zip(row, OPTIMIZER_COLUMNS)).rstrip())
+            print(" " * 19 + ", ".join(f"{k}={_default(v)}" for k, v in optimizers.get(name).hyperparameters().items()))
     elif args.what == "tasks":
         from .tasks import load_task, task_names
 
@@ -260,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     memory.set_defaults(handler=_memory)
     listing = commands.add_parser("list", help="list the registered optimizers, or the tasks, models or problems")
     listing.add_argument("what", nargs="?", default="optimizers", choices=("optimizers", "tasks", "models", "problems"))
+    listing.add_argument("--markdown", action="store_true",
+                         help="optimizers as a markdown table (the one in docs/optimizers.md)")
     listing.set_defaults(handler=_list)
     args = parser.parse_args(argv)
     try:

@@ -55,14 +55,14 @@ def plan(runs: list[RunSpec], store: ResultStore) -> list[dict]:
     for spec in runs:
         info = optimizers.get(spec.optimizer)
         steps = spec.steps
-        training = steps * info.forward_passes
+        training = steps * info.passes_range[1]
         if spec.forward_pass_budget:
             training = min(training, spec.forward_pass_budget)
         if store.has(spec.key):
             state = "done"
         else:
             log = store.read_log(spec.key)
-            state = f"resumes at step {log[-1]['step']}" if info.family == "zo" and len(log) > 1 else "pending"
+            state = f"resumes at step {log[-1]['step']}" if info.replayable and len(log) > 1 else "pending"
         rows.append({"key": spec.key, "state": state, "problem": spec.problem, "label": spec.label,
                      "seed": spec.seed, "steps": steps, "forward_passes": training,
                      "evaluations": steps // spec.eval_every + 1})

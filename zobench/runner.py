@@ -1,13 +1,15 @@
 """One run: an optimizer on a problem for a budget, measured, logged step by step, and recorded.
 
 The step log (one JSON line per step, flushed as written) is the run's history and its checkpoint:
-it holds the training loss, forward passes (a backward counted as two), step time and, for zeroth-order runs, the step's seed and
-projected gradient ĝ; evaluation steps add the dev and test metrics. The record is a summary of that
+it holds the training loss, forward passes (a backward counted as two), step time and, for replayable
+optimizers, the step's record (its seed and the values its closure gave); evaluation steps add the dev
+and test metrics. The record is a summary of that
 log plus the run's measurements, so a resumed run is summarised exactly as an uninterrupted one.
 
-Resuming: a zeroth-order run with a partial log is rebuilt from its initial weights and its logged
-(seed, ĝ) pairs are replayed (no forward pass), which reproduces parameters and optimizer state bit for
-bit; it then continues. Other runs restart from step 0.
+Resuming: a run of a replayable optimizer (the registry says which) with a partial log is rebuilt from
+its initial weights and its logged step records are replayed (no forward pass), which reproduces
+parameters and optimizer state bit for bit; it then continues. Other runs restart from step 0, as do
+logs written before step records existed (they held only the seed and ĝ).
 
 A NaN or infinite loss (or parameter) marks the run ``diverged`` at that step.
 """
@@ -57,10 +59,10 @@ def run(spec: RunSpec, store: ResultStore, progress=None) -> dict:
                                 **spec.hyperparameters)
 
     history = store.read_log(spec.key)
-    replayable = info.family == "zo" and len(history) > 1 and all("seed" in e for e in history[1:])
+    replayable = info.replayable and len(history) > 1 and all("record" in e for e in history[1:])
     if replayable and not history[-1].get("diverged"):
         for entry in history[1:]:
-            optimizer.replay(entry["seed"], entry["g"])
+            optimizer.replay(entry["record"])
         resumed_at = history[-1]["step"]
     else:
         history, resumed_at = [], 0
@@ -74,7 +76,7 @@ def run(spec: RunSpec, store: ResultStore, progress=None) -> dict:
         if progress:
             progress(resumed_at)  # training starts here: what came before (loading, caching) is no step's time
         forward_passes = history[-1]["forward_passes"]
-        pass_cost = 1 + (optimizers.BACKWARD_IN_FORWARDS if info.family == "fo" else 0)  # one closure call
+        pass_cost = info.closure_cost  # one closure call: a forward, or one with a backward or tangents
         for step in range(resumed_at + 1, spec.steps + 1):
             closure = problem.loss_closure(step)
 
@@ -97,8 +99,8 @@ def run(spec: RunSpec, store: ResultStore, progress=None) -> dict:
                 bool(torch.isfinite(p).all()) for g in optimizer.param_groups for p in g["params"]))
             entry.update(forward_passes=forward_passes, loss=loss if _finite(loss) else None,
                          seconds=interval["seconds"], **problem.snapshot())
-            if info.family == "zo" and not diverged:
-                entry.update(seed=optimizer.last_seed, g=optimizer.last_projected_grad)
+            if info.replayable and not diverged:
+                entry["record"] = optimizer.last_record
             if diverged:
                 entry["diverged"] = True
             elif evaluating:

@@ -1,9 +1,11 @@
 """The built-in optimizers: each one a short composition of sampler, schedule and placement.
 
 Names: ``zo-sgd`` (MeZO), ``zo-adamu`` (ZO-AdaMU, Algorithm 1; the same as ``zo-adamu@delta``), and
-``zo-{adamu,adam,adamw,adamax,adamm}@{delta,g}`` — the ten cells of the paper's Table 3 — plus the
-first-order baselines ``fo-{sgd,adam,adamw,adamax}``. The learning rate has no default: it depends
-on the model and task far too much for any default to be honest.
+``zo-{adamu,adam,adamw,adamax,adamm}@{delta,g}`` — the ten cells of the paper's Table 3 —; ZO-Bench's
+methods (Zhang et al., ICML 2024) ``zo-sgd-sign``, ``zo-sgd-mmt``, ``zo-sgd-cons``, ``zo-adam`` (another
+name of ``zo-adam@g``) and ``forward-grad``; and the first-order baselines ``fo-{sgd,adam,adamw,adamax}``.
+The learning rate has no default: it depends on the model and task far too much for any default to be
+honest. docs/optimizers.md tables them all with their forward passes and buffers.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import functools
 
 import torch
 
-from . import noise, schedules
+from . import estimators, noise, schedules
 from .anneal import AnnealSchedule
 from .first_order import first_order
-from .registry import BACKWARD_IN_FORWARDS, register
+from .registry import BACKWARD_IN_FORWARDS, REGISTRY, register
 from .zeroth_order import PLACEMENTS, ZerothOrder, check_number, is_real
 
 SAMPLERS = {"gaussian": noise.gaussian, "rademacher": noise.rademacher}
@@ -34,8 +36,19 @@ def _sampler(direction: str):
     return SAMPLERS[direction]
 
 
-@register("zo-sgd", family="zo", forward_passes=2, state_buffers=0, schedule="sgd",
-          description="MeZO: SPSA estimate times z, no momentum")
+def _zo(name, *, forward_passes=2, state_buffers=0, schedule="sgd", placement="g", sampler="gaussian",
+        estimator="central", description):
+    """Registers a zeroth-order composition; every one is replayable from its step records."""
+    return register(name, family="zo", forward_passes=forward_passes, state_buffers=state_buffers,
+                    schedule=schedule, placement=SYMBOL.get(placement, placement), sampler=sampler,
+                    estimator=estimator, replayable=True, description=description)
+
+
+WHERE = {"g": "on the gradient estimate", "delta": "on the perturbation"}
+SYMBOL = {"g": "g", "delta": "δ"}
+
+
+@_zo("zo-sgd", description="MeZO: SPSA estimate times z, no momentum")
 def zo_sgd(params, *, lr, eps=1e-3, weight_decay=0.0, direction="gaussian", seed=0, fused=True, cache_noise=False):
     return ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=_sampler(direction),
                        lr=lr, eps=eps, weight_decay=weight_decay, seed=seed, fused=fused,
@@ -49,10 +62,6 @@ ADAPTIVE = {
     "adamax": (schedules.adamax, 2, 0.0, "AdaMax"),
     "adamm": (schedules.adamm, 3, 0.0, "AdaMM (AMSGrad, as ZO-AdaMM)"),
 }
-WHERE = {"g": "on the gradient estimate", "delta": "on the perturbation"}
-SYMBOL = {"g": "g", "delta": "δ"}
-
-
 def _adaptive_factory(make_schedule, placement, default_decay):
     def factory(params, *, lr, eps=1e-3, betas=(0.9, 0.999), sigma=1e-8, weight_decay=default_decay,
                 direction="gaussian", seed=0, fused=True, cache_noise=False):
@@ -66,9 +75,8 @@ def _adaptive_factory(make_schedule, placement, default_decay):
 
 for _name, (_schedule, _buffers, _decay, _label) in ADAPTIVE.items():
     for _placement in PLACEMENTS:
-        register(f"zo-{_name}@{_placement}", family="zo", forward_passes=2, state_buffers=_buffers,
-                 schedule=_name, placement=SYMBOL[_placement], description=f"{_label} momentum {WHERE[_placement]}")(
-            _adaptive_factory(_schedule, _placement, _decay))
+        _zo(f"zo-{_name}@{_placement}", state_buffers=_buffers, schedule=_name, placement=_placement,
+            description=f"{_label} momentum {WHERE[_placement]}")(_adaptive_factory(_schedule, _placement, _decay))
 
 
 def _adamu_factory(placement):
@@ -86,12 +94,62 @@ def _adamu_factory(placement):
     return factory
 
 
-register("zo-adamu", family="zo", forward_passes=2, state_buffers=1, schedule="adamu", placement="δ",
-         description="ZO-AdaMU, Algorithm 1 (= zo-adamu@delta)")(_adamu_factory("delta"))
 for _placement in PLACEMENTS:
-    register(f"zo-adamu@{_placement}", family="zo", forward_passes=2, state_buffers=1, schedule="adamu",
-             placement=SYMBOL[_placement],
-             description=f"AdaMU annealed momentum {WHERE[_placement]}")(_adamu_factory(_placement))
+    _zo(f"zo-adamu@{_placement}", state_buffers=1, schedule="adamu", placement=_placement,
+        sampler="uncertain-gaussian" if _placement == "delta" else "gaussian",
+        description=f"AdaMU annealed momentum {WHERE[_placement]}")(_adamu_factory(_placement))
+REGISTRY.alias("zo-adamu", "zo-adamu@delta", "ZO-AdaMU, Algorithm 1 (= zo-adamu@delta)")
+
+
+# ZO-Bench's methods (Zhang et al., "Revisiting Zeroth-Order Optimization for Memory-Efficient LLM
+# Fine-Tuning: A Benchmark", ICML 2024; code: github.com/ZO-Bench/ZO-LLM, zo-bench/trainer.py)
+
+@_zo("zo-sgd-sign", estimator="sign(central)", description="ZO-SGD-Sign: sign of the scalar SPSA estimate times z")
+def zo_sgd_sign(params, *, lr, eps=1e-3, weight_decay=0.0, direction="gaussian", seed=0, fused=True):
+    r""":math:`\theta \leftarrow \theta - \eta\,\mathrm{sign}(\hat g)\,z` (ZO-Bench: the sign of the scalar
+    projected gradient, not of each coordinate; weight decay, which ZO-Bench ignores, is coupled L2)."""
+    return ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=_sampler(direction),
+                       estimator=estimators.signed(estimators.central()), lr=lr, eps=eps,
+                       weight_decay=weight_decay, seed=seed, fused=fused)
+
+
+@_zo("zo-sgd-mmt", state_buffers=1, schedule="momentum", description="ZO-SGD-MMT: heavy-ball momentum on ĝz")
+def zo_sgd_mmt(params, *, lr, eps=1e-3, momentum=0.9, weight_decay=0.0, direction="gaussian", seed=0, fused=True):
+    r""":math:`b_t = \mu b_{t-1} + \hat g z + \lambda\theta`, :math:`\theta \leftarrow \theta - \eta b_t`:
+    ZO-Bench feeds :math:`\hat g z` to ``torch.optim.SGD(momentum=0.9)`` (no dampening, no Nesterov)."""
+    if not is_real(momentum) or not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be a number in [0, 1), not {momentum!r}")
+    return ZerothOrder(params, schedule=schedules.momentum(momentum), placement="g", sampler=_sampler(direction),
+                       lr=lr, eps=eps, weight_decay=weight_decay, seed=seed, fused=fused)
+
+
+@_zo("zo-sgd-cons", forward_passes=5, estimator="conservative(central)",
+     description="ZO-SGD-Cons: keeps the best of θ, θ-ηĝz, θ+ηĝz")
+def zo_sgd_cons(params, *, lr, eps=1e-3, direction="gaussian", seed=0, fused=True):
+    r"""ZO-SGD whose step is taken only where it lowers the batch loss: of :math:`\{\theta,
+    \theta - \eta\hat g z, \theta + \eta\hat g z\}` it keeps the lowest (5 forward passes; see
+    :func:`~zobench.optimizers.estimators.conservative`). No weight decay: the trial points are plain
+    SGD steps, and a decayed update would not be the point that was evaluated."""
+    optimizer = ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=_sampler(direction),
+                            estimator=estimators.conservative(), lr=lr, eps=eps, seed=seed, fused=fused)
+    if any(group["weight_decay"] for group in optimizer.param_groups):
+        raise ValueError("zo-sgd-cons takes no weight decay: its trial points are plain SGD steps")
+    return optimizer
+
+
+REGISTRY.alias("zo-adam", "zo-adam@g", "ZO-Adam of ZO-Bench: Adam fed ĝz (= zo-adam@g)")
+
+
+@register("forward-grad", family="fg", forward_passes=1 + BACKWARD_IN_FORWARDS, closure_cost=1 + BACKWARD_IN_FORWARDS,
+          state_buffers=0, schedule="sgd", placement="g", sampler="gaussian", estimator="forward-jvp",
+          replayable=True, description="Forward gradient: exact ∇L·z from one forward pass with tangents, times z")
+def forward_grad(params, *, lr, weight_decay=0.0, direction="gaussian", seed=0):
+    r""":math:`\theta \leftarrow \theta - \eta\,((\nabla L(\theta)\cdot v)\,v + \lambda\theta)`,
+    :math:`v \sim \mathcal N(0, I)` (Baydin et al. 2022; ZO-Bench's Forward-Grad, which uses
+    ``torch.func.jvp``). One forward pass carries the tangents v of every trainable parameter at once:
+    one parameter-sized temporary during the pass, counted as three forward passes (see the registry)."""
+    return ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=_sampler(direction),
+                       estimator=estimators.forward_gradient(), lr=lr, weight_decay=weight_decay, seed=seed)
 
 
 FIRST_ORDER = {
@@ -110,5 +168,6 @@ def _first_order_factory(torch_optimizer):
 
 
 for _name, (_torch_optimizer, _buffers, _label) in FIRST_ORDER.items():
-    register(f"fo-{_name}", family="fo", forward_passes=1 + BACKWARD_IN_FORWARDS, state_buffers=_buffers,
-             schedule=_name, description=_label)(_first_order_factory(_torch_optimizer))
+    register(f"fo-{_name}", family="fo", forward_passes=1 + BACKWARD_IN_FORWARDS, closure_cost=1 + BACKWARD_IN_FORWARDS,
+             state_buffers=_buffers, schedule=_name, estimator="backprop",
+             description=_label)(_first_order_factory(_torch_optimizer))

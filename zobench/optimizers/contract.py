@@ -6,18 +6,21 @@ included, so a new optimizer gets every check without a test edit; ``zobench ver
 a plugin's author. The properties:
 
 * ``builds`` — it builds from ``lr`` and the harness's context alone;
-* ``validates`` — a negative or NaN ``lr`` is refused when it is built (``ValueError``);
+* ``validates`` — bad values of the hyperparameters it declares are refused when it is built
+  (``ValueError``): a negative or NaN ``lr``, ``betas=(1.5, 0.999)``, ``sigma=-1``, ``seed="x"``, …;
 * ``deterministic`` — two builds with the same seed take bitwise the same steps;
+* ``restores`` — with ``lr=0`` a step leaves the parameters where they were, in float32 and float64,
+  within a few units in the last place (the in-place perturbations round);
 * ``state_dict`` — a reloaded ``state_dict`` continues bitwise as the uninterrupted optimizer;
-* ``forward_passes`` — the closure calls per step match the declared count (a first-order step calls
-  it once and declares 3: the backward counts as two forward passes);
+* ``forward_passes`` — the closure calls per step, times the declared cost of one call, lie in the
+  declared range (a first-order step calls it once and declares 3: the backward counts as two);
 * ``buffers`` — the parameter-sized tensors kept per parameter match the declared count;
 * ``non_finite`` — a NaN loss raises ``NonFiniteLossError``, leaving the parameters where they were
   (within the perturbation's rounding), or returns the non-finite loss (the harness then marks the
   run diverged);
-* ``replay`` — for optimizers with ``replay(seed, projected_grad)`` (zeroth-order): replaying the
-  logged (seed, ĝ) of each step on a fresh build gives bitwise the same parameters and state, which
-  is what the harness's resume relies on.
+* ``replay`` — for optimizers declared ``replayable``: a fresh build that replays the first steps'
+  ``last_record`` and then steps on ends bitwise where the uninterrupted optimizer does, parameters
+  and state — a crash and resume is invisible, which is what the harness's resume relies on.
 """
 
 from __future__ import annotations
@@ -46,9 +49,14 @@ class _Quadratic(torch.nn.Module):
         return (self.weight - 0.5).pow(2).sum() + torch.tanh(self.bias).pow(2).sum() * self.weight.mean().pow(2)
 
 
-def _build(info: OptimizerInfo, lr: float = 1e-3):
-    model = _Quadratic()
-    return model, info.create(model.parameters(), context=CONTEXT, lr=lr)
+# values every optimizer declaring the hyperparameter must refuse when built
+BAD_VALUES = {"lr": [-1.0, float("nan")], "eps": [0.0, float("inf")], "betas": [(1.5, 0.999), (0.9,)],
+              "sigma": [-1.0], "seed": ["x", -1], "weight_decay": [-0.1], "momentum": [1.5]}
+
+
+def _build(info: OptimizerInfo, lr: float = 1e-3, dtype=torch.float64, **hyperparameters):
+    model = _Quadratic().to(dtype)
+    return model, info.create(model.parameters(), context=CONTEXT, lr=lr, **hyperparameters)
 
 
 def _run(optimizer, model, steps: int) -> list[float]:
@@ -78,12 +86,26 @@ def violations(info: OptimizerInfo) -> list[str]:
         fail("builds", f"{type(error).__name__}: {error}")
         return found
 
-    for bad in (-1.0, float("nan")):
-        try:
-            _build(info, lr=bad)
-            fail("validates", f"lr={bad} is accepted; refuse it with ValueError when the optimizer is built")
-        except ValueError:
-            pass
+    declared = {"lr", *info.hyperparameters()}
+    for name, values in BAD_VALUES.items():
+        for bad in values if name in declared else ():
+            try:
+                _build(info, **{"lr": 1e-3, name: bad})
+                fail("validates", f"{name}={bad!r} is accepted; refuse it with ValueError when the optimizer is built")
+            except ValueError:
+                pass
+
+    moved = []
+    for dtype in (torch.float32, torch.float64):
+        still, resting = _build(info, lr=0.0, dtype=dtype)
+        before = [p.detach().clone() for p in still.parameters()]
+        _run(resting, still, 2)
+        ulp = torch.finfo(dtype).eps
+        if not all(((p.detach() - b).abs() <= 16 * ulp * (b.abs() + 1)).all() for p, b in zip(still.parameters(), before)):
+            moved.append(str(dtype).removeprefix("torch."))
+    if moved:
+        fail("restores", f"with lr=0 two steps move the {' and '.join(moved)} parameters by more than rounding; "
+                         "restore them after each probe")
 
     twin_model, twin = _build(info)
     _run(twin, twin_model, STEPS)
@@ -101,10 +123,10 @@ def violations(info: OptimizerInfo) -> list[str]:
 
     calls = []
     optimizer.step(lambda: calls.append(1) or model())
-    expected = 1 if info.family == "fo" else info.forward_passes
-    if len(calls) != expected:
-        fail("forward_passes", f"the closure ran {len(calls)} times in a step; declared {info.forward_passes}"
-                               + (" (first-order: one call, declared as 3)" if info.family == "fo" else ""))
+    fewest, most = info.passes_range
+    if not fewest <= len(calls) * info.closure_cost <= most:
+        fail("forward_passes", f"the closure ran {len(calls)} times in a step, {info.closure_cost} forward pass(es) "
+                               f"each; declared {info.forward_passes}")
 
     sizes = {p.shape for p in model.parameters()}
     kept = sum(t.shape in sizes for t in _state_tensors(optimizer)) / len(sizes)
@@ -121,17 +143,22 @@ def violations(info: OptimizerInfo) -> list[str]:
         if not moved <= 1e-9:
             fail("non_finite", f"raised NonFiniteLossError but moved the parameters by {moved:.3g}; restore them")
 
-    if hasattr(optimizer, "replay"):
+    if info.replayable:
+        if not hasattr(optimizer, "replay"):
+            fail("replay", "declared replayable but has no replay(record); add one or declare replayable=False")
+            return found
         model, optimizer = _build(info)
-        log = []
+        records = []
         for _ in range(STEPS):
             optimizer.step(model)
-            log.append((optimizer.last_seed, optimizer.last_projected_grad))
-        replayed_model, replayed = _build(info)
-        for seed, projected in log:
-            replayed.replay(seed, projected)
-        states = zip(_state_tensors(optimizer), _state_tensors(replayed))
-        if not _same(model, replayed_model) or not all(torch.equal(a, b) for a, b in states):
-            fail("replay", "replaying the logged (seed, ĝ) pairs does not rebuild parameters and state bitwise; "
-                           "declare what a step record must hold, or make the run non-replayable")
+            records.append(copy.deepcopy(optimizer.last_record))
+        resumed_model, resumed = _build(info)
+        for record in records[:STEPS // 2]:
+            resumed.replay(record)
+        _run(resumed, resumed_model, STEPS - STEPS // 2)
+        states = zip(_state_tensors(optimizer), _state_tensors(resumed))
+        if not _same(model, resumed_model) or not all(torch.equal(a, b) for a, b in states):
+            fail("replay", "replaying the first steps' records and stepping on does not end bitwise where the "
+                           "uninterrupted run does; put what a step decides into its record, or declare "
+                           "replayable=False")
     return found

@@ -18,10 +18,12 @@ from importlib import metadata
 from typing import Callable
 
 ENTRY_POINT_GROUP = "zobench.optimizers"
-FAMILIES = ("zo", "fo")
+# zo: forward passes only; fo: backpropagation; fg: forward-mode AD (one forward pass with tangents)
+FAMILIES = ("zo", "fo", "fg")
 # A backward pass costs about two forward passes (it multiplies by the weights and by the activations:
 # twice a forward's matrix work), so a first-order step counts as three forward passes on every
-# forward-pass axis, and ZO and first-order runs share that axis honestly.
+# forward-pass axis, and ZO and first-order runs share that axis honestly. A forward pass with
+# tangents costs the same: each linear layer computes W·x and, for the tangent, Ẇ·x + W·ẋ.
 BACKWARD_IN_FORWARDS = 2
 PLACEMENT_SYMBOLS = ("δ", "g", "-")
 
@@ -36,19 +38,29 @@ class OptimizerInfo:
 
     name: str
     factory: Callable
-    family: str  # "zo" (forward passes only) or "fo" (backpropagation)
-    forward_passes: int  # forward passes per step, a backward counted as two (fo: 1 + 2 = 3)
+    family: str  # "zo" (forward passes only), "fo" (backpropagation), "fg" (forward-mode AD)
+    forward_passes: int | tuple[int, int]  # per step, or (fewest, most); a backward or tangent pass counts two
     state_buffers: int  # parameter-sized tensors kept per parameter between steps
     description: str
     distribution: str | None = None  # the plugin's distribution; None for zobench's own
     schedule: str = ""  # the momentum schedule, an ablation axis (sgd, adam, adamu, …)
     placement: str = "-"  # where the schedule acts: "δ" (the perturbation), "g" (the estimate), "-" neither
+    sampler: str = "-"  # the probe directions' distribution (gaussian, rademacher, …), "-" for none
+    estimator: str = "-"  # how losses become a gradient estimate (central, conservative, backprop, …)
+    replayable: bool = False  # replay(record) rebuilds a step bitwise from its ``last_record``: resumable
+    closure_cost: int = 1  # forward passes one closure call counts for (backprop or tangents: 3)
+
+    @property
+    def passes_range(self) -> tuple[int, int]:
+        """(fewest, most) forward passes per step."""
+        passes = self.forward_passes
+        return tuple(passes) if isinstance(passes, (tuple, list)) else (passes, passes)
 
     @property
     def buffers_per_parameter(self) -> int:
-        """Parameter-sized tensors a step keeps per trainable parameter: a gradient (first-order) and the
-        optimizer's state; memory bounds count them on top of the weights."""
-        return (self.family == "fo") + self.state_buffers
+        """Parameter-sized tensors a step keeps per trainable parameter: a gradient (first-order) or the
+        tangents (forward-mode), and the optimizer's state; memory bounds count them on top of the weights."""
+        return (self.family != "zo") + self.state_buffers
 
     def hyperparameters(self) -> dict:
         """The factory's hyperparameters and their defaults (``inspect.Parameter.empty``: required)."""
@@ -77,23 +89,37 @@ class Registry:
         self._plugins_loaded = False
         self._loading: str | None = None  # the distribution whose plugin is being loaded
 
-    def register(self, name: str, *, family: str, forward_passes: int, state_buffers: int,
-                 description: str, schedule: str = "", placement: str = "-") -> Callable:
+    def register(self, name: str, *, family: str, forward_passes: int | tuple[int, int], state_buffers: int,
+                 description: str, schedule: str = "", placement: str = "-", sampler: str = "-",
+                 estimator: str = "-", replayable: bool = False, closure_cost: int = 1) -> Callable:
         """Decorator: register ``factory(params, **hyperparameters)`` under ``name``, with the
-        ablation axes suites and reports group by (``schedule``, ``placement``), never parsed from names."""
+        ablation axes suites, reports and tests read (sampler, estimator, schedule, placement), never
+        parsed from names; ``replayable`` lets the harness resume a run from its step records."""
         if family not in FAMILIES:
             raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
         if placement not in PLACEMENT_SYMBOLS:
             raise ValueError(f"placement must be one of {PLACEMENT_SYMBOLS}, not {placement!r}")
+        passes = forward_passes if isinstance(forward_passes, (tuple, list)) else (forward_passes,)
+        if not all(isinstance(p, int) and p >= 1 for p in passes) or len(passes) > 2 or sorted(passes) != list(passes):
+            raise ValueError(f"forward_passes must be a count >= 1 or a (fewest, most) pair, not {forward_passes!r}")
 
         def decorator(factory: Callable) -> Callable:
             if name in self._entries:
                 raise ValueError(f"optimizer {name!r} is already registered")
-            self._entries[name] = OptimizerInfo(name, factory, family, forward_passes, state_buffers,
-                                                description, self._loading, schedule or name, placement)
+            self._entries[name] = OptimizerInfo(
+                name, factory, family, forward_passes, state_buffers, description, self._loading,
+                schedule or name, placement, sampler, estimator, replayable, closure_cost)
             return factory
 
         return decorator
+
+    def alias(self, name: str, target: str, description: str) -> None:
+        """Registers ``name`` as another name of ``target`` (the same factory and declared fields)."""
+        info = self.get(target)
+        self.register(name, family=info.family, forward_passes=info.forward_passes, state_buffers=info.state_buffers,
+                      description=description, schedule=info.schedule, placement=info.placement,
+                      sampler=info.sampler, estimator=info.estimator, replayable=info.replayable,
+                      closure_cost=info.closure_cost)(info.factory)
 
     def get(self, name: str) -> OptimizerInfo:
         if name not in self._entries:

@@ -6,7 +6,10 @@ named buffers, zero-initialised by the optimizer), in the spirit of optax's ``(i
 * ``preview(state, x, t)`` — the first moment *after* absorbing ``x``, without touching ``state``
   (the probe direction when momentum sits on the perturbation);
 * ``update(state, x, t)`` — absorbs ``x`` into ``state`` in place and returns the normalised
-  direction :math:`n_t` the parameters move along.
+  direction :math:`n_t` the parameters move along. A schedule declared with ``takes_estimate``
+  is called as ``update(state, x, t, estimate)`` and sees the step's
+  :class:`~zobench.optimizers.estimators.Estimate` (its losses and ĝ), as optax passes extra
+  arguments only to the transformations that ask for them (a Hessian-informed schedule needs them).
 
 ``x`` is a :class:`~zobench.optimizers.noise.Sample`. Where the schedule sits (the placement) decides
 what ``x`` is; see :mod:`zobench.optimizers.zeroth_order`:
@@ -38,6 +41,7 @@ class MomentumSchedule(NamedTuple):
     preview: Callable[[State, Sample, int], torch.Tensor]
     update: Callable[[State, Sample, int], torch.Tensor]
     decoupled_decay: bool  # False: in placement g, weight decay enters x as λθ (L2)
+    takes_estimate: bool = False  # True: update(state, x, t, estimate) also gets the step's losses and ĝ
 
 
 def _plain(x: Sample) -> torch.Tensor:
@@ -66,6 +70,21 @@ def sgd() -> MomentumSchedule:
     r"""No momentum: :math:`n_t = x_t` (MeZO)."""
     return MomentumSchedule("sgd", (), lambda state, x, t: _plain(x), lambda state, x, t: _plain(x),
                             decoupled_decay=False)
+
+
+def momentum(mu: float = 0.9) -> MomentumSchedule:
+    r"""Heavy-ball momentum, torch's ``SGD(momentum=μ)`` without dampening:
+    :math:`b_t = \mu b_{t-1} + x_t`, :math:`n_t = b_t` (ZO-Bench's ZO-SGD-MMT); probe :math:`\mu b_{t-1} + x_t`.
+    Torch starts :math:`b_1 = x_1`, which the zero-initialised buffer gives exactly.
+    """
+
+    def preview(state, x, t):
+        return torch.add(state["momentum"] * mu, _plain(x))
+
+    def update(state, x, t):
+        return state["momentum"].mul_(mu).add_(_plain(x))
+
+    return MomentumSchedule("momentum", ("momentum",), preview, update, decoupled_decay=False)
 
 
 def adam(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8,

@@ -1,10 +1,13 @@
 r"""The zeroth-order optimizer: a composition of the four ablation axes.
 
 * **direction sampler** (:mod:`.noise`): draws the probe noise, regenerated from a per-step seed;
-* **gradient estimator**: the two-point (central) SPSA estimate
+* **gradient estimator** (:mod:`.estimators`): turns loss evaluations into one scalar
+  :math:`\hat g_i` per probe :math:`d_i` — by default the two-point (central) SPSA estimate
   :math:`\hat g = (\mathcal L(\theta + \epsilon d) - \mathcal L(\theta - \epsilon d)) / 2\epsilon`,
-  a scalar — the directional derivative along the probe :math:`d`;
-* **momentum schedule** (:mod:`.schedules`): turns one input per step into a direction :math:`n_t`;
+  the directional derivative along :math:`d`; with q probes the input below is
+  :math:`\frac1q\sum_i \hat g_i z_i`;
+* **momentum schedule** (:mod:`.schedules`): turns one input per step into a direction :math:`n_t`
+  (a schedule that ``takes_estimate`` also receives the step's :class:`~.estimators.Estimate`);
 * **placement**: ``g`` puts the schedule on the gradient estimate (probe :math:`d = z`, input
   :math:`\hat g z`, :math:`\theta \leftarrow \theta - \eta n_t`; ZO-AdaMM), ``delta`` puts it on the
   perturbation (input :math:`z`, probe = the schedule's first moment,
@@ -38,6 +41,7 @@ import math
 
 import torch
 
+from .estimators import Estimate, Estimator, central
 from .noise import NoiseStream, Sample, Sampler, step_seed
 from .schedules import MomentumSchedule
 
@@ -60,20 +64,24 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class ZerothOrder(torch.optim.Optimizer):
-    """Forward-only optimizer built from a sampler, a schedule and a placement.
+    """Forward-only optimizer built from a sampler, an estimator, a schedule and a placement.
 
-    ``step(closure)`` calls ``closure()`` twice under ``torch.no_grad()``; the closure returns the
-    loss on the current batch. After a step, ``last_seed`` and ``last_projected_grad`` hold the
-    step's seed and :math:`\\hat g`: with the initial weights, the sequence of those pairs (and the
-    schedule state) reconstructs the parameters exactly.
+    ``step(closure)`` calls ``closure()`` under ``torch.no_grad()`` as often as the estimator asks
+    (twice for the default central estimate); the closure returns the loss on the current batch.
+    After a step, ``last_record`` is the step's record: its seed and every value the closure gave.
+    With the initial weights, the records of a run rebuild its parameters and state bitwise through
+    :meth:`replay`, without a forward pass; the record is all a resumed run needs, whatever the
+    estimator did with the values (a conservative step's branch is a function of them).
     """
 
     def __init__(self, params, *, schedule: MomentumSchedule, placement: str, sampler: Sampler,
-                 lr: float, eps: float = 1e-3, weight_decay: float = 0.0, seed: int = 0,
-                 cache_noise: bool = False,
-                 fused: bool = True):
+                 lr: float, estimator: Estimator | None = None, eps: float = 1e-3, weight_decay: float = 0.0,
+                 seed: int = 0, cache_noise: bool = False, fused: bool = True):
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, not {placement!r}")
+        estimator = estimator or central()
+        if placement == "delta" and estimator.probes != 1:
+            raise ValueError("placement delta takes one probe per step: its probe is the schedule's moment")
         check_number("lr", lr)
         check_number("eps", eps, strict=True)
         check_number("weight_decay", weight_decay)
@@ -83,13 +91,21 @@ class ZerothOrder(torch.optim.Optimizer):
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be true or false, not {value!r}")
         super().__init__(params, {"lr": lr, "weight_decay": weight_decay})
-        self.schedule, self.placement, self.sampler = schedule, placement, sampler
+        self.schedule, self.placement, self.sampler, self.estimator = schedule, placement, sampler, estimator
         self.eps, self.seed, self.fused = eps, seed, fused
         self.cache_noise, self._noise_cache = cache_noise, {}
         self.steps = 0
-        self.noise = NoiseStream()
-        self.last_seed: int | None = None
-        self.last_projected_grad: float | None = None
+        self.streams = [NoiseStream() for _ in range(estimator.probes)]  # one per probe direction
+        self.last_record: dict | None = None
+        self.last_estimate: Estimate | None = None
+        self._seeds: list[int] = []
+        self._displacement: dict[tuple[int, str], float] = {}  # (probe, unit) -> how far θ is moved
+        self._closure, self._evaluations, self._replaying = None, [], None
+
+    @property
+    def noise(self) -> NoiseStream:
+        """The first probe's noise stream (the only one for a one-probe estimator)."""
+        return self.streams[0]
 
     def _parameters(self):
         """(group, parameter, its state) for every trainable parameter, in a fixed order."""
@@ -102,86 +118,148 @@ class ZerothOrder(torch.optim.Optimizer):
                             state[name] = torch.zeros_like(param, memory_format=torch.preserve_format)
                     yield group, param, state
 
-    def _sample(self, param) -> Sample:
-        """The step's noise for ``param``: regenerated in each pass, or drawn once and kept."""
+    def _sample(self, param, index: int = 0) -> Sample:
+        """Probe ``index``'s noise for ``param``: regenerated in each pass, or drawn once and kept."""
         if not self.cache_noise:
-            return self.sampler(self.noise, param, self.steps)
-        if param not in self._noise_cache:
-            self._noise_cache[param] = self.sampler(self.noise, param, self.steps)
-        return self._noise_cache[param]
+            return self.sampler(self.streams[index], param, self.steps)
+        if (param, index) not in self._noise_cache:
+            self._noise_cache[param, index] = self.sampler(self.streams[index], param, self.steps)
+        return self._noise_cache[param, index]
 
     def _probe(self, state, sample: Sample) -> torch.Tensor:
         if self.placement == "g":
             return sample.fresh
         return self.schedule.preview(state, sample, self.steps)
 
-    def _perturb(self, seed: int, scale: float) -> None:
-        """θ ← θ + scale·ε·d, regenerating the probe d of step seed ``seed``."""
-        self.noise.restart(seed)
-        for _, param, state in self._parameters():
-            param.add_(self._probe(state, self._sample(param)), alpha=scale * self.eps)
+    # -- what an estimator sees of the step (the estimators.Probe protocol) --------------------------
 
-    def _update(self, group, param, state, sample: Sample, projected_grad: float) -> None:
+    def move(self, scale: float, index: int = 0, unit: str = "eps") -> None:
+        """θ ← θ + scale·ε·d (``unit="lr"``: scale·η·d), regenerating probe ``index``'s direction d."""
+        self.streams[index].restart(self._seeds[index])
+        for group, param, state in self._parameters():
+            param.add_(self._probe(state, self._sample(param, index)),
+                       alpha=scale * (self.eps if unit == "eps" else group["lr"]))
+        key = (index, unit)
+        self._displacement[key] = self._displacement.get(key, 0.0) + scale
+
+    def restore(self) -> None:
+        for (index, unit), scale in list(self._displacement.items()):
+            if scale:
+                self.move(-scale, index, unit)
+
+    def loss(self) -> float:
+        return self._evaluate(lambda: float(self._closure()))
+
+    def derivative(self, index: int = 0) -> tuple[float, float]:
+        return self._evaluate(lambda: self._dual_evaluation(index))
+
+    def _evaluate(self, compute):
+        """A value the estimator asked for: computed and logged, or read back from a step record."""
+        value = compute() if self._replaying is None else self._replaying.pop(0)
+        self._evaluations.append(value)
+        if not all(math.isfinite(v) for v in (value if isinstance(value, list) else [value])):
+            self.restore()
+            raise NonFiniteLossError(f"non-finite loss at step {self.steps} (evaluation "
+                                     f"{len(self._evaluations)} of the step gave {value})")
+        return value
+
+    def _dual_evaluation(self, index: int) -> list[float]:
+        """[L(θ), ∇L(θ)·d] from one forward pass over dual parameters (θ with tangent d).
+
+        The parameters are swapped in place for dual tensors (``torch.utils.swap_tensors``), so the
+        closure runs unchanged; attention runs on PyTorch's composite kernel, which has forward-mode
+        derivatives where the fused ones do not.
+        """
+        import torch.autograd.forward_ad as forward_ad
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        self.streams[index].restart(self._seeds[index])
+        params = [(param, self._probe(state, self._sample(param, index))) for _, param, state in self._parameters()]
+        with forward_ad.dual_level(), sdpa_kernel(SDPBackend.MATH):
+            duals = [forward_ad.make_dual(param.detach(), tangent) for param, tangent in params]
+            for (param, _), dual in zip(params, duals):
+                torch.utils.swap_tensors(param, dual)
+            try:
+                loss = self._closure()
+            finally:
+                for (param, _), dual in zip(params, duals):
+                    torch.utils.swap_tensors(param, dual)
+            primal, tangent = forward_ad.unpack_dual(loss)
+        return [float(primal), float(tangent) if tangent is not None else 0.0]
+
+    # -- the step --------------------------------------------------------------------------------------
+
+    def _update(self, group, param, state, samples: list[Sample], grads: tuple[float, ...]) -> None:
         lr, decay = group["lr"], group["weight_decay"]
         coupled = self.placement == "g" and not self.schedule.decoupled_decay
         if self.placement == "g":
-            estimate = sample.fresh.mul_(projected_grad)  # the probe is spent: reuse its memory
+            estimate = samples[0].fresh.mul_(grads[0] / len(grads))  # the probe is spent: reuse its memory
+            for sample, grad in zip(samples[1:], grads[1:]):
+                estimate.add_(sample.fresh, alpha=grad / len(grads))
             if decay and coupled:
                 estimate.add_(param, alpha=decay)
-            direction, step_size = self.schedule.update(state, Sample(estimate), self.steps), lr
+            direction, step_size = self._absorb(state, Sample(estimate)), lr
         else:
-            direction, step_size = self.schedule.update(state, sample, self.steps), lr * projected_grad
+            direction, step_size = self._absorb(state, samples[0]), lr * grads[0]
         if decay and not coupled:
             param.mul_(1.0 - lr * decay)
         param.add_(direction, alpha=-step_size)
 
-    def _restore_and_update(self, seed: int, projected_grad: float) -> None:
+    def _absorb(self, state, x: Sample) -> torch.Tensor:
+        if self.schedule.takes_estimate:
+            return self.schedule.update(state, x, self.steps, self.last_estimate)
+        return self.schedule.update(state, x, self.steps)
+
+    def _restore_and_update(self, grads: tuple[float, ...]) -> None:
+        """The update pass; the restore of the estimator's last displacement is fused into it."""
         if not self.fused:
-            self._perturb(seed, +1.0)
-        self.noise.restart(seed)
+            self.restore()
+        for index, stream in enumerate(self.streams):
+            stream.restart(self._seeds[index])
         for group, param, state in self._parameters():
-            sample = self._sample(param)
-            if self.fused:
-                param.add_(self._probe(state, sample), alpha=self.eps)
-            self._update(group, param, state, sample, projected_grad)
+            samples = [self._sample(param, index) for index in range(len(self.streams))]
+            for (index, unit), scale in self._displacement.items():
+                if scale:
+                    param.add_(self._probe(state, samples[index]),
+                               alpha=-scale * (self.eps if unit == "eps" else group["lr"]))
+            self._update(group, param, state, samples, grads)
+
+    def _run(self, closure, record: dict | None) -> Estimate:
+        self.steps += 1  # the passes of step t see t (the anneal, the bias corrections)
+        seed = step_seed(self.seed, self.steps)
+        if record is not None and record["seed"] != seed:
+            self.steps -= 1
+            raise ValueError(f"step record does not match: step {self.steps + 1} of seed {self.seed} "
+                             f"has seed {seed}, the record says {record['seed']}")
+        self._seeds = [seed] + [step_seed(seed, index) for index in range(1, len(self.streams))]
+        self._displacement, self._evaluations = {}, []
+        self._closure, self._replaying = closure, None if record is None else list(record["evaluations"])
+        try:
+            self.last_estimate = self.estimator.estimate(self)
+            self._restore_and_update(self.last_estimate.grads)
+        except NonFiniteLossError:
+            self.steps -= 1
+            raise
+        finally:
+            self._noise_cache.clear()
+            self._closure = self._replaying = None
+        self.last_record = {"seed": seed, "evaluations": self._evaluations}
+        return self.last_estimate
 
     @torch.no_grad()
     def step(self, closure) -> float:
-        """One SPSA step; returns the loss at θ + εd (MeZO's convention)."""
-        self.steps += 1  # the passes of step t see t (the anneal, the bias corrections)
-        seed = step_seed(self.seed, self.steps)
-        self._perturb(seed, +1.0)
-        loss_plus = float(closure())
-        self._perturb(seed, -2.0)
-        loss_minus = float(closure())
-        if not (math.isfinite(loss_plus) and math.isfinite(loss_minus)):
-            self._perturb(seed, +1.0)
-            self._noise_cache.clear()
-            self.steps -= 1
-            raise NonFiniteLossError(f"non-finite loss at step {self.steps + 1} "
-                                     f"(loss+ = {loss_plus}, loss- = {loss_minus})")
-        self._finish(seed, (loss_plus - loss_minus) / (2.0 * self.eps))
-        return loss_plus
+        """One step; returns the loss the estimator reports (central: L(θ + εd), MeZO's convention)."""
+        return self._run(closure, None).loss
 
     @torch.no_grad()
-    def replay(self, seed: int, projected_grad: float) -> None:
-        """Re-applies a logged step without evaluating any loss.
+    def replay(self, record: dict) -> None:
+        """Re-applies a step from its record (``last_record`` of that step) without any forward pass.
 
-        The passes and their arithmetic are those of :meth:`step`, so replaying a run's seed log
-        from its initial weights reproduces its parameters and state bit for bit.
+        The estimator runs again and reads each value from the record instead of the closure, so the
+        passes and their arithmetic are those of :meth:`step`: replaying a run's records from its
+        initial weights reproduces its parameters and state bit for bit.
         """
-        if seed != step_seed(self.seed, self.steps + 1):
-            raise ValueError(f"seed log does not match: step {self.steps + 1} of seed {self.seed} "
-                             f"has seed {step_seed(self.seed, self.steps + 1)}, the log says {seed}")
-        self.steps += 1
-        self._perturb(seed, +1.0)
-        self._perturb(seed, -2.0)
-        self._finish(seed, projected_grad)
-
-    def _finish(self, seed: int, projected_grad: float) -> None:
-        self._restore_and_update(seed, projected_grad)
-        self._noise_cache.clear()
-        self.last_seed, self.last_projected_grad = seed, projected_grad
+        self._run(None, record)
 
     def state_dict(self):
         state = super().state_dict()
@@ -193,7 +271,6 @@ class ZerothOrder(torch.optim.Optimizer):
         zo = state_dict.pop("zo")
         super().load_state_dict(state_dict)
         self.steps, self.seed, self.eps = zo["steps"], zo["seed"], zo["eps"]
-
 
 def _exempt_from_decay(module: torch.nn.Module, name: str) -> bool:
     """Biases and every parameter of a normalisation layer (LayerNorm, RMSNorm, BatchNorm, ...)."""

@@ -1,0 +1,135 @@
+r"""Gradient estimators: how a zeroth-order step turns loss evaluations into projected gradients.
+
+An estimator is a small function of a :class:`Probe` (the step's view of the parameters): it moves
+:math:`\theta` along the step's probe directions :math:`d_1 \dots d_q`, asks for losses, and returns an
+:class:`Estimate` — the loss the step reports and one scalar :math:`\hat g_i` per probe. The optimizer
+then updates with :math:`\frac1q \sum_i \hat g_i d_i` (placement ``g``) and restores whatever
+displacement the estimator left, fused into its update pass.
+
+Replay comes for free: the optimizer logs every evaluation an estimator asked for, and replaying a
+step runs the same estimator with a probe that answers from that log instead of the closure. The
+moves, their order and their arithmetic are the same, so the branch a step took (ZO-SGD-Cons keeps
+one of three points) is rebuilt bitwise, with no forward pass and nothing for the estimator to declare.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Protocol
+
+
+class Probe(Protocol):
+    """What an estimator may do in a step (implemented by the optimizer)."""
+
+    eps: float  # the perturbation scale ε
+
+    def move(self, scale: float, index: int = 0, unit: str = "eps") -> None:
+        """θ ← θ + scale·ε·d_index (``unit="lr"``: scale·η·d_index, η the group's learning rate)."""
+
+    def restore(self) -> None:
+        """Moves θ back to where the step started (up to rounding)."""
+
+    def loss(self) -> float:
+        """The loss at the current θ (one forward pass)."""
+
+    def derivative(self, index: int = 0) -> tuple[float, float]:
+        """(L(θ), ∇L(θ)·d_index) from one forward pass with tangents (forward-mode AD)."""
+
+
+class Estimate(NamedTuple):
+    loss: float  # the loss the step reports
+    grads: tuple[float, ...]  # ĝ_i, one per probe direction
+
+
+class Estimator(NamedTuple):
+    name: str
+    probes: int  # q, the probe directions a step draws
+    estimate: Callable[[Probe], Estimate]
+
+
+def central(q: int = 1) -> Estimator:
+    r"""Two-point (central) SPSA, MeZO's: :math:`\hat g_i = (L(\theta+\epsilon d_i) - L(\theta-\epsilon d_i))/2\epsilon`,
+    averaged over ``q`` probes (2q forward passes). Reports :math:`L(\theta+\epsilon d_1)`, as MeZO does."""
+
+    def estimate(probe: Probe) -> Estimate:
+        grads, reported = [], None
+        for i in range(q):
+            probe.move(+1.0, i)
+            plus = probe.loss()
+            probe.move(-2.0, i)
+            minus = probe.loss()
+            grads.append((plus - minus) / (2.0 * probe.eps))
+            if i < q - 1:
+                probe.move(+1.0, i)
+            reported = plus if reported is None else reported
+        return Estimate(reported, tuple(grads))
+
+    return Estimator("central" if q == 1 else f"central×{q}", q, estimate)
+
+
+def one_sided(q: int = 1) -> Estimator:
+    r"""One-sided differences from a shared base: :math:`\hat g_i = (L(\theta+\epsilon d_i) - L(\theta))/\epsilon`
+    (q + 1 forward passes). Reports :math:`L(\theta)`."""
+
+    def estimate(probe: Probe) -> Estimate:
+        base, grads = probe.loss(), []
+        for i in range(q):
+            probe.move(+1.0, i)
+            grads.append((probe.loss() - base) / probe.eps)
+            if i < q - 1:
+                probe.move(-1.0, i)
+        return Estimate(base, tuple(grads))
+
+    return Estimator("one-sided" if q == 1 else f"one-sided×{q}", q, estimate)
+
+
+def signed(inner: Estimator) -> Estimator:
+    r"""The sign of each scalar estimate, :math:`\mathrm{sign}(\hat g_i)`: the step length no longer
+    depends on the size of the loss difference (ZO-SGD-Sign; the sign of the scalar, not elementwise)."""
+
+    def estimate(probe: Probe) -> Estimate:
+        loss, grads = inner.estimate(probe)
+        return Estimate(loss, tuple(float((g > 0) - (g < 0)) for g in grads))
+
+    return Estimator(f"sign({inner.name})", inner.probes, estimate)
+
+
+def conservative(inner: Estimator | None = None) -> Estimator:
+    r"""ZO-SGD-Cons (Zhang et al. 2024, ZO-Bench): after the estimate, evaluate both trial points
+    :math:`\theta \mp \eta \hat g d` and keep the lowest of :math:`\{L(\theta), L(\theta-\eta\hat g d),
+    L(\theta+\eta\hat g d)\}` by scaling :math:`\hat g` by 1, −1 or 0. Ties are broken as ZO-Bench's
+    code does (it compares L(θ−ηĝd) with L(θ) first; an equal loss moves to the later trial point).
+    Five forward passes with the central estimate; reports :math:`L(\theta)` (ZO-Bench reports the
+    first trial's loss). Only the plain SGD update matches the trial points,
+    so this estimator belongs with the ``sgd`` schedule and no weight decay."""
+    inner = inner or central()
+
+    def estimate(probe: Probe) -> Estimate:
+        current = probe.loss()
+        _, (g,) = inner.estimate(probe)
+        probe.restore()
+        probe.move(-g, unit="lr")
+        descent = probe.loss()
+        probe.move(+2.0 * g, unit="lr")
+        ascent = probe.loss()
+        if descent > current:  # ZO-Bench's order of comparisons, so ties go as theirs do
+            branch = 0.0 if current < ascent else -1.0
+        else:
+            branch = 1.0 if descent < ascent else -1.0
+        return Estimate(current, (branch * g,))
+
+    if inner.probes != 1:
+        raise ValueError("the conservative estimator takes an estimator with one probe")
+    return Estimator(f"conservative({inner.name})", 1, estimate)
+
+
+def forward_gradient() -> Estimator:
+    r"""The forward gradient (Baydin et al. 2022; ZO-Bench's Forward-Grad): the exact directional
+    derivative :math:`\hat g = \nabla L(\theta)\cdot d` from one forward pass with tangents
+    (forward-mode AD), so :math:`\hat g d` is an unbiased gradient estimate without the :math:`O(\epsilon)`
+    bias or the cancellation of finite differences. Reports :math:`L(\theta)`."""
+
+    def estimate(probe: Probe) -> Estimate:
+        loss, derivative = probe.derivative(0)
+        return Estimate(loss, (derivative,))
+
+    return Estimator("forward-jvp", 1, estimate)
