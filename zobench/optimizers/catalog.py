@@ -3,7 +3,8 @@
 Names: ``zo-sgd`` (MeZO), ``zo-adamu`` (ZO-AdaMU, Algorithm 1; the same as ``zo-adamu@delta``), and
 ``zo-{adamu,adam,adamw,adamax,adamm}@{delta,g}`` — the ten cells of the paper's Table 3 —; ZO-Bench's
 methods (Zhang et al., ICML 2024) ``zo-sgd-sign``, ``zo-sgd-mmt``, ``zo-sgd-cons``, ``zo-adam`` (another
-name of ``zo-adam@g``) and ``forward-grad``; and the first-order baselines ``fo-{sgd,adam,adamw,adamax}``.
+name of ``zo-adam@g``) and ``forward-grad``; the 2024–2026 methods ``hizoo``, ``lozo``, ``subzero`` and ``fzoo``;
+and the first-order baselines ``fo-{sgd,adam,adamw,adamax}``.
 The learning rate has no default: it depends on the model and task far too much for any default to be
 honest. docs/optimizers.md tables them all with their forward passes and buffers.
 """
@@ -150,6 +151,65 @@ def forward_grad(params, *, lr, weight_decay=0.0, direction="gaussian", seed=0):
     one parameter-sized temporary during the pass, counted as three forward passes (see the registry)."""
     return ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=_sampler(direction),
                        estimator=estimators.forward_gradient(), lr=lr, weight_decay=weight_decay, seed=seed)
+
+
+# The 2024–2026 methods that recent papers compare against
+
+def _check_count(name, value, low=1):
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
+
+
+@_zo("hizoo", forward_passes=3, state_buffers=1, schedule="hessian", placement="delta", estimator="central+base",
+     description="HiZOO: probes and steps scaled by a diagonal curvature estimate Σ")
+def hizoo(params, *, lr, eps=1e-3, hessian_smooth=1e-8, weight_decay=0.0, direction="gaussian", seed=0, fused=True):
+    r"""HiZOO (Zhao et al., "Second-Order Fine-Tuning without Pain for LLMs: A Hessian Informed Zeroth-Order
+    Optimizer", ICLR 2025): probe :math:`\sqrt\Sigma z`, one more forward pass for :math:`L(\theta)`, Σ
+    smoothed from :math:`|L_+ + L_- - 2L_0|` (see :func:`~zobench.optimizers.schedules.hessian_diagonal`)."""
+    if not is_real(hessian_smooth) or not 0 <= hessian_smooth <= 1:
+        raise ValueError(f"hessian_smooth must be a number in [0, 1], not {hessian_smooth!r}")
+    check_number("eps", eps, strict=True)
+    return ZerothOrder(params, schedule=schedules.hessian_diagonal(hessian_smooth, eps), placement="delta",
+                       sampler=_sampler(direction), estimator=estimators.central_with_base(), lr=lr, eps=eps,
+                       weight_decay=weight_decay, seed=seed, fused=fused)
+
+
+@_zo("lozo", sampler="low-rank", description="LOZO: low-rank probes U Vᵀ per matrix, V kept for ν steps")
+def lozo(params, *, lr, eps=1e-3, rank=1, period=100, weight_decay=0.0, seed=0, fused=True):
+    r"""LOZO (Chen et al., "Enhancing Zeroth-Order Fine-Tuning for Language Models with Low-Rank
+    Structures", ICLR 2025): MeZO's step with :math:`z = UV^\top` (:func:`~zobench.optimizers.noise.low_rank`);
+    defaults r = 1, ν = 100 from LOZO's ``lozo.sh``."""
+    _check_count("rank", rank)
+    _check_count("period", period)
+    return ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=noise.low_rank(rank, period),
+                       lr=lr, eps=eps, weight_decay=weight_decay, seed=seed, fused=fused)
+
+
+@_zo("subzero", sampler="subspace", description="SubZero: probes U Z Vᵀ in orthonormal subspaces refreshed every T₀ steps")
+def subzero(params, *, lr, eps=1e-3, rank=24, period=1000, weight_decay=0.0, seed=0, fused=True):
+    r"""SubZero (Yu et al., "Random Subspace Zeroth-Order Optimization for Memory-Efficient LLM
+    Fine-Tuning", ICCV 2025): MeZO's step with :math:`z = UZV^\top` (:func:`~zobench.optimizers.noise.subspace`);
+    defaults r = 24, T₀ = 1000 from SubZero's example command."""
+    _check_count("rank", rank)
+    _check_count("period", period)
+    return ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=noise.subspace(rank, period),
+                       lr=lr, eps=eps, weight_decay=weight_decay, seed=seed, fused=fused)
+
+
+@_zo("fzoo", forward_passes=(3, 65), sampler="rademacher", estimator="normalised(one-sided×N)",
+     description="FZOO: N one-sided Rademacher probes, step divided by the spread of their losses")
+def fzoo(params, *, lr, eps=1e-3, probes=8, weight_decay=0.0, seed=0, fused=True):
+    r"""FZOO (Dang et al., "FZOO: Fast Zeroth-Order Optimizer for Fine-Tuning Large Language Models
+    towards Adam-Scale Speed", 2025): :math:`\theta \leftarrow \theta - \eta\, g_t/\sigma_t`,
+    :math:`g_t = \frac{1}{\epsilon N}\sum_i (L(\theta+\epsilon u_i) - L(\theta))\,u_i` over N Rademacher probes
+    (N + 1 forward passes; 2 ≤ N ≤ 64 here), :math:`\sigma_t` the spread of the N perturbed losses
+    (:func:`~zobench.optimizers.estimators.normalised`). N = 8 is zobench's default, not the paper's."""
+    _check_count("probes", probes, low=2)
+    if probes > 64:
+        raise ValueError(f"probes must be at most 64 (the declared forward passes), not {probes}")
+    return ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=noise.rademacher,
+                       estimator=estimators.normalised(estimators.one_sided(probes)), lr=lr, eps=eps,
+                       weight_decay=weight_decay, seed=seed, fused=fused)
 
 
 FIRST_ORDER = {

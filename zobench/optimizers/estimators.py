@@ -14,6 +14,7 @@ one of three points) is rebuilt bitwise, with no forward pass and nothing for th
 
 from __future__ import annotations
 
+import statistics
 from typing import Callable, NamedTuple, Protocol
 
 
@@ -38,6 +39,7 @@ class Probe(Protocol):
 class Estimate(NamedTuple):
     loss: float  # the loss the step reports
     grads: tuple[float, ...]  # ĝ_i, one per probe direction
+    losses: tuple[float, ...] = ()  # the losses evaluated, in the order each estimator documents
 
 
 class Estimator(NamedTuple):
@@ -48,38 +50,68 @@ class Estimator(NamedTuple):
 
 def central(q: int = 1) -> Estimator:
     r"""Two-point (central) SPSA, MeZO's: :math:`\hat g_i = (L(\theta+\epsilon d_i) - L(\theta-\epsilon d_i))/2\epsilon`,
-    averaged over ``q`` probes (2q forward passes). Reports :math:`L(\theta+\epsilon d_1)`, as MeZO does."""
+    averaged over ``q`` probes (2q forward passes); ``losses`` = (L(θ+εd₁), L(θ−εd₁), …). Reports
+    :math:`L(\theta+\epsilon d_1)`, as MeZO does."""
 
     def estimate(probe: Probe) -> Estimate:
-        grads, reported = [], None
+        grads, losses = [], []
         for i in range(q):
             probe.move(+1.0, i)
             plus = probe.loss()
             probe.move(-2.0, i)
             minus = probe.loss()
             grads.append((plus - minus) / (2.0 * probe.eps))
+            losses += [plus, minus]
             if i < q - 1:
                 probe.move(+1.0, i)
-            reported = plus if reported is None else reported
-        return Estimate(reported, tuple(grads))
+        return Estimate(losses[0], tuple(grads), tuple(losses))
 
     return Estimator("central" if q == 1 else f"central×{q}", q, estimate)
 
 
-def one_sided(q: int = 1) -> Estimator:
-    r"""One-sided differences from a shared base: :math:`\hat g_i = (L(\theta+\epsilon d_i) - L(\theta))/\epsilon`
-    (q + 1 forward passes). Reports :math:`L(\theta)`."""
+def central_with_base() -> Estimator:
+    r"""The central estimate plus the loss at θ itself, for schedules that estimate curvature from
+    :math:`L(\theta+\epsilon d) + L(\theta-\epsilon d) - 2L(\theta)` (HiZOO). Three forward passes;
+    ``losses`` = (L(θ), L(θ+εd), L(θ−εd)); reports L(θ+εd) as MeZO does."""
 
     def estimate(probe: Probe) -> Estimate:
-        base, grads = probe.loss(), []
+        base = probe.loss()
+        plus, grads, losses = central().estimate(probe)
+        return Estimate(plus, grads, (base, *losses))
+
+    return Estimator("central+base", 1, estimate)
+
+
+def one_sided(q: int = 1) -> Estimator:
+    r"""One-sided differences from a shared base: :math:`\hat g_i = (L(\theta+\epsilon d_i) - L(\theta))/\epsilon`
+    (q + 1 forward passes); ``losses`` = (L(θ), L(θ+εd₁), …). Reports :math:`L(\theta)`."""
+
+    def estimate(probe: Probe) -> Estimate:
+        base, losses = probe.loss(), []
         for i in range(q):
             probe.move(+1.0, i)
-            grads.append((probe.loss() - base) / probe.eps)
+            losses.append(probe.loss())
             if i < q - 1:
                 probe.move(-1.0, i)
-        return Estimate(base, tuple(grads))
+        return Estimate(base, tuple((loss - base) / probe.eps for loss in losses), (base, *losses))
 
     return Estimator("one-sided" if q == 1 else f"one-sided×{q}", q, estimate)
+
+
+def normalised(inner: Estimator, floor: float = 1e-8) -> Estimator:
+    r"""FZOO's step normalisation (Dang et al., 2025): :math:`\hat g_i / \sigma_t`, with :math:`\sigma_t`
+    the sample standard deviation (N − 1 in the denominator) of the step's perturbed losses
+    (``losses[1:]``; ``floor`` keeps the step finite when they are all equal). On the one-sided
+    estimate with q Rademacher probes this is FZOO's :math:`g_t/\sigma_t`,
+    :math:`g_t = \frac{1}{\epsilon N}\sum_i (L(\theta+\epsilon u_i) - L(\theta))\,u_i`: large steps where the
+    loss is flat and small where it is steep — normalised SGD without a parameter-sized buffer."""
+
+    def estimate(probe: Probe) -> Estimate:
+        loss, grads, losses = inner.estimate(probe)
+        spread = statistics.stdev(losses[1:]) if len(losses) > 2 else 0.0
+        return Estimate(loss, tuple(g / (spread + floor) for g in grads), losses)
+
+    return Estimator(f"normalised({inner.name})", inner.probes, estimate)
 
 
 def signed(inner: Estimator) -> Estimator:
@@ -87,8 +119,8 @@ def signed(inner: Estimator) -> Estimator:
     depends on the size of the loss difference (ZO-SGD-Sign; the sign of the scalar, not elementwise)."""
 
     def estimate(probe: Probe) -> Estimate:
-        loss, grads = inner.estimate(probe)
-        return Estimate(loss, tuple(float((g > 0) - (g < 0)) for g in grads))
+        loss, grads, losses = inner.estimate(probe)
+        return Estimate(loss, tuple(float((g > 0) - (g < 0)) for g in grads), losses)
 
     return Estimator(f"sign({inner.name})", inner.probes, estimate)
 
@@ -105,7 +137,7 @@ def conservative(inner: Estimator | None = None) -> Estimator:
 
     def estimate(probe: Probe) -> Estimate:
         current = probe.loss()
-        _, (g,) = inner.estimate(probe)
+        _, (g,), losses = inner.estimate(probe)
         probe.restore()
         probe.move(-g, unit="lr")
         descent = probe.loss()
@@ -115,7 +147,7 @@ def conservative(inner: Estimator | None = None) -> Estimator:
             branch = 0.0 if current < ascent else -1.0
         else:
             branch = 1.0 if descent < ascent else -1.0
-        return Estimate(current, (branch * g,))
+        return Estimate(current, (branch * g,), (current, *losses, descent, ascent))
 
     if inner.probes != 1:
         raise ValueError("the conservative estimator takes an estimator with one probe")
@@ -130,6 +162,6 @@ def forward_gradient() -> Estimator:
 
     def estimate(probe: Probe) -> Estimate:
         loss, derivative = probe.derivative(0)
-        return Estimate(loss, (derivative,))
+        return Estimate(loss, (derivative,), (loss,))
 
     return Estimator("forward-jvp", 1, estimate)

@@ -27,15 +27,22 @@ def step_seed(base_seed: int, step: int) -> int:
 
 
 class NoiseStream:
-    """Seeded per-device generators that replay the same draws after every :meth:`restart`."""
+    """Seeded per-device generators that replay the same draws after every :meth:`restart`.
+
+    Besides the step's draws (:meth:`normal`), a stream gives *lazy* draws (:meth:`lazy_normal`) that
+    stay the same for every step of a block of steps — a subspace kept for ν steps (LOZO, SubZero) —
+    seeded by the run's seed and the block, so they too are regenerated, never stored.
+    """
 
     def __init__(self):
         self._generators: dict[torch.device, torch.Generator] = {}
-        self._seed = 0
+        self._lazy: dict[torch.device, torch.Generator] = {}
+        self._seed, self._run_seed, self._block = 0, 0, None
         self.restarts = 0  # how many times the step's noise was (re)generated; tests count passes
 
-    def restart(self, seed: int) -> None:
-        self._seed = seed
+    def restart(self, seed: int, run_seed: int = 0) -> None:
+        """Replays the draws of step seed ``seed``; ``run_seed`` seeds the lazy draws' blocks."""
+        self._seed, self._run_seed, self._block = seed, run_seed, None
         self.restarts += 1
         for generator in self._generators.values():
             generator.manual_seed(seed)
@@ -45,9 +52,23 @@ class NoiseStream:
             self._generators[device] = torch.Generator(device=device).manual_seed(self._seed)
         return self._generators[device]
 
-    def normal(self, like: torch.Tensor) -> torch.Tensor:
-        return torch.randn(like.shape, generator=self._generator(like.device), dtype=like.dtype,
-                           device=like.device)
+    def normal(self, like: torch.Tensor, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+        """Standard normals shaped like ``like`` (or ``shape``), with its dtype and device."""
+        return torch.randn(like.shape if shape is None else shape, generator=self._generator(like.device),
+                           dtype=like.dtype, device=like.device)
+
+    def lazy_normal(self, shape: tuple[int, ...], like: torch.Tensor, block: int) -> torch.Tensor:
+        """Standard normals of ``shape`` that every pass of every step of ``block`` draws alike
+        (in parameter order, after each :meth:`restart`)."""
+        if self._block != block:
+            self._block = block
+            seed = step_seed(self._run_seed, -1 - block)  # negative "steps": disjoint from the step seeds
+            for generator in self._lazy.values():
+                generator.manual_seed(seed)
+        if like.device not in self._lazy:
+            self._lazy[like.device] = torch.Generator(device=like.device).manual_seed(
+                step_seed(self._run_seed, -1 - block))
+        return torch.randn(shape, generator=self._lazy[like.device], dtype=like.dtype, device=like.device)
 
 
 class Sample(NamedTuple):
@@ -86,5 +107,53 @@ def uncertain_gaussian(anneal: AnnealSchedule) -> Sampler:
         fresh = stream.normal(param).mul_(alpha ** 0.5)
         jitter = stream.normal(param).mul_((1.0 - alpha) ** 0.5)
         return Sample(fresh, jitter)
+
+    return sample
+
+
+def _as_matrix(param: torch.Tensor) -> tuple[int, int] | None:
+    """(rows, columns) of a weight matrix, trailing dimensions flattened; None for vectors and scalars."""
+    return (param.shape[0], param.numel() // param.shape[0]) if param.dim() >= 2 else None
+
+
+def _orthonormal(gaussian: torch.Tensor) -> torch.Tensor:
+    """The Q of a QR decomposition, in at least float32 (QR has no half-precision kernel)."""
+    work = torch.promote_types(gaussian.dtype, torch.float32)
+    return torch.linalg.qr(gaussian.to(work))[0].to(gaussian.dtype)
+
+
+def low_rank(rank: int, period: int) -> Sampler:
+    r"""LOZO's perturbation (Chen et al., ICLR 2025): for each weight matrix :math:`z = U V^\top` with
+    :math:`U \in \mathbb R^{m\times r}` fresh every step and :math:`V \in \mathbb R^{n\times r}` kept
+    for ``period`` steps (ν, "lazy sampling"), both standard normal; vectors get a Gaussian z.
+    LOZO's code draws V from the step's generator at the block's first step and keeps it in memory;
+    here V is regenerated from the run's seed and the block, the same distribution with no state.
+    """
+
+    def sample(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
+        shape = _as_matrix(param)
+        if shape is None:
+            return Sample(stream.normal(param))
+        v = stream.lazy_normal((shape[1], rank), param, (t - 1) // period)
+        return Sample((stream.normal(param, (shape[0], rank)) @ v.T).view_as(param))
+
+    return sample
+
+
+def subspace(rank: int, period: int) -> Sampler:
+    r"""SubZero's perturbation (Yu et al., ICCV 2025): for each weight matrix :math:`z = U Z V^\top` with
+    column-orthonormal :math:`U, V` (QR of Gaussian matrices) kept for ``period`` steps and a fresh
+    :math:`r\times r` Gaussian core Z every step (r capped at the matrix's smaller side);
+    vectors get a Gaussian z. U and V are regenerated
+    from the run's seed and the block in each pass (a QR of an m×r matrix, cheap for small r).
+    """
+
+    def sample(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
+        shape = _as_matrix(param)
+        if shape is None:
+            return Sample(stream.normal(param))
+        block, r = (t - 1) // period, min(rank, *shape)
+        u, v = (_orthonormal(stream.lazy_normal((n, r), param, block)) for n in shape)
+        return Sample((u @ stream.normal(param, (r, r)) @ v.T).view_as(param))
 
     return sample

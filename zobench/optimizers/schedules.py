@@ -42,6 +42,7 @@ class MomentumSchedule(NamedTuple):
     update: Callable[[State, Sample, int], torch.Tensor]
     decoupled_decay: bool  # False: in placement g, weight decay enters x as λθ (L2)
     takes_estimate: bool = False  # True: update(state, x, t, estimate) also gets the step's losses and ĝ
+    initial: float = 0.0  # the value every buffer starts from
 
 
 def _plain(x: Sample) -> torch.Tensor:
@@ -180,3 +181,34 @@ def adamu(anneal: AnnealSchedule, sigma: float = 1e-8, denominator: str = "alg1"
         return m / v.add_(sigma).sqrt_()
 
     return MomentumSchedule("adamu", ("m",), preview, update, decoupled_decay=True)
+
+
+def hessian_diagonal(smooth: float, eps: float) -> MomentumSchedule:
+    r"""HiZOO's diagonal curvature (Zhao et al., ICLR 2025), as its released code computes it, in
+    placement δ. :math:`\Sigma` starts at ones; the probe is :math:`\sqrt{\Sigma_{t-1}}\,z`; with the
+    step's losses :math:`(L_0, L_+, L_-)` from :func:`~.estimators.central_with_base`,
+
+    .. math::
+        \Sigma_t = (1-s)\,\Sigma_{t-1} + s\,\frac{|L_+ + L_- - 2L_0|}{2\epsilon^2}\,\frac{z^2}{\Sigma_{t-1}},
+        \qquad n_t = \sqrt{\Sigma_t}\,z,\qquad \theta \leftarrow \theta - \eta\,\hat g\,n_t.
+
+    The paper's Algorithm 1 smooths :math:`\Sigma^{-1}` with that term instead; the code (trainer.py,
+    ``zo_Hessian_step_update``) smooths Σ itself and scales probe and update by :math:`\sqrt\Sigma`.
+    zobench follows the code, which produced the paper's numbers. ``smooth`` is s (the released
+    scripts use a constant 1e-8, under which Σ stays within 1e-8 of ones).
+    """
+
+    def preview(state, x, t):
+        return state["sigma"].sqrt() * _plain(x)
+
+    def update(state, x, t, estimate):
+        z = _plain(x)
+        base, plus, minus = estimate.losses[:3]
+        curvature = abs(plus + minus - 2.0 * base) / (2.0 * eps * eps)
+        sigma = state["sigma"]
+        estimate_of_sigma = z * z / sigma  # with the previous Σ, as HiZOO's code
+        sigma.mul_(1.0 - smooth).add_(estimate_of_sigma, alpha=smooth * curvature)
+        return sigma.sqrt() * z
+
+    return MomentumSchedule("hessian", ("sigma",), preview, update, decoupled_decay=True, takes_estimate=True,
+                            initial=1.0)

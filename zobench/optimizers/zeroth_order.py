@@ -115,7 +115,8 @@ class ZerothOrder(torch.optim.Optimizer):
                     state = self.state[param]
                     if len(state) < len(self.schedule.buffers):
                         for name in self.schedule.buffers:
-                            state[name] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                            state[name] = torch.full_like(param, self.schedule.initial,
+                                                          memory_format=torch.preserve_format)
                     yield group, param, state
 
     def _sample(self, param, index: int = 0) -> Sample:
@@ -135,7 +136,7 @@ class ZerothOrder(torch.optim.Optimizer):
 
     def move(self, scale: float, index: int = 0, unit: str = "eps") -> None:
         """θ ← θ + scale·ε·d (``unit="lr"``: scale·η·d), regenerating probe ``index``'s direction d."""
-        self.streams[index].restart(self._seeds[index])
+        self.streams[index].restart(self._seeds[index], self.seed)
         for group, param, state in self._parameters():
             param.add_(self._probe(state, self._sample(param, index)),
                        alpha=scale * (self.eps if unit == "eps" else group["lr"]))
@@ -173,7 +174,7 @@ class ZerothOrder(torch.optim.Optimizer):
         import torch.autograd.forward_ad as forward_ad
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
-        self.streams[index].restart(self._seeds[index])
+        self.streams[index].restart(self._seeds[index], self.seed)
         params = [(param, self._probe(state, self._sample(param, index))) for _, param, state in self._parameters()]
         with forward_ad.dual_level(), sdpa_kernel(SDPBackend.MATH):
             duals = [forward_ad.make_dual(param.detach(), tangent) for param, tangent in params]
@@ -215,7 +216,7 @@ class ZerothOrder(torch.optim.Optimizer):
         if not self.fused:
             self.restore()
         for index, stream in enumerate(self.streams):
-            stream.restart(self._seeds[index])
+            stream.restart(self._seeds[index], self.seed)
         for group, param, state in self._parameters():
             samples = [self._sample(param, index) for index in range(len(self.streams))]
             for (index, unit), scale in self._displacement.items():

@@ -10,7 +10,7 @@ from ..optimizers.anneal import AnnealSchedule
 from ..measure import peak_bytes
 from ..store import ResultStore
 from ..suite import RunSpec, Suite, TableLayout
-from . import figures
+from . import figures, profiles
 from .tables import Table, mean_std, median_reached
 
 PAPER_ANNEAL = AnnealSchedule(T1=1024, T2=16000, T3=20000)
@@ -188,6 +188,8 @@ def _figures(runs, records, logs, targets, colours, out: Path) -> list[tuple[str
         figures.ecdf(hits, colours, out / "ecdf_forward_passes.png")
         entries.append(("ECDF of forward passes to each target, over runs and targets", "ecdf_forward_passes.png"))
 
+    entries += _profile(runs, targets, colours, out)
+
     memory, time = {}, {}
     for spec in runs:
         record = records[spec.key]
@@ -204,6 +206,28 @@ def _figures(runs, records, logs, targets, colours, out: Path) -> list[tuple[str
     entries += [("Peak memory of the training steps above the loaded model and data, per optimizer", "peak_memory.png"),
                 ("Median wall time per training step per optimizer", "step_time.png")]
     return entries
+
+
+def _profile(runs, targets, colours, out: Path) -> list[tuple[str, str]]:
+    """The performance profile over the suite's (problem, target) pairs, when there is a choice to profile."""
+    costs: dict[tuple[str, str], dict[str, list]] = {}
+    for spec in runs:
+        for target in targets[spec.key]:
+            costs.setdefault((spec.problem, target["name"]), {}).setdefault(spec.label, []).append(
+                target["forward_passes"])
+    labels = _ordered(spec.label for spec in runs)
+    if len(labels) < 2 or not costs:
+        return []
+    medians = {problem: {label: profiles.median_cost(by_label.get(label, [None])) for label in labels}
+               for problem, by_label in costs.items()}
+    (out / "performance_profile.md").write_text(
+        f"Performance profile over {len(medians)} (problem, target) pairs: ρ(τ) is the share a method solves "
+        "within τ× the fewest forward passes of any method (median over seeds; unreached counts as never)\n\n"
+        + profiles.table(medians))
+    figures.performance_profile(profiles.ratios(medians), colours, out / "performance_profile.png")
+    return [("Performance profile: share of (problem, target) pairs within τ× the fewest forward passes",
+             "performance_profile.md"),
+            ("Performance profile (Dolan–Moré) of forward passes to target", "performance_profile.png")]
 
 
 def _anneal_figure(runs, out: Path) -> list[tuple[str, str]]:
