@@ -56,3 +56,19 @@ def test_a_suite_report_profiles_its_problems_and_targets(tmp_path):
     assert any(math.isfinite(c) for by in medians.values() for c in by.values()), "some target must be reached"
     expected = profiles.table(medians).splitlines()[2:]
     assert sorted(rows.values()) == sorted(expected)
+
+
+def test_the_zoo_suite_runs_every_built_in_method_once():
+    """suites/zoo.yaml compares every built-in ZO method (and the forward gradient); another name for
+    the same rule (zo-adam = zo-adam@g, zo-adamu = zo-adamu@delta) runs once."""
+    from pathlib import Path
+
+    from zobench import optimizers
+
+    suite = load_suite(Path(__file__).parents[1] / "suites" / "zoo.yaml")
+    built_in = [optimizers.get(n) for n in optimizers.names()
+                if optimizers.get(n).family in ("zo", "fg") and optimizers.get(n).distribution is None]
+    rules = {info.factory for info in built_in}
+    zoo = {optimizers.get(spec.optimizer).factory for spec in suite.runs}
+    assert zoo == rules
+    assert len({spec.optimizer for spec in suite.runs}) == len(rules)

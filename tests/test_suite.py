@@ -102,3 +102,9 @@ def test_cli_reports_a_bad_suite_in_one_line_without_traceback(tmp_path):
     assert result.stderr.strip().count("\n") == 0
     assert result.stderr.startswith("zobench: error: suite.yaml: optimizers[2].name: unknown optimizer")
     assert not (tmp_path / "tiny").exists()  # nothing ran
+
+
+def test_numbers_in_exponent_form_without_a_point_are_numbers(tmp_path):
+    """PyYAML (YAML 1.1) reads 1e-5 as a string; zobench reads it as YAML 1.2 does, a number."""
+    suite = load_suite(write(tmp_path, GOOD.replace("lr: [0.1, 0.01]", "lr: [1e-5, 3E-2]")))
+    assert {run.hyperparameters["lr"] for run in suite.runs if run.optimizer == "zo-sgd"} == {1e-5, 0.03}

@@ -11,11 +11,15 @@ fails on some of it with a traceback rather than a message:
 * duplicate keys in a mapping, which YAML silently resolves to the last one;
 * control characters in strings (from escapes such as ``"\\x01"``), which break tables and file names.
 
+It also reads ``1e-5`` as the number it is (YAML 1.2 does; PyYAML's YAML 1.1 wants ``1.0e-5`` and
+reads ``1e-5`` as a string, which a learning rate must not be).
+
 Every refusal is a :class:`YamlFileError` whose message is one line naming the file and the fix.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from pathlib import Path
 
@@ -47,6 +51,12 @@ class _StrictLoader(yaml.SafeLoader):
                                     "mapping; keep one")
             seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+# YAML 1.2's float: an exponent needs no decimal point (``1e-5``, ``3E+2``)
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
 
 
 def _expanded_size(node, memo: dict, visiting: set) -> int:

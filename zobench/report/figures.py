@@ -161,17 +161,18 @@ def ecdf(hits: dict[str, list[int | None]], colours: dict, output: Path) -> Path
 
 def performance_profile(ratios: dict[str, list[float]], colours: dict, output: Path) -> Path:
     """Dolan–Moré profile: for each method, the share of problems solved within τ× the cheapest method."""
-    figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    figure, axis = plt.subplots(figsize=(8.4, 4.6))
     finite = [r for values in ratios.values() for r in values if np.isfinite(r)]
     right = max(finite + [2.0]) * 1.5
-    for label, values in ratios.items():
+    for i, (label, values) in enumerate(ratios.items()):
         steps = np.sort([r for r in values if np.isfinite(r)])
         taus = np.concatenate([[1.0], steps, [right]])
         shares = [np.mean(np.asarray(values) <= tau) for tau in taus]
-        axis.step(taus, shares, where="post", color=colours[label], label=label)
+        axis.step(taus, shares, where="post", color=colours[label], label=label,
+                  linestyle=("-", "--", ":")[i // 10 % 3])  # many methods: styles tell similar colours apart
     axis.set(xscale="log", xlim=(1.0, right), ylim=(0, 1.02), xlabel="τ (forward passes to target / the fewest of any method)",
              ylabel="share of (problem, target) pairs", title="Performance profile (Dolan–Moré)")
-    axis.legend(fontsize=7, ncol=2)
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(output, dpi=100)
     plt.close(figure)
