@@ -198,7 +198,8 @@ def _declared(info) -> list:
 
 def _list(args) -> int:
     if args.what == "optimizers":
-        rows = [_declared(optimizers.get(name)) for name in optimizers.names()]
+        infos = [optimizers.get(name) for name in optimizers.names()]
+        rows = [_declared(info) for info in infos]
         if args.markdown:
             print("| " + " | ".join(title for title, _ in OPTIMIZER_COLUMNS) + " |")
             print("|" + "---|" * len(OPTIMIZER_COLUMNS))
@@ -206,9 +207,9 @@ def _list(args) -> int:
                 print("| " + " | ".join(f"`{v}`" if i == 0 else str(v) for i, v in enumerate(row)) + " |")
             return 0
         print(" ".join(f"{title:{width}}" for title, width in OPTIMIZER_COLUMNS))
-        for row, name in zip(rows, optimizers.names()):
+        for row, info in zip(rows, infos):
             print(" ".join(f"{value!s:{width}}" for value, (_, width) in zip(row, OPTIMIZER_COLUMNS)).rstrip())
-            print(" " * 19 + ", ".join(f"{k}={_default(v)}" for k, v in optimizers.get(name).hyperparameters().items()))
+            print(" " * 19 + ", ".join(f"{k}={_default(v)}" for k, v in info.hyperparameters().items()))
     elif args.what == "tasks":
         from .tasks import load_task, task_names
 

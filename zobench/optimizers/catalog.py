@@ -19,7 +19,7 @@ from . import estimators, noise, schedules
 from .anneal import AnnealSchedule
 from .first_order import first_order
 from .registry import BACKWARD_IN_FORWARDS, REGISTRY, register
-from .zeroth_order import PLACEMENTS, ZerothOrder, check_number, is_real
+from .zeroth_order import PLACEMENTS, ZerothOrder, check_count, check_number, is_real
 
 SAMPLERS = {"gaussian": noise.gaussian, "rademacher": noise.rademacher}
 
@@ -63,6 +63,8 @@ ADAPTIVE = {
     "adamax": (schedules.adamax, 2, 0.0, "AdaMax"),
     "adamm": (schedules.adamm, 3, 0.0, "AdaMM (AMSGrad, as ZO-AdaMM)"),
 }
+
+
 def _adaptive_factory(make_schedule, placement, default_decay):
     def factory(params, *, lr, eps=1e-3, betas=(0.9, 0.999), sigma=1e-8, weight_decay=default_decay,
                 direction="gaussian", seed=0, fused=True, cache_noise=False):
@@ -155,11 +157,6 @@ def forward_grad(params, *, lr, weight_decay=0.0, direction="gaussian", seed=0):
 
 # The 2024–2026 methods that recent papers compare against
 
-def _check_count(name, value, low=1):
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
-
-
 @_zo("hizoo", forward_passes=3, state_buffers=1, schedule="hessian", placement="delta", estimator="central+base",
      description="HiZOO: probes and steps scaled by a diagonal curvature estimate Σ")
 def hizoo(params, *, lr, eps=1e-3, hessian_smooth=1e-8, weight_decay=0.0, direction="gaussian", seed=0, fused=True):
@@ -168,7 +165,6 @@ def hizoo(params, *, lr, eps=1e-3, hessian_smooth=1e-8, weight_decay=0.0, direct
     smoothed from :math:`|L_+ + L_- - 2L_0|` (see :func:`~zobench.optimizers.schedules.hessian_diagonal`)."""
     if not is_real(hessian_smooth) or not 0 <= hessian_smooth <= 1:
         raise ValueError(f"hessian_smooth must be a number in [0, 1], not {hessian_smooth!r}")
-    check_number("eps", eps, strict=True)
     return ZerothOrder(params, schedule=schedules.hessian_diagonal(hessian_smooth, eps), placement="delta",
                        sampler=_sampler(direction), estimator=estimators.central_with_base(), lr=lr, eps=eps,
                        weight_decay=weight_decay, seed=seed, fused=fused)
@@ -179,8 +175,8 @@ def lozo(params, *, lr, eps=1e-3, rank=1, period=100, weight_decay=0.0, seed=0, 
     r"""LOZO (Chen et al., "Enhancing Zeroth-Order Fine-Tuning for Language Models with Low-Rank
     Structures", ICLR 2025): MeZO's step with :math:`z = UV^\top` (:func:`~zobench.optimizers.noise.low_rank`);
     defaults r = 1, ν = 100 from LOZO's ``lozo.sh``."""
-    _check_count("rank", rank)
-    _check_count("period", period)
+    check_count("rank", rank, low=1)
+    check_count("period", period, low=1)
     return ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=noise.low_rank(rank, period),
                        lr=lr, eps=eps, weight_decay=weight_decay, seed=seed, fused=fused)
 
@@ -190,8 +186,8 @@ def subzero(params, *, lr, eps=1e-3, rank=24, period=1000, weight_decay=0.0, see
     r"""SubZero (Yu et al., "Random Subspace Zeroth-Order Optimization for Memory-Efficient LLM
     Fine-Tuning", ICCV 2025): MeZO's step with :math:`z = UZV^\top` (:func:`~zobench.optimizers.noise.subspace`);
     defaults r = 24, T₀ = 1000 from SubZero's example command."""
-    _check_count("rank", rank)
-    _check_count("period", period)
+    check_count("rank", rank, low=1)
+    check_count("period", period, low=1)
     return ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=noise.subspace(rank, period),
                        lr=lr, eps=eps, weight_decay=weight_decay, seed=seed, fused=fused)
 
@@ -204,7 +200,7 @@ def fzoo(params, *, lr, eps=1e-3, probes=8, weight_decay=0.0, seed=0, fused=True
     :math:`g_t = \frac{1}{\epsilon N}\sum_i (L(\theta+\epsilon u_i) - L(\theta))\,u_i` over N Rademacher probes
     (N + 1 forward passes; 2 ≤ N ≤ 64 here), :math:`\sigma_t` the spread of the N perturbed losses
     (:func:`~zobench.optimizers.estimators.normalised`). N = 8 is zobench's default, not the paper's."""
-    _check_count("probes", probes, low=2)
+    check_count("probes", probes, low=2)
     if probes > 64:
         raise ValueError(f"probes must be at most 64 (the declared forward passes), not {probes}")
     return ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=noise.rademacher,

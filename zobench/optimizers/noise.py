@@ -37,7 +37,7 @@ class NoiseStream:
     def __init__(self):
         self._generators: dict[torch.device, torch.Generator] = {}
         self._lazy: dict[torch.device, torch.Generator] = {}
-        self._seed, self._run_seed, self._block = 0, 0, None
+        self._seed, self._run_seed, self._block, self._block_seed = 0, 0, None, 0
         self.restarts = 0  # how many times the step's noise was (re)generated; tests count passes
 
     def restart(self, seed: int, run_seed: int = 0) -> None:
@@ -61,13 +61,12 @@ class NoiseStream:
         """Standard normals of ``shape`` that every pass of every step of ``block`` draws alike
         (in parameter order, after each :meth:`restart`)."""
         if self._block != block:
-            self._block = block
-            seed = step_seed(self._run_seed, -1 - block)  # negative "steps": disjoint from the step seeds
+            # negative "steps": disjoint from the step seeds
+            self._block, self._block_seed = block, step_seed(self._run_seed, -1 - block)
             for generator in self._lazy.values():
-                generator.manual_seed(seed)
+                generator.manual_seed(self._block_seed)
         if like.device not in self._lazy:
-            self._lazy[like.device] = torch.Generator(device=like.device).manual_seed(
-                step_seed(self._run_seed, -1 - block))
+            self._lazy[like.device] = torch.Generator(device=like.device).manual_seed(self._block_seed)
         return torch.randn(shape, generator=self._lazy[like.device], dtype=like.dtype, device=like.device)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from typing import Callable
 
@@ -115,11 +115,10 @@ class Registry:
 
     def alias(self, name: str, target: str, description: str) -> None:
         """Registers ``name`` as another name of ``target`` (the same factory and declared fields)."""
-        info = self.get(target)
-        self.register(name, family=info.family, forward_passes=info.forward_passes, state_buffers=info.state_buffers,
-                      description=description, schedule=info.schedule, placement=info.placement,
-                      sampler=info.sampler, estimator=info.estimator, replayable=info.replayable,
-                      closure_cost=info.closure_cost)(info.factory)
+        if name in self._entries:
+            raise ValueError(f"optimizer {name!r} is already registered")
+        self._entries[name] = replace(self.get(target), name=name, description=description,
+                                      distribution=self._loading)
 
     def get(self, name: str) -> OptimizerInfo:
         if name not in self._entries:

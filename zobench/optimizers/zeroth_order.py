@@ -53,6 +53,12 @@ def is_real(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def check_count(name: str, value, low: int = 0) -> None:
+    """Refuses, in one line, anything but an integer ``>= low`` (``True`` is no count either)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
+
+
 def check_number(name: str, value, low: float = 0.0, *, strict: bool = False) -> None:
     """Refuses, in one line, anything but a finite number ``>= low`` (``> low`` when ``strict``)."""
     if not is_real(value) or not (value > low if strict else value >= low):
@@ -85,8 +91,7 @@ class ZerothOrder(torch.optim.Optimizer):
         check_number("lr", lr)
         check_number("eps", eps, strict=True)
         check_number("weight_decay", weight_decay)
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, not {seed!r}")
+        check_count("seed", seed)
         for name, value in (("fused", fused), ("cache_noise", cache_noise)):
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be true or false, not {value!r}")
@@ -134,12 +139,15 @@ class ZerothOrder(torch.optim.Optimizer):
 
     # -- what an estimator sees of the step (the estimators.Probe protocol) --------------------------
 
+    def _unit(self, unit: str, group: dict) -> float:
+        """The length a move's scale counts in: ε, or the group's learning rate η."""
+        return self.eps if unit == "eps" else group["lr"]
+
     def move(self, scale: float, index: int = 0, unit: str = "eps") -> None:
         """θ ← θ + scale·ε·d (``unit="lr"``: scale·η·d), regenerating probe ``index``'s direction d."""
         self.streams[index].restart(self._seeds[index], self.seed)
         for group, param, state in self._parameters():
-            param.add_(self._probe(state, self._sample(param, index)),
-                       alpha=scale * (self.eps if unit == "eps" else group["lr"]))
+            param.add_(self._probe(state, self._sample(param, index)), alpha=scale * self._unit(unit, group))
         key = (index, unit)
         self._displacement[key] = self._displacement.get(key, 0.0) + scale
 
@@ -221,17 +229,15 @@ class ZerothOrder(torch.optim.Optimizer):
             samples = [self._sample(param, index) for index in range(len(self.streams))]
             for (index, unit), scale in self._displacement.items():
                 if scale:
-                    param.add_(self._probe(state, samples[index]),
-                               alpha=-scale * (self.eps if unit == "eps" else group["lr"]))
+                    param.add_(self._probe(state, samples[index]), alpha=-scale * self._unit(unit, group))
             self._update(group, param, state, samples, grads)
 
     def _run(self, closure, record: dict | None) -> Estimate:
-        self.steps += 1  # the passes of step t see t (the anneal, the bias corrections)
-        seed = step_seed(self.seed, self.steps)
+        seed = step_seed(self.seed, self.steps + 1)
         if record is not None and record["seed"] != seed:
-            self.steps -= 1
             raise ValueError(f"step record does not match: step {self.steps + 1} of seed {self.seed} "
                              f"has seed {seed}, the record says {record['seed']}")
+        self.steps += 1  # the passes of step t see t (the anneal, the bias corrections)
         self._seeds = [seed] + [step_seed(seed, index) for index in range(1, len(self.streams))]
         self._displacement, self._evaluations = {}, []
         self._closure, self._replaying = closure, None if record is None else list(record["evaluations"])
@@ -272,6 +278,7 @@ class ZerothOrder(torch.optim.Optimizer):
         zo = state_dict.pop("zo")
         super().load_state_dict(state_dict)
         self.steps, self.seed, self.eps = zo["steps"], zo["seed"], zo["eps"]
+
 
 def _exempt_from_decay(module: torch.nn.Module, name: str) -> bool:
     """Biases and every parameter of a normalisation layer (LayerNorm, RMSNorm, BatchNorm, ...)."""
