@@ -23,7 +23,7 @@ SETTINGS = {torch.float32: dict(lr=3e-3, eps=5e-2, atol=1e-6),
 
 
 ZO_BENCH = {"zo-sgd-sign", "zo-sgd-mmt", "zo-sgd-cons", "zo-adam", "forward-grad"}
-RECENT = {"hizoo", "lozo", "subzero", "fzoo"}
+RECENT = {"hizoo", "lozo", "lozo-m", "subzero", "sparse-mezo", "fzoo", "zo-muon"}
 # hyperparameters set for the comparison where a method declares them: a short anneal and subspace
 # period (so both change within 20 steps), and a curvature smoothing that moves HiZOO's Σ
 SETTINGS_OF_METHODS = {**ANNEAL, "period": 7, "hessian_smooth": 0.1}
@@ -84,3 +84,26 @@ def test_matches_dense_reference_after_20_steps(name, fused, dtype):
         assert (want - start).abs().max() > 100 * atol, "the reference must move the parameters"
         torch.testing.assert_close(got.detach(), want, rtol=0, atol=atol,
                                    msg=lambda text: f"{name}, {parameter_name}: {text}")
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (3, 7), (5, 5)], ids=["tall", "wide", "square"])
+def test_newton_schulz_is_the_quintic_on_the_singular_values(shape):
+    from recent_maths import _msign
+
+    from zobench.optimizers.schedules import newton_schulz
+
+    matrix = torch.randn(shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    got = newton_schulz(matrix)
+    torch.testing.assert_close(got, _msign(matrix), rtol=0, atol=1e-12)
+    singular_values = torch.linalg.svdvals(got)
+    assert singular_values.min() > 0.6 and singular_values.max() < 1.25  # near-orthogonal, as Muon's
+
+
+def test_sparse_mezo_moves_only_the_smallest_magnitudes(tiny_model):
+    weight = tiny_model.hidden.weight
+    before = weight.detach().clone()
+    optimizer = optimizers.create("sparse-mezo", [weight], lr=1e-2, sparsity=0.75, seed=1)
+    optimizer.step(tiny_model)
+    moved = (weight.detach() != before)
+    assert moved.sum() == 5  # a quarter of 20 entries, and only those
+    assert before.abs()[moved].max() < before.abs()[~moved].min()

@@ -3,7 +3,8 @@
 Names: ``zo-sgd`` (MeZO), ``zo-adamu`` (ZO-AdaMU, Algorithm 1; the same as ``zo-adamu@delta``), and
 ``zo-{adamu,adam,adamw,adamax,adamm}@{delta,g}`` — the ten cells of the paper's Table 3 —; ZO-Bench's
 methods (Zhang et al., ICML 2024) ``zo-sgd-sign``, ``zo-sgd-mmt``, ``zo-sgd-cons``, ``zo-adam`` (another
-name of ``zo-adam@g``) and ``forward-grad``; the 2024–2026 methods ``hizoo``, ``lozo``, ``subzero`` and ``fzoo``;
+name of ``zo-adam@g``) and ``forward-grad``; the 2024–2026 methods ``hizoo``, ``lozo``, ``lozo-m``, ``subzero``, ``sparse-mezo``, ``fzoo``
+and ``zo-muon``;
 and the first-order baselines ``fo-{sgd,adam,adamw,adamax}``.
 The learning rate has no default: it depends on the model and task far too much for any default to be
 honest. docs/optimizers.md tables them all with their forward passes and buffers.
@@ -29,6 +30,11 @@ def _check_momentum(betas=(0.9, 0.999), sigma=1e-8) -> None:
     if not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(is_real(b) and 0 <= b < 1 for b in betas):
         raise ValueError(f"betas must be two numbers in [0, 1), not {betas!r}")
     check_number("sigma", sigma, strict=True)
+
+
+def _check_unit_interval(name: str, value) -> None:
+    if not is_real(value) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), not {value!r}")
 
 
 def _sampler(direction: str):
@@ -120,8 +126,7 @@ def zo_sgd_sign(params, *, lr, eps=1e-3, weight_decay=0.0, direction="gaussian",
 def zo_sgd_mmt(params, *, lr, eps=1e-3, momentum=0.9, weight_decay=0.0, direction="gaussian", seed=0, fused=True):
     r""":math:`b_t = \mu b_{t-1} + \hat g z + \lambda\theta`, :math:`\theta \leftarrow \theta - \eta b_t`:
     ZO-Bench feeds :math:`\hat g z` to ``torch.optim.SGD(momentum=0.9)`` (no dampening, no Nesterov)."""
-    if not is_real(momentum) or not 0 <= momentum < 1:
-        raise ValueError(f"momentum must be a number in [0, 1), not {momentum!r}")
+    _check_unit_interval("momentum", momentum)
     return ZerothOrder(params, schedule=schedules.momentum(momentum), placement="g", sampler=_sampler(direction),
                        lr=lr, eps=eps, weight_decay=weight_decay, seed=seed, fused=fused)
 
@@ -181,6 +186,21 @@ def lozo(params, *, lr, eps=1e-3, rank=1, period=100, weight_decay=0.0, seed=0, 
                        lr=lr, eps=eps, weight_decay=weight_decay, seed=seed, fused=fused)
 
 
+@_zo("lozo-m", sampler="low-rank", schedule="low-rank momentum",
+     description="LOZO-M: LOZO with momentum kept in factored form, carried over when V changes")
+def lozo_m(params, *, lr, eps=1e-3, rank=1, period=100, momentum=0.9, weight_decay=0.0, seed=0, fused=True):
+    r"""LOZO-M (Chen et al., ICLR 2025): LOZO's probes with the momentum :math:`N_t = \beta N_{t-1} +
+    (1-\beta)\hat g U_t` of each matrix's m×r factor and :math:`\theta \leftarrow \theta - \eta N_t V^\top`
+    (:func:`~zobench.optimizers.schedules.low_rank_momentum`); weight decay is decoupled. Vectors take
+    LOZO's plain step. β = 0.9 is zobench's default (the paper's value was not retrieved)."""
+    _check_unit_interval("momentum", momentum)
+    check_count("rank", rank, low=1)
+    check_count("period", period, low=1)
+    return ZerothOrder(params, schedule=schedules.low_rank_momentum(momentum), placement="g",
+                       sampler=noise.low_rank(rank, period), lr=lr, eps=eps, weight_decay=weight_decay,
+                       seed=seed, fused=fused)
+
+
 @_zo("subzero", sampler="subspace", description="SubZero: probes U Z Vᵀ in orthonormal subspaces refreshed every T₀ steps")
 def subzero(params, *, lr, eps=1e-3, rank=24, period=1000, weight_decay=0.0, seed=0, fused=True):
     r"""SubZero (Yu et al., "Random Subspace Zeroth-Order Optimization for Memory-Efficient LLM
@@ -206,6 +226,40 @@ def fzoo(params, *, lr, eps=1e-3, probes=8, weight_decay=0.0, seed=0, fused=True
     return ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=noise.rademacher,
                        estimator=estimators.normalised(estimators.one_sided(probes)), lr=lr, eps=eps,
                        weight_decay=weight_decay, seed=seed, fused=fused)
+
+
+@_zo("sparse-mezo", sampler="magnitude-masked gaussian",
+     description="Sparse-MeZO: perturbs and updates only each tensor's smallest-magnitude entries")
+def sparse_mezo(params, *, lr, eps=1e-3, sparsity=0.75, weight_decay=0.0, seed=0, fused=True):
+    r"""Sparse-MeZO (Liu et al., "Sparse MeZO: Less Parameters for Better Performance in Zeroth-Order LLM
+    Fine-Tuning", 2024): MeZO's step with :math:`z \odot m`, m keeping the ``1 - sparsity`` fraction of each
+    tensor's entries with the smallest |θ| at the step's start (:func:`~zobench.optimizers.noise.magnitude_masked`;
+    the mask costs one byte per parameter). Weight decay, if any, is MeZO's coupled L2 on every entry.
+    ``sparsity=0.75`` is zobench's default."""
+    _check_unit_interval("sparsity", sparsity)
+    return ZerothOrder(params, schedule=schedules.sgd(), placement="g",
+                       sampler=noise.magnitude_masked(noise.gaussian, sparsity), lr=lr, eps=eps,
+                       weight_decay=weight_decay, seed=seed, fused=fused)
+
+
+@_zo("zo-muon", forward_passes=(2, 65), sampler="projected", schedule="orthogonalised", estimator="one-sided×N",
+     description="ZO-Muon: one-sided probes P Ψ in a kept subspace, estimate orthogonalised by Newton–Schulz")
+def zo_muon(params, *, lr, eps=1e-3, probes=4, rank=2, period=100, weight_decay=0.0, seed=0, fused=True):
+    r"""ZO-Muon (Lang et al., "Powering Up Zeroth-Order Training via Subspace Gradient Orthogonalization",
+    2026): N one-sided probes :math:`z_i = P\Psi_i` (:func:`~zobench.optimizers.noise.projected`) around a
+    shared :math:`L(\theta)`, :math:`\hat G = \frac1N\sum_i \hat g_i z_i` and, per matrix,
+    :math:`\theta \leftarrow (1-\eta\lambda)\theta - \eta\,\mathrm{msign}(\hat G)`
+    (:func:`~zobench.optimizers.schedules.orthogonalised`). Defaults from the released ``lowdim.sh``: N = 4,
+    r = 2, P kept 100 steps. Vectors take the plain estimate with the same η (the released code steps
+    them with a fixed 1e-7)."""
+    check_count("probes", probes, low=1)
+    if probes > 64:
+        raise ValueError(f"probes must be at most 64 (the declared forward passes), not {probes}")
+    check_count("rank", rank, low=1)
+    check_count("period", period, low=1)
+    return ZerothOrder(params, schedule=schedules.orthogonalised(), placement="g", sampler=noise.projected(rank, period),
+                       estimator=estimators.one_sided(probes), lr=lr, eps=eps, weight_decay=weight_decay,
+                       seed=seed, fused=fused)
 
 
 FIRST_ORDER = {

@@ -9,6 +9,7 @@ zobench's noise never touches (or depends on) the global RNG that data loaders a
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Callable, NamedTuple
 
 import torch
@@ -75,10 +76,13 @@ class Sample(NamedTuple):
 
     ``fresh`` is the new random direction. ``jitter`` is optional extra noise that a schedule adds
     around its own first moment (ZO-AdaMU's momentum-centred Gaussian); ``None`` for plain samplers.
+    ``factors`` is ``(left, right)`` where ``fresh`` is the low-rank product ``left @ right.T`` (LOZO's
+    U and V), for a schedule that keeps its state in factored form (LOZO-M); ``None`` otherwise.
     """
 
     fresh: torch.Tensor
     jitter: torch.Tensor | None = None
+    factors: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 Sampler = Callable[[NoiseStream, torch.Tensor, int], Sample]
@@ -134,7 +138,8 @@ def low_rank(rank: int, period: int) -> Sampler:
         if shape is None:
             return Sample(stream.normal(param))
         v = stream.lazy_normal((shape[1], rank), param, (t - 1) // period)
-        return Sample((stream.normal(param, (shape[0], rank)) @ v.T).view_as(param))
+        u = stream.normal(param, (shape[0], rank))
+        return Sample((u @ v.T).view_as(param), factors=(u, v))
 
     return sample
 
@@ -154,5 +159,55 @@ def subspace(rank: int, period: int) -> Sampler:
         block, r = (t - 1) // period, min(rank, *shape)
         u, v = (_orthonormal(stream.lazy_normal((n, r), param, block)) for n in shape)
         return Sample((u @ stream.normal(param, (r, r)) @ v.T).view_as(param))
+
+    return sample
+
+
+def projected(rank: int, period: int) -> Sampler:
+    r"""ZO-Muon's perturbation (Lang et al. 2026): for each weight matrix :math:`z = P\Psi` with a
+    column-orthonormal :math:`P \in \mathbb R^{m\times r}` (QR of a Gaussian matrix) kept for ``period``
+    steps and a fresh Gaussian :math:`\Psi \in \mathbb R^{r\times n}` every step (r capped at m): SubZero's
+    subspace on the left side only. Vectors get a Gaussian z. P is regenerated from the run's seed
+    and the block in each pass, as SubZero's U and V.
+    """
+
+    def sample(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
+        shape = _as_matrix(param)
+        if shape is None:
+            return Sample(stream.normal(param))
+        r = min(rank, shape[0])
+        basis = _orthonormal(stream.lazy_normal((shape[0], r), param, (t - 1) // period))
+        return Sample((basis @ stream.normal(param, (r, shape[1]))).view_as(param))
+
+    return sample
+
+
+def smallest_magnitudes(param: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """True at the ``1 - sparsity`` fraction (at least one entry) of ``param`` with the smallest |θ|;
+    entries tied with the threshold are kept too."""
+    magnitudes = param.detach().abs().flatten()
+    kept = max(1, math.ceil((1.0 - sparsity) * magnitudes.numel()))
+    threshold = magnitudes.kthvalue(kept).values
+    return param.detach().abs() <= threshold
+
+
+def magnitude_masked(inner: Sampler, sparsity: float) -> Sampler:
+    r"""Sparse-MeZO's perturbation (Liu et al. 2024): ``inner``'s z times a mask that keeps, in each
+    tensor, the ``1 - sparsity`` fraction of entries with the smallest magnitude |θ|, so only those are
+    perturbed and (since the update reuses z) updated.
+
+    The mask is computed once per step, from θ before the step's first perturbation, and held until
+    the next step (one byte per parameter): a mask recomputed from the perturbed θ of a later pass
+    could differ, and the restore would then not undo the perturbation. Replay and resume recompute it
+    from the same θ, so they stay bitwise. The threshold is each tensor's own quantile at that step
+    (Sparse-MeZO thresholds per layer; recomputing it each step needs no state).
+    """
+    masks: dict[torch.Tensor, tuple[int, torch.Tensor]] = {}  # param -> (step, mask)
+
+    def sample(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
+        if param not in masks or masks[param][0] != t:
+            masks[param] = (t, smallest_magnitudes(param, sparsity))  # the step's first pass: θ unperturbed
+        drawn = inner(stream, param, t)
+        return Sample(drawn.fresh.mul_(masks[param][1]))
 
     return sample

@@ -212,3 +212,71 @@ def hessian_diagonal(smooth: float, eps: float) -> MomentumSchedule:
 
     return MomentumSchedule("hessian", ("sigma",), preview, update, decoupled_decay=True, takes_estimate=True,
                             initial=1.0)
+
+
+def low_rank_momentum(beta: float = 0.9) -> MomentumSchedule:
+    r"""LOZO-M's momentum (Chen et al., ICLR 2025), kept in factored form, in placement g.
+
+    For a matrix probed with :math:`z = UV^\top` (:func:`~zobench.optimizers.noise.low_rank`, whose
+    sample carries ``factors``), the input is :math:`\hat g\,UV^\top` and only the :math:`m\times r` factor
+    is averaged: :math:`N_t = \beta N_{t-1} + (1-\beta)\,\hat g\,U_t`, :math:`n_t = N_t V^\top`. When V is
+    redrawn (a new block of ν steps) the old momentum is carried into the new subspace,
+    :math:`N \leftarrow N\,V_{\text{old}}^\top V_{\text{new}} / n` (:math:`E[V^\top V] = nI`). The state is
+    N and the V it is expressed in, :math:`(m+n)r` numbers per matrix instead of :math:`mn`. Vectors
+    (biases, norms), which have no factors, take LOZO's plain step :math:`\hat g z`: no parameter-sized
+    buffer at all. The state holds V rather than regenerating the previous block's draw, and a new
+    block is recognised by V itself changing, so the schedule needs neither the period nor the stream.
+    """
+
+    def preview(state, x, t):
+        raise ValueError("LOZO-M's factored momentum sits on the gradient estimate: use placement g")
+
+    def update(state, x, t):
+        if x.factors is None:
+            return _plain(x)
+        scaled_u, v = x.factors
+        if "momentum_factor" not in state:
+            state["momentum_factor"], state["basis"] = torch.zeros_like(scaled_u), v.clone()
+        elif not torch.equal(state["basis"], v):
+            carried = state["momentum_factor"] @ (state["basis"].T @ v).div_(v.shape[0])
+            state["momentum_factor"].copy_(carried)
+            state["basis"].copy_(v)
+        return (_ema(state, "momentum_factor", scaled_u, beta) @ v.T).view_as(x.fresh)
+
+    return MomentumSchedule("low-rank momentum", (), preview, update, decoupled_decay=True)
+
+
+NEWTON_SCHULZ = (3.4445, -4.7750, 2.0315)  # Muon's quintic: pushes singular values towards 1 in 5 steps
+
+
+def newton_schulz(matrix: torch.Tensor, steps: int = 5) -> torch.Tensor:
+    r"""Muon's approximate orthogonalisation (Jordan et al. 2024): :math:`X \leftarrow aX + b(XX^\top)X +
+    c(XX^\top)^2X`, ``steps`` times, from :math:`X = G/(\lVert G\rVert_F + 10^{-7})`. An odd polynomial of G:
+    the singular vectors are kept and each singular value s becomes p(s) ≈ 1 (within about [0.7, 1.2]).
+    The Gram matrix is taken on the smaller side."""
+    a, b, c = NEWTON_SCHULZ
+    tall = matrix.shape[0] > matrix.shape[1]
+    x = matrix.T if tall else matrix
+    x = x / (x.norm() + 1e-7)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if tall else x
+
+
+def orthogonalised(steps: int = 5) -> MomentumSchedule:
+    r"""ZO-Muon's direction (Lang et al. 2026): no momentum, :math:`n_t = \mathrm{msign}(x_t)` for weight
+    matrices (trailing dimensions flattened) by :func:`newton_schulz`, and :math:`n_t = x_t` for vectors.
+    With ZO-Muon's probes :math:`z = P\Psi` (:func:`~zobench.optimizers.noise.projected`) the estimate is
+    :math:`PG` with orthonormal P, and since the iteration is an odd polynomial,
+    :math:`\mathrm{NS}(PG) = P\,\mathrm{NS}(G)`: the paper's subspace update, computed in the full space
+    (more flops than the r×n iteration, no extra memory beyond the m×n temporaries).
+    """
+
+    def update(state, x, t):
+        x = _plain(x)
+        if x.dim() < 2:
+            return x
+        return newton_schulz(x.reshape(x.shape[0], -1), steps).view_as(x)
+
+    return MomentumSchedule("orthogonalised", (), lambda state, x, t: _plain(x), update, decoupled_decay=True)

@@ -205,14 +205,23 @@ class ZerothOrder(torch.optim.Optimizer):
             estimate = samples[0].fresh.mul_(grads[0] / len(grads))  # the probe is spent: reuse its memory
             for sample, grad in zip(samples[1:], grads[1:]):
                 estimate.add_(sample.fresh, alpha=grad / len(grads))
+            factors = self._scaled_factors(samples, grads)
             if decay and coupled:
                 estimate.add_(param, alpha=decay)
-            direction, step_size = self._absorb(state, Sample(estimate)), lr
+                factors = None  # λθ is no part of the low-rank product
+            direction, step_size = self._absorb(state, Sample(estimate, factors=factors)), lr
         else:
             direction, step_size = self._absorb(state, samples[0]), lr * grads[0]
         if decay and not coupled:
             param.mul_(1.0 - lr * decay)
         param.add_(direction, alpha=-step_size)
+
+    def _scaled_factors(self, samples: list[Sample], grads: tuple[float, ...]):
+        """The factors (ĝU, V) of a one-probe estimate ĝUVᵀ, for a factored schedule (LOZO-M); else None."""
+        factors = samples[0].factors
+        if len(samples) != 1 or factors is None:
+            return None
+        return factors[0] * grads[0], factors[1]
 
     def _absorb(self, state, x: Sample) -> torch.Tensor:
         if self.schedule.takes_estimate:
