@@ -26,6 +26,7 @@ def _model(size):
 
 
 MODES = {"mezo-4-pass": {"fused": False}, "fused": {}, "fused+cache": {"cache_noise": True}}  # see README
+DIRECTIONS = ["gaussian", "rademacher", "table"]  # zo-sgd's samplers: draws, packed-bit signs, table windows
 
 
 def step_over_two_forwards(optimizer, loss, repeat: int = 5) -> tuple[float, float, float]:
@@ -66,6 +67,25 @@ class ZerothOrderStep:
 
     track_step_over_two_forwards.unit = "ratio"
 
+
+class ZerothOrderMemory:
+    """Peak memory of a ZO step and of inference on the same model. asv reads a process's peak,
+    setup included, so setup here builds and never steps: a step's peak (its first, which also
+    creates the schedule's buffers) is not mixed into inference's."""
+
+    params = (ZO, list(SIZES))
+    param_names = ["optimizer", "size"]
+    timeout = 300
+
+    def setup(self, name, size):
+        self.model, self.batch = _model(size)
+        extra = {"T1": 10} if "adamu" in name else {}
+        self.optimizer = optimizers.get(name).create(self.model.parameters(), context={"total_steps": 10_000},
+                                                     lr=1e-6, **extra)
+
+    def loss(self):
+        return self.model(input_ids=self.batch, labels=self.batch).loss
+
     def peakmem_step(self, name, size):
         self.optimizer.step(self.loss)
 
@@ -97,24 +117,31 @@ class FirstOrderStep:
 
 
 class ZerothOrderPasses:
-    """ZO-SGD's step overhead by implementation: MeZO's four regenerations, the fused three, and the
-    fused step with the noise cached (one regeneration, one more parameter copy)."""
+    """ZO-SGD's step overhead by implementation (MeZO's four regenerations, the fused three, the fused
+    step with the noise cached) and by sampler (Gaussian draws, packed-bit signs, shared-table
+    windows). Setup never steps, so ``peakmem_step`` and ``peakmem_inference`` are one step's peak and
+    one forward's on the same model; the table's 128 MiB is part of the step's."""
 
-    params = (list(MODES), list(SIZES))
-    param_names = ["mode", "size"]
+    params = (list(MODES), DIRECTIONS, list(SIZES))
+    param_names = ["mode", "direction", "size"]
     timeout = 300
 
-    def setup(self, mode, size):
+    def setup(self, mode, direction, size):
         self.model, self.batch = _model(size)
-        self.optimizer = optimizers.create("zo-sgd", self.model.parameters(), lr=1e-6, **MODES[mode])
+        self.optimizer = optimizers.create("zo-sgd", self.model.parameters(), lr=1e-6, direction=direction,
+                                           **MODES[mode])
 
     def loss(self):
         return self.model(input_ids=self.batch, labels=self.batch).loss
 
-    def track_step_over_two_forwards(self, mode, size):
+    def track_step_over_two_forwards(self, mode, direction, size):
         return step_over_two_forwards(self.optimizer, self.loss)[0]
 
     track_step_over_two_forwards.unit = "ratio"
 
-    def peakmem_step(self, mode, size):
+    def peakmem_step(self, mode, direction, size):
         self.optimizer.step(self.loss)
+
+    def peakmem_inference(self, mode, direction, size):
+        with torch.no_grad():
+            self.loss()

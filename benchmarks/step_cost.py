@@ -6,7 +6,9 @@ cuda`` measures a random-weight OPT shape (its causal-LM loss). Rows:
 
 * ``mezo-loop`` — a faithful restatement of MeZO's own trainer loop: ``torch.manual_seed`` then
   ``torch.normal`` per tensor, allocating ``param.data = param.data + …`` updates, four draws a step;
-* ``mezo-4-pass``, ``fused``, ``fused+cache`` — zobench's ``zo-sgd`` in its three modes.
+* ``mezo-4-pass``, ``fused``, ``fused+cache`` — zobench's ``zo-sgd`` in its three modes, with each
+  sampler (``direction``): Gaussian draws (MeZO's), packed-bit Rademacher signs, and windows of the
+  shared Gaussian table.
 
 Every time is device-synchronised; a row is the median of ``--steps`` timed steps after two warm-ups,
 and the forward pass is the median of as many (taken before and after the steps).
@@ -18,13 +20,15 @@ import time
 
 import torch
 
-from benchmarks.optimizer_step import MODES
+from benchmarks.optimizer_step import DIRECTIONS, MODES
 from zobench import optimizers
 from zobench.models import load_model
-from zobench.optimizers.noise import NoiseStream, gaussian
+from zobench.optimizers.catalog import SAMPLERS
+from zobench.optimizers.noise import TABLE_SIZE, NoiseStream
 
-PASSES = {"mezo-loop": (4, "none; allocates a new tensor per update"), "mezo-4-pass": (4, "none"),
-          "fused": (3, "none"), "fused+cache": (1, "one parameter copy")}
+PASSES = {"mezo-4-pass": (4, "none"), "fused": (3, "none"), "fused+cache": (1, "one parameter copy")}
+LOOP = ("mezo-loop", "gaussian")  # MeZO's own trainer: 4 draws, allocating updates
+ROWS = [LOOP] + [(mode, direction) for direction in DIRECTIONS for mode in PASSES]
 
 
 def synchronised_median(call, device: torch.device, repeat: int) -> float:
@@ -91,38 +95,43 @@ def measure(model_name: str, dtype: str, device: str, batch: int, length: int, s
     forward()
     before = synchronised_median(forward, where, steps)
     noise = NoiseStream()
+    passes = {}
+    for direction in DIRECTIONS:
+        def perturbation_pass():
+            noise.restart(0)
+            with torch.no_grad():
+                for param in params:
+                    param.add_(SAMPLERS[direction](noise, param, 1).fresh, alpha=0.0)
 
-    def perturbation_pass():
-        noise.restart(0)
-        with torch.no_grad():
-            for param in params:
-                param.add_(gaussian(noise, param, 1).fresh, alpha=0.0)
-
-    regenerate = synchronised_median(perturbation_pass, where, steps)
+        perturbation_pass()  # the table is built once per process, not per pass
+        passes[direction] = synchronised_median(perturbation_pass, where, steps)
     step_times = {}
-    for mode in PASSES:
+    for mode, direction in ROWS:
         if mode == "mezo-loop":
             def step():
                 mezo_loop_step(params, loss)
         else:
-            optimizer = optimizers.create("zo-sgd", params, lr=0.0, **MODES[mode])
+            optimizer = optimizers.create("zo-sgd", params, lr=0.0, direction=direction, **MODES[mode])
 
             def step():
                 optimizer.step(loss)
         for _ in range(2):
             step()
-        step_times[mode] = synchronised_median(step, where, steps)
+        step_times[mode, direction] = synchronised_median(step, where, steps)
     after = synchronised_median(forward, where, steps)
-    return {"forward": min(before, after), "perturbation_pass": regenerate, "steps": step_times}
+    return {"forward": min(before, after), "perturbation_pass": passes, "steps": step_times}
 
 
 def table(result: dict) -> str:
     forward = result["forward"]
-    lines = ["| ZO-SGD step | noise regenerations | extra memory | step time | step / two forward passes |",
-             "|---|---|---|---|---|"]
-    for mode, seconds in result["steps"].items():
-        regenerations, memory = PASSES[mode]
-        lines.append(f"| {mode} | {regenerations} | {memory} | {1e3 * seconds:.1f} ms | "
+    lines = ["| ZO-SGD step | noise | regenerations | extra memory | step time | step / two forward passes |",
+             "|---|---|---|---|---|---|"]
+    table_memory = f"the table ({TABLE_SIZE * 4 >> 20} MiB in fp32)"
+    for (mode, direction), seconds in result["steps"].items():
+        regenerations, memory = (4, "none; allocates a new tensor per update") if mode == "mezo-loop" else PASSES[mode]
+        if direction == "table":
+            memory = table_memory if memory == "none" else f"{memory} (views) + {table_memory}"
+        lines.append(f"| {mode} | {direction} | {regenerations} | {memory} | {1e3 * seconds:.1f} ms | "
                      f"{seconds / (2 * forward):.2f} |")
     return "\n".join(lines)
 
@@ -138,14 +147,14 @@ def main() -> None:
     args = parser.parse_args()
     result = measure(args.model, args.dtype, args.device, args.batch, args.length, args.steps)
     where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu"
+    passes = ", ".join(f"{direction} {1e3 * seconds:.1f} ms" for direction, seconds in result["perturbation_pass"].items())
     print(f"{args.model}, {args.dtype}, batch {args.batch} × {args.length}, on {where}; a forward pass: "
-          f"{1e3 * result['forward']:.1f} ms; one perturbation pass (regenerate z, add it): "
-          f"{1e3 * result['perturbation_pass']:.1f} ms")
+          f"{1e3 * result['forward']:.1f} ms; one perturbation pass (draw z, add it): {passes}")
     print(table(result))
-    mezo = result["steps"]["mezo-loop"]
-    print(f"speed-up over MeZO's loop: " + ", ".join(f"{mode} {mezo / seconds:.2f}×"
-                                                    for mode, seconds in result["steps"].items()
-                                                    if mode != "mezo-loop"))
+    mezo = result["steps"][LOOP]
+    print("speed-up over MeZO's loop: " + ", ".join(f"{mode} {direction} {mezo / seconds:.2f}×"
+                                                   for (mode, direction), seconds in result["steps"].items()
+                                                   if mode != "mezo-loop"))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,13 @@ def _msign(g):
     return u @ torch.diag(x) @ vh
 
 
+def _packed_signs(p, generator):
+    """±1 from the bits of 64-bit draws, bit k of each word in turn (Python's two's-complement shifts)."""
+    words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((p.numel() + 63) // 64,), generator=generator, dtype=torch.int64)
+    bits = [(word >> k) & 1 for word in words.tolist() for k in range(64)][:p.numel()]
+    return (2 * torch.tensor(bits, dtype=p.dtype) - 1).reshape(p.shape)
+
+
 def _probe(theta, seed, method, t, run_seed, rank, period, sparsity=0.75):
     """The probe directions of one probe: one (tensor, (U, V) or None) per parameter."""
     step, lazy = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(step_seed(run_seed, -1 - (t - 1) // period))
@@ -48,12 +55,14 @@ def _probe(theta, seed, method, t, run_seed, rank, period, sparsity=0.75):
             r = min(rank, m)
             basis = torch.linalg.qr(torch.randn((m, r), generator=lazy, dtype=p.dtype))[0]
             directions.append(((basis @ torch.randn((r, n), generator=step, dtype=p.dtype)).reshape(p.shape), None))
+        elif method == "fzoo":
+            directions.append((_packed_signs(p, step), None))
         else:
             z = torch.randn(p.shape, generator=step, dtype=p.dtype)
             if method == "sparse-mezo":  # the smallest-|θ| quarter of each tensor, at least one entry
                 ordered = p.abs().flatten().sort().values
                 z = z * (p.abs() <= ordered[math.ceil((1 - sparsity) * p.numel()) - 1])
-            directions.append((torch.sign(z) if method == "fzoo" else z, None))
+            directions.append((z, None))
     return directions
 
 

@@ -22,7 +22,8 @@ from .first_order import first_order
 from .registry import BACKWARD_IN_FORWARDS, REGISTRY, register
 from .zeroth_order import PLACEMENTS, ZerothOrder, check_count, check_number, is_real
 
-SAMPLERS = {"gaussian": noise.gaussian, "rademacher": noise.rademacher}
+# ``direction``: Gaussian draws (MeZO's), packed-bit signs, or windows of the shared Gaussian table
+SAMPLERS = {"gaussian": noise.gaussian, "rademacher": noise.rademacher, "table": noise.noise_table()}
 
 
 def _check_momentum(betas=(0.9, 0.999), sigma=1e-8) -> None:

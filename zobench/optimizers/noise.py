@@ -1,6 +1,7 @@
 """Direction samplers: the random probe directions of a zeroth-order step, regenerated from seeds.
 
-No parameter-sized noise is ever stored. Every pass over the parameters (perturb, perturb back,
+No parameter-sized noise is ever stored (a shared noise table, :func:`noise_table`, is one fixed
+table whatever the model). Every pass over the parameters (perturb, perturb back,
 update) re-seeds a :class:`NoiseStream` with the step's seed and draws the same tensors again, in
 parameter order, one tensor at a time. The stream owns one ``torch.Generator`` per device, so
 zobench's noise never touches (or depends on) the global RNG that data loaders and dropout use.
@@ -8,8 +9,10 @@ zobench's noise never touches (or depends on) the global RNG that data loaders a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
+import random
 from typing import Callable, NamedTuple
 
 import torch
@@ -37,6 +40,7 @@ class NoiseStream:
 
     def __init__(self):
         self._generators: dict[torch.device, torch.Generator] = {}
+        self._offsets = random.Random(0)  # table windows: host-side, so a GPU never syncs for an offset
         self._lazy: dict[torch.device, torch.Generator] = {}
         self._seed, self._run_seed, self._block, self._block_seed = 0, 0, None, 0
         self.restarts = 0  # how many times the step's noise was (re)generated; tests count passes
@@ -45,6 +49,7 @@ class NoiseStream:
         """Replays the draws of step seed ``seed``; ``run_seed`` seeds the lazy draws' blocks."""
         self._seed, self._run_seed, self._block = seed, run_seed, None
         self.restarts += 1
+        self._offsets.seed(seed)
         for generator in self._generators.values():
             generator.manual_seed(seed)
 
@@ -58,6 +63,19 @@ class NoiseStream:
         return torch.randn(like.shape if shape is None else shape, generator=self._generator(like.device),
                            dtype=like.dtype, device=like.device)
 
+    def signs(self, like: torch.Tensor) -> torch.Tensor:
+        """Independent ±1 shaped like ``like``: 64 signs per 64-bit draw, unpacked a byte at a time
+        through a 256-row table of the 8 signs each byte spells (one gather, no per-bit passes)."""
+        count = like.numel()
+        words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((count + 63) // 64,), generator=self._generator(like.device),
+                              dtype=torch.int64, device=like.device)
+        spelled = _byte_signs(like.dtype, like.device)
+        return spelled.index_select(0, words.view(torch.uint8).long()).view(-1)[:count].view(like.shape)
+
+    def offset(self, high: int) -> int:
+        """A window's start in ``[0, high)``, the next of the step's offsets (host-side, seeded by restart)."""
+        return self._offsets.randrange(high)
+
     def lazy_normal(self, shape: tuple[int, ...], like: torch.Tensor, block: int) -> torch.Tensor:
         """Standard normals of ``shape`` that every pass of every step of ``block`` draws alike
         (in parameter order, after each :meth:`restart`)."""
@@ -69,6 +87,21 @@ class NoiseStream:
         if like.device not in self._lazy:
             self._lazy[like.device] = torch.Generator(device=like.device).manual_seed(self._block_seed)
         return torch.randn(shape, generator=self._lazy[like.device], dtype=like.dtype, device=like.device)
+
+
+@functools.lru_cache(maxsize=8)
+def _byte_signs(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Row b holds the signs of byte b's bits, least significant first: +1 for a set bit, -1 for a clear one."""
+    bits = (torch.arange(256).unsqueeze(1) >> torch.arange(8)) & 1
+    return (2 * bits - 1).to(dtype=dtype, device=device)
+
+
+@functools.lru_cache(maxsize=4)
+def gaussian_table(size: int, seed: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The shared noise table: ``size`` standard normals drawn once on the CPU from ``seed`` (the same
+    values on every device), kept for the life of the process."""
+    values = torch.randn(size, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
+    return values.to(device=device, dtype=dtype)
 
 
 class Sample(NamedTuple):
@@ -94,8 +127,35 @@ def gaussian(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
 
 
 def rademacher(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
-    """z with independent ±1 entries (the sign of a Gaussian draw)."""
-    return Sample(torch.sign(stream.normal(param)))
+    """z with independent ±1 entries, from packed random bits (:meth:`NoiseStream.signs`)."""
+    return Sample(stream.signs(param))
+
+
+TABLE_SIZE = 2 ** 25  # 32 Mi values: 128 MiB in float32, more than any single tensor of MiniLM or OPT-13B
+
+
+def noise_table(size: int = TABLE_SIZE, seed: int = 0) -> Sampler:
+    r"""z as a window of one shared table of Gaussian samples (Salimans et al. 2017): each tensor's
+    noise at a step is ``table[o : o + n]`` (a view: nothing is drawn or allocated), its start o drawn
+    uniformly from the step's seed, tensor after tensor.
+
+    Statistics: every entry of z is a table value, so :math:`E[z_i^2]` is the table's mean square
+    (1 up to :math:`O(1/\sqrt{N})`); two entries are the same value only where their windows overlap at
+    that shift, with probability about n/N for a pair of tensors, and otherwise as uncorrelated as
+    the table's own values (:math:`O(1/\sqrt{N})`). So ĝ stays unbiased on a quadratic up to
+    :math:`O(1/\sqrt{N})`; ``tests/test_noise.py`` measures both. Limit: a tensor of more than ``size``
+    entries is refused (raise ``size``); tensors near ``size`` get few distinct windows, so keep
+    ``size`` well above the largest tensor. Memory: the table, once per process, whatever the model.
+    """
+
+    def sample(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
+        count = param.numel()
+        if count > size:
+            raise ValueError(f"a tensor of {count:,} entries does not fit a noise table of {size:,}; raise table_size")
+        start = stream.offset(size - count + 1)
+        return Sample(gaussian_table(size, seed, param.dtype, param.device)[start:start + count].view(param.shape))
+
+    return sample
 
 
 def uncertain_gaussian(anneal: AnnealSchedule) -> Sampler:
@@ -207,7 +267,6 @@ def magnitude_masked(inner: Sampler, sparsity: float) -> Sampler:
     def sample(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
         if param not in masks or masks[param][0] != t:
             masks[param] = (t, smallest_magnitudes(param, sparsity))  # the step's first pass: θ unperturbed
-        drawn = inner(stream, param, t)
-        return Sample(drawn.fresh.mul_(masks[param][1]))
+        return Sample(inner(stream, param, t).fresh * masks[param][1])  # the draw may be a shared view
 
     return sample

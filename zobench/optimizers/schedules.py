@@ -43,6 +43,7 @@ class MomentumSchedule(NamedTuple):
     decoupled_decay: bool  # False: in placement g, weight decay enters x as λθ (L2)
     takes_estimate: bool = False  # True: update(state, x, t, estimate) also gets the step's losses and ĝ
     initial: float = 0.0  # the value every buffer starts from
+    linear: bool = False  # True: n_t = x_t, so the update adds the probes themselves, never forming x
 
 
 def _plain(x: Sample) -> torch.Tensor:
@@ -70,7 +71,7 @@ def _corrected_first_moment(beta1: float):
 def sgd() -> MomentumSchedule:
     r"""No momentum: :math:`n_t = x_t` (MeZO)."""
     return MomentumSchedule("sgd", (), lambda state, x, t: _plain(x), lambda state, x, t: _plain(x),
-                            decoupled_decay=False)
+                            decoupled_decay=False, linear=True)
 
 
 def momentum(mu: float = 0.9) -> MomentumSchedule:

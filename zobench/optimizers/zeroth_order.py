@@ -202,7 +202,7 @@ class ZerothOrder(torch.optim.Optimizer):
         lr, decay = group["lr"], group["weight_decay"]
         coupled = self.placement == "g" and not self.schedule.decoupled_decay
         if self.placement == "g":
-            estimate = samples[0].fresh.mul_(grads[0] / len(grads))  # the probe is spent: reuse its memory
+            estimate = samples[0].fresh * (grads[0] / len(grads))  # a new tensor: a draw may be a shared view
             for sample, grad in zip(samples[1:], grads[1:]):
                 estimate.add_(sample.fresh, alpha=grad / len(grads))
             factors = self._scaled_factors(samples, grads)
@@ -215,6 +215,18 @@ class ZerothOrder(torch.optim.Optimizer):
         if decay and not coupled:
             param.mul_(1.0 - lr * decay)
         param.add_(direction, alpha=-step_size)
+
+    def _linear_update(self, group, param, samples: list[Sample], grads: tuple[float, ...]) -> None:
+        r"""Restore and update of a linear schedule in placement g, one add per probe: with the probe's
+        displacement :math:`a_i` still on θ, :math:`\theta \leftarrow (1-\eta\lambda)\theta +
+        \sum_i ((1-\eta\lambda)(-a_i) - \eta\hat g_i/q)\,z_i` — coupled L2 and decoupled decay coincide
+        when :math:`n_t = x_t`. No estimate-sized temporary and one pass fewer than restore-then-update."""
+        lr, shrink = group["lr"], 1.0 - group["lr"] * group["weight_decay"]
+        if shrink != 1.0:
+            param.mul_(shrink)
+        for index, (sample, grad) in enumerate(zip(samples, grads)):
+            back = -sum(scale * self._unit(unit, group) for (i, unit), scale in self._displacement.items() if i == index)
+            param.add_(sample.fresh, alpha=shrink * back - lr * grad / len(grads))
 
     def _scaled_factors(self, samples: list[Sample], grads: tuple[float, ...]):
         """The factors (ĝU, V) of a one-probe estimate ĝUVᵀ, for a factored schedule (LOZO-M); else None."""
@@ -234,8 +246,12 @@ class ZerothOrder(torch.optim.Optimizer):
             self.restore()
         for index, stream in enumerate(self.streams):
             stream.restart(self._seeds[index], self.seed)
+        linear = self.placement == "g" and self.schedule.linear
         for group, param, state in self._parameters():
             samples = [self._sample(param, index) for index in range(len(self.streams))]
+            if linear:
+                self._linear_update(group, param, samples, grads)
+                continue
             for (index, unit), scale in self._displacement.items():
                 if scale:
                     param.add_(self._probe(state, samples[index]), alpha=-scale * self._unit(unit, group))

@@ -1,0 +1,106 @@
+"""The cheap samplers of the shared noise table and packed-bit signs: their statistics, that a step never
+writes into the shared table, and that replay stays bitwise with them (every optimizer that takes a
+``direction``, from the registry)."""
+
+import copy
+
+import pytest
+import torch
+from conftest import TinyRegression
+
+from zobench import optimizers
+from zobench.optimizers.noise import NoiseStream, gaussian_table, noise_table, rademacher
+
+WITH_DIRECTION = [name for name in optimizers.names() if "direction" in optimizers.get(name).hyperparameters()]
+
+
+def _probes(sampler, shape, count, dtype=torch.float64):
+    stream, like = NoiseStream(), torch.zeros(shape, dtype=dtype)
+    rows = []
+    for step in range(count):
+        stream.restart(1000 + step)
+        rows.append(sampler(stream, like, step).fresh.flatten())
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("sampler", [noise_table(2 ** 16), rademacher], ids=["table", "packed-signs"])
+def test_probe_covariance_is_the_identity(sampler):
+    z = _probes(sampler, (4, 8), 4000)
+    covariance = z.T @ z / len(z)
+    # 4000 samples: each entry within about 4 standard errors (1/sqrt(4000) ≈ 0.016; the diagonal of
+    # ±1 signs is exactly 1)
+    torch.testing.assert_close(covariance, torch.eye(32, dtype=z.dtype), rtol=0, atol=0.08)
+    assert abs(float(z.mean())) < 0.01
+
+
+def test_packed_signs_are_the_bits_of_the_draws():
+    stream = NoiseStream()
+    stream.restart(3)
+    z = rademacher(stream, torch.zeros(130), 1).fresh
+    generator = torch.Generator().manual_seed(3)
+    words = torch.randint(-2 ** 63, 2 ** 63 - 1, (3,), generator=generator, dtype=torch.int64).tolist()
+    bits = [(word >> k) & 1 for word in words for k in range(64)][:130]
+    assert z.tolist() == [2.0 * bit - 1 for bit in bits]
+
+
+def test_table_estimate_is_unbiased_on_a_quadratic():
+    """E[ĝz] = ∇f for f(θ) = ½θᵀAθ: the mean of 6000 single-probe estimates, within sampling error."""
+    d = 6
+    a = torch.diag(torch.arange(1.0, d + 1, dtype=torch.float64))
+    theta = torch.linspace(-1, 1, d, dtype=torch.float64)
+    z = _probes(noise_table(2 ** 16), (d,), 6000)
+    eps = 1e-3
+    f = lambda x: 0.5 * x @ a @ x  # noqa: E731
+    g = torch.stack([(f(theta + eps * zi) - f(theta - eps * zi)) / (2 * eps) * zi for zi in z])
+    error = (g.mean(0) - a @ theta).abs() / (g.std(0) / len(g) ** 0.5)
+    assert error.max() < 4.5, f"mean estimate off by {error.max():.1f} standard errors"
+
+
+def test_a_tensor_larger_than_the_table_is_refused():
+    with pytest.raises(ValueError, match="does not fit a noise table of 64 entries|raise table_size"):
+        noise_table(64)(NoiseStream(), torch.zeros(65), 1)
+
+
+@pytest.fixture(scope="module")
+def pristine_table():
+    return torch.randn(2 ** 25, generator=torch.Generator().manual_seed(0), dtype=torch.float32).double()
+
+
+def _tiny_float64():
+    torch.manual_seed(0)
+    model = TinyRegression().double()
+    model.inputs, model.targets = model.inputs.double(), model.targets.double()
+    return model
+
+
+@pytest.mark.parametrize("name", WITH_DIRECTION)
+def test_steps_never_write_into_the_shared_table(name, pristine_table):
+    model = _tiny_float64()
+    optimizer = optimizers.get(name).create(model.parameters(), context={"total_steps": 100}, lr=1e-2,
+                                            direction="table")
+    for _ in range(3):
+        optimizer.step(model)
+    assert torch.equal(gaussian_table(2 ** 25, 0, torch.float64, torch.device("cpu")), pristine_table)
+
+
+@pytest.mark.parametrize("direction", ["table", "rademacher"])
+@pytest.mark.parametrize("name", WITH_DIRECTION)
+def test_replay_is_bitwise_with_the_cheap_samplers(name, direction):
+    info = optimizers.get(name)
+
+    def build():
+        model = _tiny_float64()
+        return model, info.create(model.parameters(), context={"total_steps": 100}, lr=1e-2, seed=4,
+                                  direction=direction)
+
+    model, optimizer = build()
+    records = []
+    for _ in range(4):
+        optimizer.step(model)
+        records.append(copy.deepcopy(optimizer.last_record))
+    resumed_model, resumed = build()
+    for record in records[:2]:
+        resumed.replay(record)
+    for _ in range(2):
+        resumed.step(resumed_model)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), resumed_model.parameters()))
