@@ -1,11 +1,13 @@
-"""Picks each method's learning rate per test function from the zoo's sweep, and prints suites/zoo.yaml.
+"""Picks each method's learning rate per zoo problem from the zoo's sweeps, and prints suites/zoo.yaml.
 
-    python -m zobench run suites/zoo-sweep-functions.yaml --out OUT
-    python benchmarks/zoo_learning_rates.py OUT/zoo-sweep-functions > suites/zoo.yaml
+    python -m zobench run suites/zoo-sweep-functions.yaml
+    python -m zobench run suites/zoo-sweep-sst2.yaml
+    python benchmarks/zoo_learning_rates.py reports/zoo-sweep-functions reports/zoo-sweep-sst2 > suites/zoo.yaml
 
-The choice: the grid value with the least final distance to the optimum (the test functions have no
-separate test split, so dev is all there is); a diverged run is never chosen; ties go to the smaller
-learning rate. Every method gets the same grid size (7 values), FZOO's scaled by its ε.
+The choice: the grid value with the best final dev metric — the least distance to the optimum on a
+test function (which has no separate test split), the highest dev accuracy on SST-2 (test is never
+read) —; a diverged run is never chosen; ties go to the smaller learning rate. Every method gets the
+same grid size on a problem (7 values on the functions, 5 on SST-2), FZOO's scaled by its ε.
 """
 
 import json
@@ -14,16 +16,23 @@ from pathlib import Path
 
 from zobench.suite import load_suite
 
-SWEEP = Path(__file__).parents[1] / "suites" / "zoo-sweep-functions.yaml"
+SUITES = Path(__file__).parents[1] / "suites"
+SWEEPS = [SUITES / "zoo-sweep-functions.yaml", SUITES / "zoo-sweep-sst2.yaml"]
 
 HEADER = """name: zoo
 description: >
   Every registered zeroth-order method (and the forward gradient) on the six test functions of the
-  paper's Figure 2, from a common start, 1000 steps, seeds 0-2. Each method's learning rate per
-  function is the best of the same-size grid by final distance at seed 0 (suites/zoo-sweep-functions.yaml,
-  chosen by benchmarks/zoo_learning_rates.py). Targets are gap targets: 50 % and 90 % of the way
-  from the start to the best distance any run reached on the function.
+  paper's Figure 2 and on SST-2 head tuning (the quickstart's problem), 1000 steps, seeds 0-2. Each
+  method's learning rate per problem is the best of a same-size grid by final dev metric at seed 0
+  (suites/zoo-sweep-functions.yaml and suites/zoo-sweep-sst2.yaml, chosen by
+  benchmarks/zoo_learning_rates.py). Targets are gap targets: 50 % and 90 % of the way from the
+  start to the best dev metric any run reached on the problem.
 problems: [a, b, c, d, beale, rosenbrock]
+tasks: [sst2]
+models: [minilm-l6]
+data_dir: ../../shared/data
+data: {protocol: mezo, num_train: 1000, num_dev: 500, num_test: 1000, batch_size: 16}
+peft: head
 optimizers:
 """
 FOOTER = """seeds: [0, 1, 2]
@@ -31,38 +40,47 @@ budget: {steps: 1000, eval_every: 10}
 targets: ["50%", "90%"]
 report:
   tables:
-    - {name: final_distance, quantity: final, rows: problem, columns: label}
+    - {name: final_dev, quantity: final, rows: problem, columns: label}
     - {name: forward_passes_to_target, quantity: forward_passes_to_target, rows: problem, columns: label}
     - {name: peak_train_memory, quantity: peak_train_memory, rows: problem, columns: label}
 """
 
 
-def main(folder: Path) -> None:
-    best: dict[tuple[str, str], tuple[float, float]] = {}
-    extra: dict[str, dict] = {}
-    sweep = load_suite(SWEEP)
-    order = list(dict.fromkeys(spec.optimizer for spec in sweep.runs))
-    problems = list(dict.fromkeys(spec.problem for spec in sweep.runs))
-    for path in sorted((folder / "runs").glob("*.json")):
-        record = json.loads(path.read_text())
-        spec = record["spec"]
-        name, lr = spec["optimizer"], spec["hyperparameters"]["lr"]
-        extra[name] = {k: v for k, v in spec["hyperparameters"].items() if k != "lr"}
-        if record["status"] == "diverged":
-            continue
-        distance = record["final"]["dev"]["distance"]
-        key = (name, spec["problem"])
-        if key not in best or (distance, lr) < best[key]:
-            best[key] = (distance, lr)
+def chosen_settings(folders: list[Path]) -> dict[tuple[str, str], dict]:
+    """{(method, problem): the hyperparameters of its best sweep run} from the sweeps' run records."""
+    best: dict[tuple[str, str], tuple[float, float, dict]] = {}
+    for folder in folders:
+        for path in sorted((folder / "runs").glob("*.json")):
+            record = json.loads(path.read_text())
+            spec = record["spec"]
+            if record["status"] == "diverged":
+                continue
+            metric, higher = record["metric"]["name"], record["metric"]["higher_is_better"]
+            loss = -record["final"]["dev"][metric] if higher else record["final"]["dev"][metric]
+            key, lr = (spec["optimizer"], spec["problem"]), spec["hyperparameters"]["lr"]
+            if key not in best or (loss, lr) < best[key][:2]:
+                best[key] = (loss, lr, spec["hyperparameters"])
+    return {key: hyperparameters for key, (_, _, hyperparameters) in best.items()}
+
+
+def _mapping(values: dict) -> str:
+    return ", ".join(f"{key}: {value!r}" for key, value in values.items())
+
+
+def main(folders: list[Path]) -> None:
+    chosen = chosen_settings(folders)
+    runs = [run for sweep in SWEEPS for run in load_suite(sweep).runs]
+    order = list(dict.fromkeys(run.optimizer for run in runs))
+    problems = list(dict.fromkeys(run.problem for run in runs))
     lines = [HEADER.rstrip("\n")]
     for name in order:
-        chosen = {problem: best[name, problem][1] for problem in problems}
-        settings = "".join(f", {k}: {v}" for k, v in extra[name].items())
-        overrides = ", ".join(f"{problem}: {{lr: {lr!r}}}" for problem, lr in chosen.items())
-        lines.append(f"  - {{name: {name}, label: {name}, lr: {chosen['a']!r}{settings},\n"
-                     f"     overrides: {{{overrides}}}}}")
+        base = chosen[name, problems[0]]
+        overrides = ", ".join(
+            f"{problem}: {{{_mapping({k: v for k, v in chosen[name, problem].items() if k == 'lr' or base.get(k) != v})}}}"
+            for problem in problems)
+        lines.append(f"  - {{name: {name}, label: {name}, {_mapping(base)},\n     overrides: {{{overrides}}}}}")
     print("\n".join(lines) + "\n" + FOOTER, end="")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main([Path(folder) for folder in sys.argv[1:]])

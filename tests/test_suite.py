@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +109,9 @@ def test_numbers_in_exponent_form_without_a_point_are_numbers(tmp_path):
     """PyYAML (YAML 1.1) reads 1e-5 as a string; zobench reads it as YAML 1.2 does, a number."""
     suite = load_suite(write(tmp_path, GOOD.replace("lr: [0.1, 0.01]", "lr: [1e-5, 3E-2]")))
     assert {run.hyperparameters["lr"] for run in suite.runs if run.optimizer == "zo-sgd"} == {1e-5, 0.03}
+
+
+def test_a_suite_may_mix_test_functions_and_tasks_and_peft_applies_to_the_tasks(shared_data):
+    suite = load_suite(Path(__file__).parents[1] / "suites" / "zoo.yaml")
+    peft = {run.problem: run.peft for run in suite.runs}
+    assert peft["sst2"] == "head" and {peft[p] for p in ("a", "b", "c", "d", "beale", "rosenbrock")} == {"none"}

@@ -305,7 +305,7 @@ def _run_settings(where: str, document: dict, base: RunSettings, test_functions:
     peft = document.get("peft", base.peft)
     _check_type(f"{where}: peft", peft, str)
     _check_choice(f"{where}: peft", peft, PEFT_MODES)
-    if peft != "none" and test_functions:
+    if peft != "none" and test_functions and not tasks:  # beside tasks, it applies to the tasks only
         _fail(f"{where}: peft", "test functions have no model to adapt; use peft: none")
     data, budget = (_typed_mapping(where, document, name, fields) for name, fields in (("data", DATA),
                                                                                         ("budget", BUDGET)))
@@ -477,7 +477,7 @@ def load_suite(path: str | Path) -> Suite:
                         hyperparameters={**hyperparameters, **overrides.get(problem, {})}, seed=seed,
                         steps=settings.steps, eval_every=settings.eval_every, targets=tuple(float(t) for t in targets),
                         forward_pass_budget=settings.forward_passes, dtype=settings.dtype, device=device,
-                        peft=settings.peft, model=model, data=settings.data if model else {},
+                        peft=settings.peft if model else "none", model=model, data=settings.data if model else {},
                         data_dir=data_dir if model else None, objective=settings.objective,
                         **task_identities.get(problem, {})))
         for problem, model in pairs for entry, name, label, hyperparameters, overrides, settings in configurations
