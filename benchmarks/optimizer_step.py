@@ -29,6 +29,14 @@ MODES = {"mezo-4-pass": {"fused": False}, "fused": {}, "fused+cache": {"cache_no
 DIRECTIONS = ["gaussian", "rademacher", "table"]  # zo-sgd's samplers: draws, packed-bit signs, table windows
 
 
+def _zo_setup(name, size):
+    """(model, batch, optimizer ``name`` over the model), no step taken."""
+    model, batch = _model(size)
+    extra = {"T1": 10} if "adamu" in name else {}
+    optimizer = optimizers.get(name).create(model.parameters(), context={"total_steps": 10_000}, lr=1e-6, **extra)
+    return model, batch, optimizer
+
+
 def step_over_two_forwards(optimizer, loss, repeat: int = 5) -> tuple[float, float, float]:
     """(step time / two forward passes, step seconds, forward seconds), each the best of ``repeat``."""
     step = min(timeit.repeat(lambda: optimizer.step(loss), number=1, repeat=repeat))
@@ -45,10 +53,7 @@ class ZerothOrderStep:
     timeout = 300
 
     def setup(self, name, size):
-        self.model, self.batch = _model(size)
-        extra = {"T1": 10} if "adamu" in name else {}
-        self.optimizer = optimizers.get(name).create(self.model.parameters(), context={"total_steps": 10_000},
-                                                     lr=1e-6, **extra)
+        self.model, self.batch, self.optimizer = _zo_setup(name, size)
         self.optimizer.step(self.loss)  # state buffers exist before measuring
 
     def loss(self):
@@ -78,10 +83,7 @@ class ZerothOrderMemory:
     timeout = 300
 
     def setup(self, name, size):
-        self.model, self.batch = _model(size)
-        extra = {"T1": 10} if "adamu" in name else {}
-        self.optimizer = optimizers.get(name).create(self.model.parameters(), context={"total_steps": 10_000},
-                                                     lr=1e-6, **extra)
+        self.model, self.batch, self.optimizer = _zo_setup(name, size)
 
     def loss(self):
         return self.model(input_ids=self.batch, labels=self.batch).loss

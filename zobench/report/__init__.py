@@ -89,16 +89,19 @@ def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, targets: di
                         "forward_passes_to_target": "Forward passes to reach {target} "
                                                     "(median over the seeds that did; reached/seeds)"}
     caption = layout.caption or default_captions[quantity]
-    rows = _ordered(layout.cell(spec)[0] for spec in runs)
-    columns = _ordered(layout.cell(spec)[1] for spec in runs)
     tables = []
     for name, target, value_of, formatter in variants:
+        # a gap target is named by its metric, so a suite mixing distances and accuracies has targets
+        # that only some problems have: each target's table holds the runs that have it
+        held = [spec for spec in runs if target is None or any(t["name"] == target for t in targets[spec.key])]
+        rows = _ordered(layout.cell(spec)[0] for spec in held)
+        columns = _ordered(layout.cell(spec)[1] for spec in held)
         cells: dict = {}
         seeds: dict = {}
-        for spec in runs:
+        for spec in held:
             cells.setdefault(layout.cell(spec), []).append(value_of(records[spec.key]))
             seeds.setdefault(layout.cell(spec), []).append(spec.seed)
-        text = caption.format(metric=" / ".join(sorted({_metric(records[s.key])[0] for s in runs})),
+        text = caption.format(metric=" / ".join(sorted({_metric(records[s.key])[0] for s in held})),
                               target=target or "")
         if layout.paper:
             text += "; after the slash, the paper's value"
