@@ -3,9 +3,9 @@
 Names: ``zo-sgd`` (MeZO), ``zo-adamu`` (ZO-AdaMU, Algorithm 1; the same as ``zo-adamu@delta``), and
 ``zo-{adamu,adam,adamw,adamax,adamm}@{delta,g}`` — the ten cells of the paper's Table 3 —; ZO-Bench's
 methods (Zhang et al., ICML 2024) ``zo-sgd-sign``, ``zo-sgd-mmt``, ``zo-sgd-cons``, ``zo-adam`` (another
-name of ``zo-adam@g``) and ``forward-grad``; the 2024–2026 methods ``hizoo``, ``lozo``, ``lozo-m``, ``subzero``, ``sparse-mezo``, ``fzoo``
-and ``zo-muon``;
-and the first-order baselines ``fo-{sgd,adam,adamw,adamax}``.
+name of ``zo-adam@g``) and ``forward-grad``; the 2024–2026 methods ``hizoo``, ``lozo``, ``lozo-m``,
+``subzero``, ``sparse-mezo``, ``fzoo`` and ``zo-muon``; and the first-order baselines
+``fo-{sgd,adam,adamw,adamax}``.
 The learning rate has no default: it depends on the model and task far too much for any default to be
 honest. docs/optimizers.md tables them all with their forward passes and buffers.
 """
@@ -36,6 +36,19 @@ def _check_momentum(betas=(0.9, 0.999), sigma=1e-8) -> None:
 def _check_unit_interval(name: str, value) -> None:
     if not is_real(value) or not 0 <= value < 1:
         raise ValueError(f"{name} must be a number in [0, 1), not {value!r}")
+
+
+def _check_subspace(rank, period) -> None:
+    """The rank of a low-rank or subspace probe and the steps its kept factors last."""
+    check_count("rank", rank, low=1)
+    check_count("period", period, low=1)
+
+
+def _check_probes(probes, low: int) -> None:
+    """A probe count within the forward passes the multi-probe methods declare (at most 64 + 1)."""
+    check_count("probes", probes, low=low)
+    if probes > 64:
+        raise ValueError(f"probes must be at most 64 (the declared forward passes), not {probes}")
 
 
 def _sampler(direction: str):
@@ -181,8 +194,7 @@ def lozo(params, *, lr, eps=1e-3, rank=1, period=100, weight_decay=0.0, seed=0, 
     r"""LOZO (Chen et al., "Enhancing Zeroth-Order Fine-Tuning for Language Models with Low-Rank
     Structures", ICLR 2025): MeZO's step with :math:`z = UV^\top` (:func:`~zobench.optimizers.noise.low_rank`);
     defaults r = 1, ν = 100 from LOZO's ``lozo.sh``."""
-    check_count("rank", rank, low=1)
-    check_count("period", period, low=1)
+    _check_subspace(rank, period)
     return ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=noise.low_rank(rank, period),
                        lr=lr, eps=eps, weight_decay=weight_decay, seed=seed, fused=fused)
 
@@ -195,8 +207,7 @@ def lozo_m(params, *, lr, eps=1e-3, rank=1, period=100, momentum=0.9, weight_dec
     (:func:`~zobench.optimizers.schedules.low_rank_momentum`); weight decay is decoupled. Vectors take
     LOZO's plain step. β = 0.9 is zobench's default (the paper's value was not retrieved)."""
     _check_unit_interval("momentum", momentum)
-    check_count("rank", rank, low=1)
-    check_count("period", period, low=1)
+    _check_subspace(rank, period)
     return ZerothOrder(params, schedule=schedules.low_rank_momentum(momentum), placement="g",
                        sampler=noise.low_rank(rank, period), lr=lr, eps=eps, weight_decay=weight_decay,
                        seed=seed, fused=fused)
@@ -207,8 +218,7 @@ def subzero(params, *, lr, eps=1e-3, rank=24, period=1000, weight_decay=0.0, see
     r"""SubZero (Yu et al., "Random Subspace Zeroth-Order Optimization for Memory-Efficient LLM
     Fine-Tuning", ICCV 2025): MeZO's step with :math:`z = UZV^\top` (:func:`~zobench.optimizers.noise.subspace`);
     defaults r = 24, T₀ = 1000 from SubZero's example command."""
-    check_count("rank", rank, low=1)
-    check_count("period", period, low=1)
+    _check_subspace(rank, period)
     return ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=noise.subspace(rank, period),
                        lr=lr, eps=eps, weight_decay=weight_decay, seed=seed, fused=fused)
 
@@ -221,9 +231,7 @@ def fzoo(params, *, lr, eps=1e-3, probes=8, weight_decay=0.0, seed=0, fused=True
     :math:`g_t = \frac{1}{\epsilon N}\sum_i (L(\theta+\epsilon u_i) - L(\theta))\,u_i` over N Rademacher probes
     (N + 1 forward passes; 2 ≤ N ≤ 64 here), :math:`\sigma_t` the spread of the N perturbed losses
     (:func:`~zobench.optimizers.estimators.normalised`). N = 8 is zobench's default, not the paper's."""
-    check_count("probes", probes, low=2)
-    if probes > 64:
-        raise ValueError(f"probes must be at most 64 (the declared forward passes), not {probes}")
+    _check_probes(probes, low=2)
     return ZerothOrder(params, schedule=schedules.sgd(), placement="g", sampler=noise.rademacher,
                        estimator=estimators.normalised(estimators.one_sided(probes)), lr=lr, eps=eps,
                        weight_decay=weight_decay, seed=seed, fused=fused)
@@ -253,11 +261,8 @@ def zo_muon(params, *, lr, eps=1e-3, probes=4, rank=2, period=100, weight_decay=
     (:func:`~zobench.optimizers.schedules.orthogonalised`). Defaults from the released ``lowdim.sh``: N = 4,
     r = 2, P kept 100 steps. Vectors take the plain estimate with the same η (the released code steps
     them with a fixed 1e-7)."""
-    check_count("probes", probes, low=1)
-    if probes > 64:
-        raise ValueError(f"probes must be at most 64 (the declared forward passes), not {probes}")
-    check_count("rank", rank, low=1)
-    check_count("period", period, low=1)
+    _check_probes(probes, low=1)
+    _check_subspace(rank, period)
     return ZerothOrder(params, schedule=schedules.orthogonalised(), placement="g", sampler=noise.projected(rank, period),
                        estimator=estimators.one_sided(probes), lr=lr, eps=eps, weight_decay=weight_decay,
                        seed=seed, fused=fused)

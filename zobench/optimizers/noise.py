@@ -151,7 +151,8 @@ def noise_table(size: int = TABLE_SIZE, seed: int = 0) -> Sampler:
     def sample(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
         count = param.numel()
         if count > size:
-            raise ValueError(f"a tensor of {count:,} entries does not fit a noise table of {size:,}; raise table_size")
+            raise ValueError(f"a tensor of {count:,} entries does not fit a noise table of {size:,} entries; "
+                             f"build a larger one with noise_table(size=...)")
         start = stream.offset(size - count + 1)
         return Sample(gaussian_table(size, seed, param.dtype, param.device)[start:start + count].view(param.shape))
 
@@ -245,10 +246,9 @@ def projected(rank: int, period: int) -> Sampler:
 def smallest_magnitudes(param: torch.Tensor, sparsity: float) -> torch.Tensor:
     """True at the ``1 - sparsity`` fraction (at least one entry) of ``param`` with the smallest |θ|;
     entries tied with the threshold are kept too."""
-    magnitudes = param.detach().abs().flatten()
+    magnitudes = param.detach().abs()
     kept = max(1, math.ceil((1.0 - sparsity) * magnitudes.numel()))
-    threshold = magnitudes.kthvalue(kept).values
-    return param.detach().abs() <= threshold
+    return magnitudes <= magnitudes.flatten().kthvalue(kept).values
 
 
 def magnitude_masked(inner: Sampler, sparsity: float) -> Sampler:
