@@ -87,6 +87,7 @@ SUITES = {  # case -> (suite document, the message fragment)
     "negative target": (with_changes(BASE, targets=[-0.5]), "can never be reached: a distance is >= 0"),
     "accuracy above 1": (with_changes(TASK_BASE, targets=[1.5]), "task metrics (accuracy, F1, EM) lie in [0, 1]"),
     "negative num_train": (with_changes(TASK_BASE, data={"num_train": -5}), "data.num_train: must be >= 1"),
+    "zero seconds": (with_changes(BASE, budget={"steps": 4, "seconds": 0}), "budget.seconds: must be > 0"),
     "zero max_length": (with_changes(TASK_BASE, data={"max_length": 0}), "data.max_length: must be >= 1"),
     "three betas": (with_changes(BASE, optimizers=optimizer(betas=[0.9, 0.99, 0.999])), "betas must be two"),
     "one beta": (with_changes(BASE, optimizers=optimizer(betas=[0.9])), "betas must be two numbers in [0, 1)"),

@@ -338,3 +338,22 @@ def test_zero_steps_records_the_untrained_evaluation(tmp_path):
         record = store.record(key)
         assert record["steps_done"] == 0 and record["forward_passes"] == 0
         assert record["final"]["dev"] == record["initial"]["dev"]
+
+
+def test_a_wall_clock_budget_stops_the_run_at_the_step_that_spends_it(tmp_path):
+    text = """
+    name: timed
+    problems: [c]
+    optimizers: [{name: zo-sgd, lr: 0.001}]
+    budget: {steps: 1000000, seconds: 0.3, eval_every: 1000}
+    """
+    suite, store, failures = run_suite(tmp_path, text, tmp_path)
+    [key] = store.keys()
+    record, log = store.record(key), store.read_log(key)
+    seconds = [entry["seconds"] for entry in log[1:]]
+    assert not failures and 0 < record["steps_done"] < 1_000_000 and record["steps_done"] == len(seconds)
+    assert sum(seconds[:-1]) < 0.3 <= sum(seconds)  # the last step is the one that spent the budget
+    assert "dev" in log[-1]  # and it is evaluated
+    untimed = load_suite(suite_file(tmp_path, text.replace(", seconds: 0.3", ""), "untimed.yaml")).runs[0]
+    assert suite.runs[0].seconds_budget == 0.3 and untimed.seconds_budget is None
+    assert untimed.key != suite.runs[0].key

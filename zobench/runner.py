@@ -11,6 +11,10 @@ its initial weights and its logged step records are replayed (no forward pass), 
 parameters and optimizer state bit for bit; it then continues. Other runs restart from step 0, as do
 logs written before step records existed (they held only the seed and ĝ).
 
+A wall-clock budget (``budget: {seconds: …}``) counts the training steps' device-synchronised seconds,
+evaluations and loading apart, as logged; a resumed run goes on from the seconds its log already holds.
+The step that crosses the budget is the last, and is evaluated. ``steps`` still bounds the run.
+
 A NaN or infinite loss (or parameter) marks the run ``diverged`` at that step.
 """
 
@@ -76,6 +80,7 @@ def run(spec: RunSpec, store: ResultStore, progress=None) -> dict:
         if progress:
             progress(resumed_at)  # training starts here: what came before (loading, caching) is no step's time
         forward_passes = history[-1]["forward_passes"]
+        seconds = sum(e.get("seconds", 0.0) for e in history)
         pass_cost = info.closure_cost  # one closure call: a forward, or one with a backward or tangents
         for step in range(resumed_at + 1, spec.steps + 1):
             closure = problem.loss_closure(step)
@@ -91,7 +96,9 @@ def run(spec: RunSpec, store: ResultStore, progress=None) -> dict:
                     loss = optimizer.step(counted)
                 except optimizers.NonFiniteLossError:
                     loss = math.nan
-            budget_spent = spec.forward_pass_budget is not None and forward_passes >= spec.forward_pass_budget
+            seconds += interval["seconds"]
+            budget_spent = ((spec.forward_pass_budget is not None and forward_passes >= spec.forward_pass_budget)
+                            or (spec.seconds_budget is not None and seconds >= spec.seconds_budget))
             evaluating = step % spec.eval_every == 0 or step == spec.steps or budget_spent
             # the loss every step; the parameters (a full read of the model) only before an evaluation:
             # an overflow in between shows as a non-finite loss one step later

@@ -50,6 +50,7 @@ class RunSpec:
     eval_every: int
     targets: tuple[float, ...]
     forward_pass_budget: int | None = None
+    seconds_budget: float | None = None  # training wall-clock seconds, device-synchronised
     dtype: str = "float32"
     device: str = "cpu"
     peft: str = "none"
@@ -64,8 +65,9 @@ class RunSpec:
     def __post_init__(self):
         if not self.key:
             identity = {k: v for k, v in asdict(self).items() if k not in ("key", "label", "data_dir", "task_file")}
-            if not self.task_hash:
-                identity.pop("task_hash")  # shipped tasks: versioned with zobench, their keys predate the hash
+            for name in ("task_hash", "seconds_budget"):  # absent: keys stay those written before the field
+                if not identity[name]:
+                    identity.pop(name)
             identity["zobench"] = __version__
             digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
             object.__setattr__(self, "key", digest[:16])
@@ -131,7 +133,7 @@ TOP_LEVEL = {"name": str, "description": str, "problems": list, "tasks": list, "
              "device": str, "peft": str, "objective": str, "report": dict}
 REQUIRED = ("name", "optimizers", "budget")
 ENTRY_KEYS = ("name", "label", "overrides", "peft", "budget", "data", "objective", "dtype")  # the rest: hyperparameters
-BUDGET = {"steps": int, "eval_every": int, "forward_passes": int}
+BUDGET = {"steps": int, "eval_every": int, "forward_passes": int, "seconds": float}
 DEFAULT_TABLES = (
     TableLayout("final_metric", "final", ("problem",), ("label",), "Final {metric} (mean ± std over seeds)"),
     TableLayout("selected_test", "selected_test", ("problem",), ("label",)),
@@ -283,6 +285,7 @@ class RunSettings:
     steps: int = 0
     eval_every: int = 0  # 0: a twentieth of the steps
     forward_passes: int | None = None
+    seconds: float | None = None
     data: dict = field(default_factory=dict)
     objective: str = "loss"
     dtype: str = "float32"
@@ -315,6 +318,10 @@ def _run_settings(where: str, document: dict, base: RunSettings, test_functions:
         if key in data and data[key] < least:
             _fail(f"{where}: data.{key}", f"must be >= {least}, got {data[key]}")
     for key, value in budget.items():
+        if key == "seconds":
+            if value <= 0:
+                _fail(f"{where}: budget.seconds", f"must be > 0, got {value}")
+            continue
         least = 0 if key == "steps" else 1  # 0 steps: evaluate only (zero-shot, in-context learning)
         if value < least:
             _fail(f"{where}: budget.{key}", f"must be >= {least}, got {value}")
@@ -333,6 +340,7 @@ def _run_settings(where: str, document: dict, base: RunSettings, test_functions:
     steps = budget.get("steps", base.steps)
     eval_every = budget.get("eval_every", base.eval_every or max(1, steps // 20))
     return RunSettings(peft, steps, eval_every, budget.get("forward_passes", base.forward_passes),
+                       budget.get("seconds", base.seconds),
                        {**base.data, **data}, objective, dtype)
 
 
@@ -476,7 +484,8 @@ def load_suite(path: str | Path) -> Suite:
         (entry, RunSpec(suite=document["name"], problem=problem, optimizer=name, label=label,
                         hyperparameters={**hyperparameters, **overrides.get(problem, {})}, seed=seed,
                         steps=settings.steps, eval_every=settings.eval_every, targets=tuple(float(t) for t in targets),
-                        forward_pass_budget=settings.forward_passes, dtype=settings.dtype, device=device,
+                        forward_pass_budget=settings.forward_passes,
+                        seconds_budget=settings.seconds and float(settings.seconds), dtype=settings.dtype, device=device,
                         peft=settings.peft if model else "none", model=model, data=settings.data if model else {},
                         data_dir=data_dir if model else None, objective=settings.objective,
                         **task_identities.get(problem, {})))
