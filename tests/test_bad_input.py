@@ -67,6 +67,12 @@ SUITES = {  # case -> (suite document, the message fragment)
     "caption brace": (with_changes(BASE, report={"tables": [
         {"name": "t", "quantity": "final", "rows": "problem", "columns": "label", "caption": "a { b"}]}),
         "a caption may hold {metric} and {target} only"),
+    "unknown statistic": (with_changes(BASE, report={"tables": [{"name": "t", "quantity": "final", "rows": "problem",
+                                                                "columns": "label", "statistic": "median"}]}),
+                          "statistic: 'median' is not one of iqm, mean-std"),
+    "improvement over no column": (with_changes(BASE, report={"tables": [
+        {"name": "t", "quantity": "final", "rows": "problem", "columns": "label", "improvement": {"over": "MeZO"}}]}),
+        "improvement.over: 'MeZO' is not a column of the table; columns: zo-sgd"),
     "negative seed": (with_changes(BASE, seeds=[-1]), "a seed is >= 0"),
     "no seeds": (with_changes(BASE, seeds=[]), "seeds: an empty list gives no runs"),
     "repeated seed": (with_changes(BASE, seeds=[0, 0]), "seed 0 is listed twice"),

@@ -83,3 +83,39 @@ def test_a_target_table_holds_only_the_runs_that_have_that_target():
     distance, accuracy = _tables(layout, runs, records, targets)
     assert (distance.rows, accuracy.rows) == (["a"], ["sst2"])
     assert distance.cells == {("a", "zo-sgd"): [80]} and accuracy.cells == {("sst2", "zo-sgd"): [None]}
+
+
+def test_tables_print_intervals_and_the_probability_of_improvement(tmp_path):
+    """Cells are "IQM [low, high]" over seeds; an improvement table compares every column with the
+    one named, per row and over all rows, against the same computation made from the records."""
+    from zobench.report.statistics import iqm_interval, probability_of_improvement
+
+    (tmp_path / "suite.yaml").write_text("""
+name: compared
+problems: [a, c]
+optimizers:
+  - {name: zo-sgd, label: MeZO, lr: 0.01}
+  - {name: zo-adam@g, label: Adam g, lr: 0.01}
+seeds: [0, 1, 2]
+budget: {steps: 30, eval_every: 10}
+report:
+  tables:
+    - {name: final, quantity: final, rows: problem, columns: label, improvement: {over: MeZO}}
+""")
+    suite = load_suite(tmp_path / "suite.yaml")
+    store = ResultStore(tmp_path / "out" / suite.name)
+    assert harness.execute(suite, store, quiet=True) == []
+    folder = write_report(suite, store).parent
+    final = {(r["spec"]["problem"], r["spec"]["label"], r["spec"]["seed"]): r["final"]["dev"]["distance"]
+             for r in store.records()}
+    values = {(p, label): [final[(p, label, s)] for s in (0, 1, 2)] for p in ("a", "c") for label in ("MeZO", "Adam g")}
+    table = (folder / "final.md").read_text()
+    assert f"| a | {iqm_interval([values[('a', 'MeZO')]]).text()} |" in table and " [" in table
+    improvement = (folder / "final_improvement.md").read_text()
+    overall = probability_of_improvement([(values[(p, "Adam g")], values[(p, "MeZO")]) for p in ("a", "c")],
+                                         higher_is_better=False)
+    row = next(line for line in improvement.splitlines() if line.startswith("| all rows"))
+    assert row == f"| all rows (each a stratum) | {overall.value:.2f} [{overall.low:.2f}, {overall.high:.2f}] |"
+    assert "P(Adam g better than MeZO)" in improvement
+    rows = list(csv.DictReader(open(folder / "final_improvement.csv")))
+    assert {r["seed"] for r in rows} == {"estimate", "low", "high"}

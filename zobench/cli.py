@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import __version__, optimizers
+from . import __version__, optimizers, tuning
 from .executors import make_executor
 from .harness import FilterError, environment_notes, execute, plan, print_plan, select
 from .memory.study import MemoryStudyError
@@ -82,7 +82,10 @@ def _run(args) -> int:
     suite = load_suite(args.suite)
     store = _store(suite, args.out)
     if args.dry_run:
-        runs = select(suite.runs, args.only)
+        for line in tuning.plan_lines(suite, store.root):
+            print(line)
+        suite = tuning.resolved(suite, store.root)
+        runs = select(suite.runs, args.only) if suite.runs else []
         print_plan(plan(runs, store))
         for note in environment_notes(runs):
             print(f"note: {note}")
@@ -93,13 +96,14 @@ def _run(args) -> int:
     failures = execute(suite, store, executor=executor, only=args.only, quiet=args.quiet)
     for line in failures:
         print(f"zobench: {line}", file=sys.stderr)
-    print(f"report: {write_report(suite, store)}")
+    print(f"report: {write_report(tuning.resolved(suite, store.root), store)}")
     return 1 if failures else 0
 
 
 def _report(args) -> int:
     suite = load_suite(args.suite)
     store = _store(suite, args.out)
+    suite = tuning.resolved(suite, store.root)
     if not any(store.has(spec.key) for spec in suite.runs):
         raise CommandError(f"no run of {suite.name} is recorded under {store.root}; run it first: "
                            f"zobench run {args.suite}" + (f" --out {args.out}" if args.out != "reports" else ""))

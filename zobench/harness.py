@@ -8,7 +8,7 @@ import time
 
 from tqdm import tqdm
 
-from . import optimizers
+from . import optimizers, tuning
 from .executors import InlineExecutor
 from .runner import run
 from .store import ResultStore
@@ -149,16 +149,21 @@ def run_in_worker(spec: RunSpec, root: str) -> dict:
 
 def execute(suite: Suite, store: ResultStore, *, executor=None, only: str | None = None,
             quiet: bool = False) -> list[str]:
-    """Runs every selected run that has no record; returns one line per failed run (none: success)."""
+    """Tunes the suite's tuned entries, then runs every selected run that has no record (the tuned
+    entries' included); returns one line per failed run or trial (none: success)."""
+    executor = executor or InlineExecutor()
+    failures = []
+    if suite.studies:
+        failures += tuning.tune(suite, store, lambda spec: executor.submit(run_in_worker, spec, str(store.root)),
+                                quiet=quiet)
+        suite = tuning.resolved(suite, store.root)
     runs = select(suite.runs, only)
     pending = [spec for spec in runs if not store.has(spec.key)]
     recorded = len(runs) - len(pending)
-    failures = []
     for model, reason in unreachable_models(pending).items():  # said once for all its runs, not once per run
         skipped = [spec for spec in pending if spec.model == model]
         pending = [spec for spec in pending if spec.model != model]
         failures.append(f"model {model} cannot load here, {len(skipped)} run(s) skipped: {reason}")
-    executor = executor or InlineExecutor()
     if not quiet:
         skipped = len(runs) - recorded - len(pending)
         print(f"{suite.name}: {len(runs)} runs, {recorded} recorded before, "

@@ -18,6 +18,7 @@ import hashlib
 import inspect
 import itertools
 import json
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -101,10 +102,41 @@ class TableLayout:
     columns: tuple[str, ...]
     caption: str = ""
     paper: dict = field(default_factory=dict)  # row label -> column label -> the paper's value, as printed
+    statistic: str = "iqm"  # per cell: "iqm" (IQM [95% bootstrap CI] over seeds) or "mean-std"
+    improvement: dict = field(default_factory=dict)  # {over: column, of: column}: P(of > over) per row
 
     def cell(self, spec: RunSpec) -> tuple[str, str]:
         """The row and the column a run falls in."""
         return tuple(" ".join(str(getattr(spec, name)) for name in names) for names in (self.rows, self.columns))
+
+
+@dataclass(frozen=True)
+class Study:
+    """The tuning of one optimizer entry on one problem, and the runs its choice becomes."""
+
+    label: str
+    space: dict  # hyperparameter -> list of values, or ("log" | "uniform", low, high)
+    trials: int
+    sampler: str
+    trial: RunSpec  # a trial's run, without the searched hyperparameters
+    final: RunSpec  # a reported run, likewise, with the suite's seed replaced by each of ``seeds``
+    seeds: tuple[int, ...]
+    higher_is_better: bool = True
+
+    @property
+    def name(self) -> str:
+        """The study's file stem: readable, and unique through a digest of what it tunes."""
+        readable = "".join(c if c.isalnum() or c in "-_" else "-" for c in f"{self.label}--{self.trial.problem}")
+        digest = hashlib.sha256(f"{self.trial.key} {sorted(self.space.items())!r}".encode()).hexdigest()[:8]
+        return f"{readable[:60]}-{digest}"
+
+    def trial_spec(self, params: dict) -> RunSpec:
+        return dataclasses.replace(self.trial, hyperparameters={**self.trial.hyperparameters, **params}, key="")
+
+    def final_specs(self, params: dict) -> list[RunSpec]:
+        hyperparameters = {**self.final.hyperparameters, **params}
+        return [dataclasses.replace(self.final, hyperparameters=hyperparameters, seed=seed, key="")
+                for seed in self.seeds]
 
 
 @dataclass(frozen=True)
@@ -115,6 +147,7 @@ class Suite:
     tables: tuple[TableLayout, ...]
     source: Path
     gap_targets: tuple[float, ...] = ()  # fractions of the gap from a run's initial metric to the best observed
+    studies: tuple[Study, ...] = ()  # tuned entries: their runs join ``runs`` once tuned (zobench.tuning)
 
 
 DEVICES = ("cpu", "cuda", "auto", "sharded")  # sharded: device_map="auto", one model over every visible GPU
@@ -127,15 +160,19 @@ DATA_LEAST = {"num_train": 1, "num_dev": 1, "num_test": 1, "batch_size": 1, "max
 MAX_RUNS = MAX_NODES  # a suite expanding beyond this is a mistake (a runaway grid), not an experiment
 QUANTITIES = ("initial_test", "final", "selected_test", "steps_to_target", "forward_passes_to_target",
               "seconds_per_step", "peak_train_memory")
+STATISTICS = ("iqm", "mean-std")
+TABLE_KEYS = ("name", "quantity", "rows", "columns", "caption", "paper", "statistic", "improvement")
 RUN_FIELDS = ("problem", "model", "label", "optimizer", "schedule", "placement", "seed")
 TOP_LEVEL = {"name": str, "description": str, "problems": list, "tasks": list, "models": list, "data": dict,
              "data_dir": str, "optimizers": list, "seeds": list, "budget": dict, "targets": list, "dtype": str,
-             "device": str, "peft": str, "objective": str, "report": dict}
+             "device": str, "peft": str, "objective": str, "report": dict, "tune": dict}
 REQUIRED = ("name", "optimizers", "budget")
-ENTRY_KEYS = ("name", "label", "overrides", "peft", "budget", "data", "objective", "dtype")  # the rest: hyperparameters
+ENTRY_KEYS = ("name", "label", "overrides", "peft", "budget", "data", "objective", "dtype", "tune")  # the rest: hyperparameters
+TUNE = {"space": dict, "trials": int, "sampler": str, "budget": dict, "seed": int}
+TUNE_SAMPLERS = ("grid", "random", "tpe")
 BUDGET = {"steps": int, "eval_every": int, "forward_passes": int, "seconds": float}
 DEFAULT_TABLES = (
-    TableLayout("final_metric", "final", ("problem",), ("label",), "Final {metric} (mean ± std over seeds)"),
+    TableLayout("final_metric", "final", ("problem",), ("label",)),
     TableLayout("selected_test", "selected_test", ("problem",), ("label",)),
     TableLayout("steps_to_target", "steps_to_target", ("problem",), ("label",),
                 "Steps to reach {target} (median over the seeds that did; reached/seeds)"),
@@ -169,7 +206,7 @@ def _check_choice(where, value, allowed):
         _fail(where, f"{value!r} is not one of {', '.join(allowed)}")
 
 
-def _hyperparameter_grid(where: str, entry: dict, factory, required: bool = True) -> list[dict]:
+def _hyperparameter_grid(where: str, entry: dict, factory, required: bool = True, searched=()) -> list[dict]:
     """Expands list-valued hyperparameters into a grid, after checking names against the factory."""
     signature = inspect.signature(factory).parameters
     allowed = [name for name in signature if name not in ("params", "total_steps", "seed")]
@@ -194,7 +231,8 @@ def _hyperparameter_grid(where: str, entry: dict, factory, required: bool = True
                 _check_type(path, candidate, bool)
         axes[key] = [tuple(v) if isinstance(v, list) else v for v in values]
     missing = [name for name, p in signature.items()
-               if p.default is inspect.Parameter.empty and p.kind is p.KEYWORD_ONLY and name not in axes]
+               if p.default is inspect.Parameter.empty and p.kind is p.KEYWORD_ONLY and name not in axes
+               and name not in searched]
     if missing and required:
         _fail(where, f"{entry['name']} needs {', '.join(missing)}")
     return [dict(zip(axes, combination)) for combination in itertools.product(*axes.values())]
@@ -222,8 +260,8 @@ def _tables(where: str, report: dict) -> tuple[TableLayout, ...]:
         at = f"{where}: report.tables[{i}]"
         _check_type(at, table, dict)
         for key in table:
-            if key not in ("name", "quantity", "rows", "columns", "caption", "paper"):
-                _fail(f"{at}.{key}", "unknown key; allowed: name, quantity, rows, columns, caption, paper")
+            if key not in TABLE_KEYS:
+                _fail(f"{at}.{key}", f"unknown key; allowed: {', '.join(TABLE_KEYS)}")
         for key in ("name", "quantity", "rows", "columns"):
             if key not in table:
                 _fail(at, f"missing required key {key!r}")
@@ -250,9 +288,21 @@ def _tables(where: str, report: dict) -> tuple[TableLayout, ...]:
             _check_type(f"{at}.paper.{row}", values, dict)
             for column, value in values.items():
                 _check_type(f"{at}.paper.{row}.{column}", value, float)
+        statistic = table.get("statistic", "iqm")
+        _check_choice(f"{at}.statistic", statistic, STATISTICS)
+        improvement = table.get("improvement", {})
+        _check_type(f"{at}.improvement", improvement, dict)
+        for key, value in improvement.items():
+            _check_choice(f"{at}.improvement.{key}", key, ("over", "of"))
+            _check_type(f"{at}.improvement.{key}", value, str)
+        if improvement and "over" not in improvement:
+            _fail(f"{at}.improvement", "name the column to compare against, e.g. improvement: {over: MeZO}")
+        if improvement and table["quantity"] in ("steps_to_target", "forward_passes_to_target"):
+            _fail(f"{at}.improvement", "compares values, not runs that reached a target; use final or selected_test")
         layouts.append(TableLayout(str(table["name"]), table["quantity"], axes["rows"], axes["columns"],
                                    str(table.get("caption", "")), {str(r): {str(c): v for c, v in values.items()}
-                                                                    for r, values in paper.items()}))
+                                                                    for r, values in paper.items()},
+                                   statistic, improvement))
     return tuple(layouts) or DEFAULT_TABLES
 
 
@@ -344,6 +394,74 @@ def _run_settings(where: str, document: dict, base: RunSettings, test_functions:
                        {**base.data, **data}, objective, dtype)
 
 
+def _search_space(where: str, space: dict, allowed: list[str]) -> dict:
+    """``{hyperparameter: [values]}`` or ``{hyperparameter: {log|uniform: [low, high]}}``, checked."""
+    checked = {}
+    for name, values in space.items():
+        at = f"{where}.{name}"
+        if name not in allowed:
+            _fail(at, f"not a hyperparameter of this optimizer; allowed: {', '.join(allowed)}")
+        if isinstance(values, list):
+            if not values:
+                _fail(at, "an empty list gives nothing to search")
+            for i, value in enumerate(values):
+                if not isinstance(value, (int, float, str, bool)):
+                    _fail(f"{at}[{i}]", f"a value to search is a number, a string or true/false, not {value!r}")
+            checked[name] = values
+            continue
+        if not isinstance(values, dict) or len(values) != 1 or next(iter(values)) not in ("log", "uniform"):
+            _fail(at, "expected a list of values, {log: [low, high]} or {uniform: [low, high]}")
+        [(kind, bounds)] = values.items()
+        if not (isinstance(bounds, list) and len(bounds) == 2):
+            _fail(f"{at}.{kind}", f"expected [low, high], got {bounds!r}")
+        for i, bound in enumerate(bounds):
+            _check_type(f"{at}.{kind}[{i}]", bound, float)
+        low, high = bounds
+        if not low < high or (kind == "log" and low <= 0):
+            _fail(f"{at}.{kind}", f"needs low < high{' and low > 0' if kind == 'log' else ''}, got {bounds}")
+        checked[name] = (kind, float(low), float(high))
+    return checked
+
+
+def _tune_block(where: str, suite_block: dict, entry: dict, factory) -> dict | None:
+    """The entry's tuning (the suite's ``tune`` with the entry's over it), or ``None`` if nothing is
+    searched; hyperparameters the entry fixes are left out of the suite-wide space."""
+    entry_block = entry.get("tune", {})
+    _check_type(f"{where}.tune", entry_block, dict)
+    for at, block in ((f"{where}: tune", suite_block), (f"{where}.tune", entry_block)):
+        for key, value in block.items():
+            if key not in TUNE:
+                _fail(f"{at}.{key}", f"unknown key; allowed: {', '.join(TUNE)}")
+            _check_type(f"{at}.{key}", value, TUNE[key])
+    allowed = [n for n in inspect.signature(factory).parameters if n not in ("params", "total_steps", "seed")]
+    space = {name: values for name, values in suite_block.get("space", {}).items()
+             if name not in entry and name in allowed}
+    space = {**_search_space(f"{where}: tune.space", space, allowed),
+             **_search_space(f"{where}.tune.space", entry_block.get("space", {}), allowed)}
+    if not space:
+        if entry_block:
+            _fail(f"{where}.tune", "searches nothing: give it a space, e.g. space: {lr: {log: [1.0e-4, 1.0e-1]}}")
+        return None
+    for name in space:
+        if name in entry:
+            _fail(f"{where}.{name}", f"is both fixed and searched (tune.space.{name}); keep one")
+    tune = {"trials": 8, "sampler": "tpe", "budget": {}, "seed": 0, **suite_block, **entry_block, "space": space}
+    _check_choice(f"{where}.tune.sampler", tune["sampler"], TUNE_SAMPLERS)
+    if tune["trials"] < 1:
+        _fail(f"{where}.tune.trials", f"must be >= 1, got {tune['trials']}")
+    if tune["seed"] < 0:
+        _fail(f"{where}.tune.seed", f"a seed is >= 0, got {tune['seed']}")
+    if tune["sampler"] == "grid":
+        ranges = [name for name, values in space.items() if not isinstance(values, list)]
+        if ranges:
+            _fail(f"{where}.tune.space.{ranges[0]}", "the grid sampler needs a list of values, not a range")
+        points = math.prod(len(values) for values in space.values())
+        if tune["trials"] > points:
+            _fail(f"{where}.tune.trials", f"{tune['trials']} trials on a grid of {points} points would repeat "
+                                          f"points; use trials: {points}")
+    return tune
+
+
 def load_suite(path: str | Path) -> Suite:
     """Reads, validates and expands a suite file; raises :class:`SuiteError` on the first mistake."""
     path = Path(path)
@@ -425,7 +543,7 @@ def load_suite(path: str | Path) -> Suite:
     if data_dir is not None and not Path(data_dir).is_absolute():
         data_dir = str((path.parent / data_dir).resolve())
     checked_data = set()  # (task, protocol): its local files are read once, before any model loads
-    configurations = []  # (entry index, name, label, hyperparameters, {problem: overrides}, run settings)
+    configurations = []  # (entry index, name, label, hyperparameters, {problem: overrides}, run settings, tuning)
     for i, entry in enumerate(document["optimizers"]):
         at = f"{where}: optimizers[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
@@ -446,7 +564,12 @@ def load_suite(path: str | Path) -> Suite:
                     check_data(task, protocol=protocol, seeds=seeds, data_dir=data_dir)
                 except TaskError as error:
                     _fail(f"{at}" if "data" in entry else f"{where}: tasks", str(error))
-        grid = _hyperparameter_grid(at, entry, info.factory)
+        tune = _tune_block(at, document.get("tune", {}), entry, info.factory)
+        searched = tune["space"] if tune else {}
+        grid = _hyperparameter_grid(at, entry, info.factory, searched=searched)
+        if tune and len(grid) > 1:
+            _fail(at, "a tuned entry searches its tune.space; give its other hyperparameters one value each")
+        sample = {name: values[0] if isinstance(values, list) else values[1] for name, values in searched.items()}
         overrides = entry.get("overrides", {})
         if not isinstance(overrides, dict):
             _fail(f"{at}.overrides", "expected a mapping of problem -> hyperparameters")
@@ -469,28 +592,44 @@ def load_suite(path: str | Path) -> Suite:
                                      f"labelled by its values")
         for hyperparameters in grid:
             for problem in problems:
-                _check_builds(at, info, {**hyperparameters, **overrides.get(problem, {})}, settings.steps)
+                _check_builds(at, info, {**hyperparameters, **overrides.get(problem, {}), **sample}, settings.steps)
             name_label = label or _label(entry["name"], hyperparameters, varying)
             earlier = next((c[0] for c in configurations if c[2] == name_label), None)
             if earlier is not None:
                 _fail(f"{at}.label", f"{name_label!r} also labels optimizers[{earlier}]; labels name table "
                                      "columns, so give each configuration its own")
-            configurations.append((i, entry["name"], name_label, hyperparameters, overrides, settings))
+            configurations.append((i, entry["name"], name_label, hyperparameters, overrides, settings, tune))
         if len(configurations) * len(pairs) * len(seeds) > MAX_RUNS:
             _fail(f"{at}", f"the suite expands to more than {MAX_RUNS:,} runs; narrow its grids")
 
     task_identities = {name: dict(zip(("task_file", "task_hash"), _task_identity(task))) for name, task in tasks.items()}
+
+    def spec(problem, model, name, label, hyperparameters, settings, seed, run_targets=targets) -> RunSpec:
+        return RunSpec(suite=document["name"], problem=problem, optimizer=name, label=label,
+                       hyperparameters=hyperparameters, seed=seed, steps=settings.steps, eval_every=settings.eval_every,
+                       targets=tuple(float(t) for t in run_targets), forward_pass_budget=settings.forward_passes,
+                       seconds_budget=settings.seconds and float(settings.seconds), dtype=settings.dtype, device=device,
+                       peft=settings.peft if model else "none", model=model, data=settings.data if model else {},
+                       data_dir=data_dir if model else None, objective=settings.objective,
+                       **task_identities.get(problem, {}))
+
     expanded = [  # (the optimizer entry it comes from, the run)
-        (entry, RunSpec(suite=document["name"], problem=problem, optimizer=name, label=label,
-                        hyperparameters={**hyperparameters, **overrides.get(problem, {})}, seed=seed,
-                        steps=settings.steps, eval_every=settings.eval_every, targets=tuple(float(t) for t in targets),
-                        forward_pass_budget=settings.forward_passes,
-                        seconds_budget=settings.seconds and float(settings.seconds), dtype=settings.dtype, device=device,
-                        peft=settings.peft if model else "none", model=model, data=settings.data if model else {},
-                        data_dir=data_dir if model else None, objective=settings.objective,
-                        **task_identities.get(problem, {})))
-        for problem, model in pairs for entry, name, label, hyperparameters, overrides, settings in configurations
-        for seed in seeds]
+        (entry, spec(problem, model, name, label, {**hyperparameters, **overrides.get(problem, {})}, settings, seed))
+        for problem, model in pairs for entry, name, label, hyperparameters, overrides, settings, tune in configurations
+        if tune is None for seed in seeds]
+    studies = []
+    for problem, model in pairs:
+        for entry, name, label, hyperparameters, overrides, settings, tune in configurations:
+            if tune is None:
+                continue
+            trial_settings = _run_settings(f"{where}: optimizers[{entry}].tune", {"budget": tune["budget"]},
+                                           dataclasses.replace(settings, eval_every=0) if "steps" in tune["budget"]
+                                           else settings, bool(document.get("problems")), tasks)
+            fixed = {**hyperparameters, **overrides.get(problem, {})}
+            studies.append(Study(label, tune["space"], tune["trials"], tune["sampler"],
+                                 spec(problem, model, name, f"{label} (tuning)", fixed, trial_settings, tune["seed"], ()),
+                                 spec(problem, model, name, label, fixed, settings, seeds[0]), tuple(seeds),
+                                 higher_is_better=bool(model)))
     first_entry: dict[str, int] = {}
     for entry, run in expanded:
         if run.key in first_entry:
@@ -499,8 +638,12 @@ def load_suite(path: str | Path) -> Suite:
         first_entry[run.key] = entry
     runs = tuple(run for _, run in expanded)
     for i, table in enumerate(tables):
-        cells = [table.cell(run) for run in runs]
+        cells = [table.cell(run) for run in runs + tuple(study.final for study in studies)]
         labels = {"rows": {row for row, _ in cells}, "columns": {column for _, column in cells}}
+        for key, column in table.improvement.items():
+            if column not in labels["columns"]:
+                _fail(f"{where}: report.tables[{i}].improvement.{key}", f"{column!r} is not a column of the table; "
+                      f"columns: {', '.join(sorted(labels['columns']))}")
         for row, values in table.paper.items():
             if row not in labels["rows"]:
                 _fail(f"{where}: report.tables[{i}].paper.{row}", f"not a row of the table; rows: "
@@ -509,4 +652,5 @@ def load_suite(path: str | Path) -> Suite:
                 if column not in labels["columns"]:
                     _fail(f"{where}: report.tables[{i}].paper.{row}.{column}", "not a column of the table; "
                           f"columns: {', '.join(sorted(labels['columns']))}")
-    return Suite(document["name"], document.get("description", ""), runs, tables, path, tuple(gap_targets))
+    return Suite(document["name"], document.get("description", ""), runs, tables, path, tuple(gap_targets),
+                 tuple(studies))

@@ -11,7 +11,8 @@ from ..measure import peak_bytes
 from ..store import ResultStore
 from ..suite import RunSpec, Suite, TableLayout
 from . import figures, profiles
-from .tables import Table, mean_std, median_reached
+from .statistics import probability_of_improvement
+from .tables import Table, iqm_ci, mean_std, median_reached
 
 PAPER_ANNEAL = AnnealSchedule(T1=1024, T2=16000, T3=20000)
 METRIC_QUANTITIES = ("initial_test", "final", "selected_test")
@@ -78,10 +79,12 @@ def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, targets: di
                  "peak_train_memory": _peak_train_mib}[quantity]
         metrics = {_metric(records[spec.key])[0] for spec in runs}
         percent = quantity in METRIC_QUANTITIES and metrics <= FRACTIONS  # shown as the paper shows them
-        variants = [(layout.name, None, value, functools.partial(mean_std, scale=100) if percent else mean_std)]
-    default_captions = {"initial_test": "Test {metric} before training (zero-shot; mean ± std over seeds)",
-                        "final": "Final dev {metric} (mean ± std over seeds)",
-                        "selected_test": "Test {metric} at the best dev step (mean ± std over seeds)",
+        formatter = iqm_ci if layout.statistic == "iqm" else mean_std
+        variants = [(layout.name, None, value, functools.partial(formatter, scale=100) if percent else formatter)]
+    spread = "IQM over seeds [95% bootstrap CI]" if layout.statistic == "iqm" else "mean ± std over seeds"
+    default_captions = {"initial_test": f"Test {{metric}} before training (zero-shot; {spread})",
+                        "final": f"Final dev {{metric}} ({spread})",
+                        "selected_test": f"Test {{metric}} at the best dev step ({spread})",
                         "seconds_per_step": "Median seconds per training step",
                         "peak_train_memory": "Peak memory of the training steps (MiB)",
                         "steps_to_target": "Steps to reach {target} "
@@ -106,7 +109,56 @@ def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, targets: di
         if layout.paper:
             text += "; after the slash, the paper's value"
         tables.append(Table(name, text, " / ".join(layout.rows), rows, columns, cells, formatter, layout.paper, seeds))
+    if layout.improvement:
+        higher = quantity in METRIC_QUANTITIES and _metric(records[runs[0].key])[1]
+        tables.append(_improvement_table(layout, tables[0], higher))
     return tables
+
+
+def _improvement_table(layout: TableLayout, table: Table, higher_is_better: bool) -> Table:
+    """P(a run of a column beats a run of ``over``) per row, and over all rows with each row a
+    stratum: the columns compared are ``of``, or every column but ``over``."""
+    over = layout.improvement["over"]
+    challengers = [layout.improvement["of"]] if "of" in layout.improvement else [c for c in table.columns if c != over]
+    columns = [f"P({c} > {over})" if higher_is_better else f"P({c} better than {over})" for c in challengers]
+    cells, seeds = {}, {}
+    every = "all rows (each a stratum)"
+    for row_name, rows in [(row, [row]) for row in table.rows] + [(every, table.rows)]:
+        for challenger, column in zip(challengers, columns):
+            pairs = [(table.cells.get((r, challenger), []), table.cells.get((r, over), [])) for r in rows]
+            estimate = probability_of_improvement(pairs, higher_is_better)
+            cells[(row_name, column)] = [] if estimate is None else [estimate.value, estimate.low, estimate.high]
+            seeds[(row_name, column)] = ["estimate", "low", "high"]
+    return Table(f"{layout.name}_improvement",
+                 f"Probability that a run of a column beats a run of {over} in the same row, over all pairs of "
+                 f"seeds ({table.caption.split(' (')[0]}; [95% stratified bootstrap CI])",
+                 table.row_header, table.rows + [every], columns, cells, _estimate_text, {}, seeds)
+
+
+def _tuning_lines(suite: Suite, root: Path) -> list[str]:
+    """The tuning protocol and what it chose: per optimizer and problem, the values its best trial had."""
+    from ..tuning import progress
+
+    if not suite.studies:
+        return []
+    first = suite.studies[0]
+    lines = [f"Tuned on dev only: each optimizer gets the same trials per problem, then its best configuration "
+             f"(the best dev metric a trial reached) runs over seeds {list(first.seeds)}.", "",
+             "| optimizer | problem | trials | sampler | trial budget | chosen | best dev |", "|---|---|---|---|---|---|---|"]
+    for study in suite.studies:
+        finished, best, value = progress(root, study)
+        budget = f"{study.trial.steps} steps" + (f", {study.trial.seconds_budget:g} s" if study.trial.seconds_budget else "")
+        chosen = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (best or {}).items())
+        lines.append(f"| {study.label} | {study.trial.problem} | {finished}/{study.trials} | {study.sampler} | {budget} "
+                     f"| {chosen or '—'} | {'—' if value is None else f'{value:.4g}'} |")
+    return lines + [""]
+
+
+def _estimate_text(values: list) -> str:
+    if not values:
+        return "—"
+    value, low, high = values
+    return f"{value:.2f}" if low is None else f"{value:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def write_report(suite: Suite, store: ResultStore) -> Path:
@@ -133,6 +185,7 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
              f"{len(records)} of {len(suite.runs)} runs recorded; {len(diverged)} diverged"
              + (": " + "; ".join(diverged) if diverged else "") + ".", ""]
     lines += _data_lines(runs, records)
+    lines += _tuning_lines(suite, out)
     lines += [f"- [{caption}]({name})" for caption, name in entries]
     for caption, name in entries:
         lines += ["", (out / name).read_text() if name.endswith(".md") else f"![{caption}]({name})"]
@@ -182,7 +235,7 @@ def _figures(runs, records, logs, targets, colours, out: Path) -> list[tuple[str
             curves[spec.problem].setdefault(spec.label, []).append(points)
         file = f"curves_{axis}.png" if split == "dev" else f"curves_{split}_{axis}.png"
         figures.metric_curves(curves, metric, name, log_y, colours, out / file, diverged, split)
-        entries.append((f"{split.capitalize()} {metric} against {name}, median and min-max over seeds", file))
+        entries.append((f"{split.capitalize()} {metric} against {name}, IQM and 95% bootstrap CI over seeds", file))
 
     hits: dict[str, list] = {}
     for spec in runs:

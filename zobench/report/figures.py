@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +13,7 @@ import torch  # noqa: E402
 
 from ..optimizers.anneal import AnnealSchedule  # noqa: E402
 from ..problems.test_functions import TEST_FUNCTIONS  # noqa: E402
+from .statistics import band  # noqa: E402
 
 
 def palette(labels) -> dict[str, tuple]:
@@ -95,23 +95,21 @@ def anneal_schedule(schedules: dict[str, AnnealSchedule], output: Path) -> Path:
 
 
 def _by_label(curves: dict[str, list[list[tuple[float, float]]]]):
-    """Median and min/max over seeds of curves sampled at the same x positions; a seed that stopped
-    early (diverged) drops out of the statistics from there on."""
+    """IQM over seeds and its 95% bootstrap band, of curves sampled at the same x positions; a seed that
+    stopped early (diverged) drops out of the statistics from there on."""
     for label, seeds in curves.items():
         longest = max(seeds, key=len)
         xs = np.array([x for x, _ in longest])
         ys = np.full((len(seeds), len(longest)), np.nan)
         for row, points in enumerate(seeds):
             ys[row, :len(points)] = [y for _, y in points]
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # columns where every seed is NaN
-            yield label, xs, np.nanmedian(ys, axis=0), np.nanmin(ys, axis=0), np.nanmax(ys, axis=0)
+        yield label, xs, *band(ys)
 
 
 def metric_curves(curves: dict[str, dict[str, list]], metric: str, x_label: str, log_y: bool, colours: dict,
                   output: Path, diverged: dict[str, list[tuple[str, float]]] | None = None,
                   split: str = "dev") -> Path:
-    """A split's metric against ``x_label`` per problem: the median over seeds, with a min-max band.
+    """A split's metric against ``x_label`` per problem: the IQM over seeds, with its 95% bootstrap band.
 
     ``curves[problem][label]`` is a list (one per seed) of (x, value) points. A label evaluated only
     at its start (zero-shot, in-context learning) is a dashed reference line across the panel.
@@ -120,11 +118,11 @@ def metric_curves(curves: dict[str, dict[str, list]], metric: str, x_label: str,
     """
     figure, axes = _panel_grid(curves, 3.6)
     for axis, problem in zip(axes.flat, curves):
-        for label, xs, median, low, high in _by_label(curves[problem]):
+        for label, xs, centre, low, high in _by_label(curves[problem]):
             if len(xs) == 1:
-                axis.axhline(median[0], color=colours[label], ls="--", lw=1.1, label=f"{label} (no training)")
+                axis.axhline(centre[0], color=colours[label], ls="--", lw=1.1, label=f"{label} (no training)")
                 continue
-            axis.plot(xs, median, color=colours[label], label=label, lw=1.3)
+            axis.plot(xs, centre, color=colours[label], label=label, lw=1.3)
             axis.fill_between(xs, low, high, color=colours[label], alpha=0.2, lw=0)
         marked = set()
         for label, x in (diverged or {}).get(problem, []):
@@ -135,7 +133,7 @@ def metric_curves(curves: dict[str, dict[str, list]], metric: str, x_label: str,
         if log_y:
             axis.set_yscale("log")
     return _finish_grid(figure, axes, len(curves), f"{split} {metric} against {x_label} "
-                        "(median over seeds, band: min-max; ✕: a diverged run, left out)", output, dpi=100)
+                        "(IQM over seeds, band: 95% bootstrap CI; ✕: a diverged run, left out)", output, dpi=100)
 
 
 def ecdf(hits: dict[str, list[int | None]], colours: dict, output: Path) -> Path:

@@ -1,8 +1,8 @@
 """Tables as markdown, LaTeX and CSV from one description.
 
 A table is rows × columns of cells; each cell is a list of per-seed values (``None`` for a seed that
-has no value, e.g. a target it never reached). Markdown and LaTeX show ``mean ± std`` (or the cell's
-own text), followed by `` / <paper>`` where the paper published a value for the cell; the CSV keeps
+has no value, e.g. a target it never reached). Markdown and LaTeX show the IQM over seeds with its
+95% bootstrap interval, ``value [low, high]`` (or ``mean ± std``, or the cell's own text), followed by `` / <paper>`` where the paper published a value for the cell; the CSV keeps
 the numbers, one line per seed, for anyone who wants to re-plot.
 """
 
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .statistics import iqm_interval
+
 
 def mean_std(values: list[float | None], scale: float = 1.0) -> str:
     present = [v * scale for v in values if v is not None and math.isfinite(v)]
@@ -23,6 +25,11 @@ def mean_std(values: list[float | None], scale: float = 1.0) -> str:
     if len(present) == 1:
         return f"{present[0]:.3g}"
     return f"{statistics.fmean(present):.3g} ± {statistics.stdev(present):.2g}"
+
+
+def iqm_ci(values: list[float | None], scale: float = 1.0) -> str:
+    estimate = iqm_interval([values])
+    return estimate.text(scale) if estimate else "—"
 
 
 def median_reached(values: list[float | None]) -> str:
@@ -40,7 +47,7 @@ class Table:
     rows: list[str]
     columns: list[str]
     cells: dict[tuple[str, str], list[float | None]]
-    formatter: Callable[[list], str] = mean_std
+    formatter: Callable[[list], str] = iqm_ci
     paper: dict[str, dict[str, float | str]] = field(default_factory=dict)  # row -> column -> published value
     seeds: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # the run seed of each cell value
 

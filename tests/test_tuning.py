@@ -1,0 +1,147 @@
+"""Tuning inside a suite: equal trials per optimizer and problem, the choice made on dev only, the
+chosen values rerun over the suite's seeds, the plan and its cost, and a study that resumes after
+kill -9 with the trials and the choice of an uninterrupted one."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from zobench import harness, tuning
+from zobench.store import ResultStore
+from zobench.suite import SuiteError, load_suite
+
+TUNED = """
+name: tuned
+problems: [c, a]
+tune:
+  trials: 4
+  budget: {steps: 40}
+  space: {lr: {log: [1.0e-4, 1.0e-1]}}
+optimizers:
+  - {name: zo-sgd, label: MeZO}
+  - {name: zo-adam@g, label: Adam g, tune: {space: {eps: [0.001, 0.01]}}}
+  - {name: fo-adam, label: FO, lr: 0.01}
+seeds: [0, 1]
+budget: {steps: 60, eval_every: 10}
+"""
+
+
+def suite_file(tmp_path, text, name="tuned.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def trials_of(store, study):
+    return [r for r in store.records() if r["spec"]["label"] == f"{study.label} (tuning)"
+            and r["spec"]["problem"] == study.trial.problem]
+
+
+def test_every_study_gets_its_trials_and_its_best_dev_trial_runs_over_the_seeds(tmp_path):
+    suite = load_suite(suite_file(tmp_path, TUNED))
+    assert [(s.label, s.trial.problem, s.trials) for s in suite.studies] == [
+        ("MeZO", "c", 4), ("Adam g", "c", 4), ("MeZO", "a", 4), ("Adam g", "a", 4)]
+    assert set(suite.studies[1].space) == {"lr", "eps"} and {r.label for r in suite.runs} == {"FO"}
+    store = ResultStore(tmp_path / "out" / suite.name)
+    assert harness.execute(suite, store, quiet=True) == []
+    resolved = tuning.resolved(suite, store.root)
+    for study in suite.studies:
+        trials = trials_of(store, study)
+        assert len(trials) == 4 and all(t["steps_done"] == 40 and t["spec"]["seed"] == 0 for t in trials)
+        best = min(trials, key=lambda t: t["best_dev"]["value"])  # distances: lower is better; dev only
+        finished, chosen, value = tuning.progress(store.root, study)
+        assert finished == 4 and value == best["best_dev"]["value"]
+        assert {k: best["spec"]["hyperparameters"][k] for k in study.space} == chosen
+        finals = [r for r in resolved.runs if r.label == study.label and r.problem == study.trial.problem]
+        assert sorted(r.seed for r in finals) == [0, 1]
+        for run in finals:
+            assert store.has(run.key) and run.steps == 60
+            assert store.record(run.key)["spec"]["hyperparameters"] == {**study.trial.hyperparameters, **chosen}
+    from zobench.report import write_report
+    index = write_report(resolved, store).read_text()
+    assert "| MeZO | c | 4/4 | tpe | 40 steps | lr=" in index
+
+
+def test_dry_run_shows_the_tuning_plan_and_its_cost(tmp_path, capsys):
+    from zobench.cli import main
+
+    assert main(["run", str(suite_file(tmp_path, TUNED)), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "tune MeZO on c: 0/4 trials (tpe), 320 forward passes to go" in out  # 4 trials × 40 steps × 2
+    assert "tuning: 4 studies, 1,280 training forward passes to go" in out
+    assert not (tmp_path / "out" / "tuned" / "tuning").exists()  # a plan creates no study
+
+
+def study_rows(root):
+    rows = {}
+    for path in sorted((root / "tuning").glob("*.db")):
+        with sqlite3.connect(path) as db:
+            rows[path.name] = db.execute(
+                "select t.number, t.state, p.param_name, p.param_value, v.value from trials t "
+                "join trial_params p on p.trial_id = t.trial_id left join trial_values v on v.trial_id = t.trial_id "
+                "order by t.number, p.param_name").fetchall()
+    return rows
+
+
+def test_a_study_killed_mid_trial_resumes_to_the_uninterrupted_choice(tmp_path):
+    text = TUNED.replace("problems: [c, a]", "problems: [c]").replace("steps: 40", "steps: 3000").replace(
+        "  - {name: zo-adam@g, label: Adam g, tune: {space: {eps: [0.001, 0.01]}}}\n", "").replace(
+        "  - {name: fo-adam, label: FO, lr: 0.01}\n", "")
+    path = suite_file(tmp_path, text)
+    command = [sys.executable, "-m", "zobench", "run", str(path), "--quiet"]
+    killed = tmp_path / "killed" / "tuned"
+    process = subprocess.Popen(command + ["--out", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline:  # one trial told, the next well under way
+        logs = list((killed / "logs").glob("*.jsonl")) if (killed / "logs").exists() else []
+        if len(ResultStore(killed).keys()) == 1 and any(len(p.read_text().splitlines()) > 500 for p in logs
+                                                        if not ResultStore(killed).has(p.stem)):
+            break
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    running = [row for rows in study_rows(killed).values() for row in rows if row[1] == "RUNNING"]
+    assert len(running) == 1, study_rows(killed)
+    subprocess.run(command + ["--out", str(tmp_path / "killed")], check=True, capture_output=True)
+    subprocess.run(command + ["--out", str(tmp_path / "reference")], check=True, capture_output=True)
+    resumed, reference = study_rows(killed), study_rows(tmp_path / "reference" / "tuned")
+    assert resumed == reference and len(next(iter(resumed.values()))) == 4
+    assert ResultStore(killed).keys() == ResultStore(tmp_path / "reference" / "tuned").keys()
+    resumed_runs = [r for r in ResultStore(killed).records() if r["resumed_at_step"] > 0]
+    assert len(resumed_runs) == 1  # the trial that was killed went on from its log
+
+
+BAD = {
+    "unknown hyperparameter": ("tune: {space: {bogus: [1, 2]}}", "tune.space.bogus: not a hyperparameter"),
+    "fixed and searched": ("tune: {space: {eps: [0.1]}}\n        lr: 0.1\n        eps: 0.01",
+                           "eps: is both fixed and searched"),
+    "log from zero": ("tune: {space: {lr: {log: [0, 1]}}}", "needs low < high and low > 0"),
+    "grid too small": ("tune: {sampler: grid, trials: 3, space: {lr: [0.1, 0.01]}}",
+                       "3 trials on a grid of 2 points would repeat points; use trials: 2"),
+    "grid of a range": ("tune: {sampler: grid, space: {lr: {log: [0.001, 0.1]}}}", "the grid sampler needs a list"),
+    "sampler": ("tune: {sampler: bayes, space: {lr: [0.1]}}", "'bayes' is not one of grid, random, tpe"),
+    "nothing searched": ("tune: {trials: 3}\n        lr: 0.1", "searches nothing"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_a_bad_tune_block_is_refused_naming_its_path(case, tmp_path):
+    block, fragment = BAD[case]
+    text = f"""
+    name: bad
+    problems: [c]
+    optimizers:
+      - name: zo-sgd
+        {block}
+    budget: {{steps: 4}}
+    """
+    with pytest.raises(SuiteError, match=None) as error:
+        load_suite(suite_file(tmp_path, text))
+    assert fragment in str(error.value) and "optimizers[0]" in str(error.value)
