@@ -28,11 +28,11 @@ SEED = 0
 @dataclass(frozen=True)
 class Estimate:
     value: float
-    low: float | None = None  # None: too few values for an interval
+    low: float | None = None  # None: too few values for an interval; printed alone when low == high
     high: float | None = None
 
     def text(self, scale: float = 1.0) -> str:
-        if self.low is None:
+        if self.low is None or self.low == self.high:  # one value, or seeds that all agree
             return f"{self.value * scale:.3g}"
         return f"{self.value * scale:.3g} [{self.low * scale:.3g}, {self.high * scale:.3g}]"
 
