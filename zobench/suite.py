@@ -27,7 +27,7 @@ import torch
 
 from . import __version__
 from .optimizers import REGISTRY, UnknownOptimizerError
-from .problems import DTYPES, problem_names
+from .problems import DTYPES, problem_error
 from .store import unsafe_name
 from .tasks import DEFINITIONS, PROTOCOLS, Task, TaskError, check_data, load_task
 from .yaml_files import MAX_NODES, YamlFileError, load_yaml
@@ -487,10 +487,10 @@ def load_suite(path: str | Path) -> Suite:
         _fail(f"{where}: optimizers", "an empty list gives no runs; name at least one optimizer")
 
     problems = document.get("problems", [])
-    known = problem_names()
     for i, problem in enumerate(problems):
-        if problem not in known:
-            _fail(f"{where}: problems[{i}]", f"unknown problem {problem!r}; known: {', '.join(known)}")
+        _check_type(f"{where}: problems[{i}]", problem, str)
+        if problem_error(problem):
+            _fail(f"{where}: problems[{i}]", problem_error(problem))
     tasks = dict(_task(f"{where}: tasks[{i}]", name, path.parent) for i, name in enumerate(document.get("tasks", [])))
     declared = [task.name for task in tasks.values()]
     for i, name in enumerate(declared):

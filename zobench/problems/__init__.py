@@ -1,9 +1,11 @@
-"""Problems by name: the paper's 2-D test functions, or a language-model task with a model."""
+"""Problems by name: the paper's 2-D test functions, low-rank quadratics of any dimension, or a
+language-model task with a model."""
 
 from __future__ import annotations
 
 import torch
 
+from . import quadratic
 from .base import Problem
 from .test_functions import TEST_FUNCTIONS, TestFunctionProblem
 
@@ -12,13 +14,26 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.
 
 
 def problem_names() -> list[str]:
-    return list(TEST_FUNCTIONS)
+    return list(TEST_FUNCTIONS) + ["quadratic-d<d>-r<r>[-noisy]"]
+
+
+def problem_error(name: str) -> str | None:
+    """Why ``name`` names no problem (tasks aside), or ``None``."""
+    if name in TEST_FUNCTIONS:
+        return None
+    shape = quadratic.parse(name)
+    if shape is None:
+        return f"unknown problem {name!r}; known: {', '.join(problem_names())}"
+    reason = quadratic.check(*shape[:2])
+    return reason and f"{name}: {reason}"
 
 
 def build_problem(spec, device: str = "cpu") -> Problem:
     """The problem of a run specification: a test function, or its task with its model."""
     if spec.problem in TEST_FUNCTIONS:
         return TestFunctionProblem(TEST_FUNCTIONS[spec.problem], dtype=DTYPES[spec.dtype], device=device)
+    if quadratic.parse(spec.problem):
+        return quadratic.QuadraticProblem(spec.problem, seed=spec.seed, dtype=DTYPES[spec.dtype], device=device)
     from .task_problem import TaskProblem
 
     return TaskProblem(spec.task_file or spec.problem, spec.model, peft=spec.peft, data_dir=spec.data_dir, dtype=spec.dtype,
@@ -26,4 +41,4 @@ def build_problem(spec, device: str = "cpu") -> Problem:
                        objective=spec.objective, **spec.data_options)
 
 
-__all__ = ["Problem", "problem_names", "build_problem", "DTYPES"]
+__all__ = ["Problem", "problem_names", "problem_error", "build_problem", "DTYPES"]
