@@ -14,11 +14,11 @@ the YAML path, e.g. ``figure2.yaml: optimizers[2].lr: expected a number, got 'fa
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import itertools
 import json
-import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -206,10 +206,15 @@ def _check_choice(where, value, allowed):
         _fail(where, f"{value!r} is not one of {', '.join(allowed)}")
 
 
+def _hyperparameter_names(factory) -> list[str]:
+    """What a suite may set of an optimizer: its factory's arguments but the ones the harness gives."""
+    return [name for name in inspect.signature(factory).parameters if name not in ("params", "total_steps", "seed")]
+
+
 def _hyperparameter_grid(where: str, entry: dict, factory, required: bool = True, searched=()) -> list[dict]:
     """Expands list-valued hyperparameters into a grid, after checking names against the factory."""
     signature = inspect.signature(factory).parameters
-    allowed = [name for name in signature if name not in ("params", "total_steps", "seed")]
+    allowed = _hyperparameter_names(factory)
     axes = {}
     for key, value in entry.items():
         if key in ENTRY_KEYS:
@@ -433,7 +438,7 @@ def _tune_block(where: str, suite_block: dict, entry: dict, factory) -> dict | N
             if key not in TUNE:
                 _fail(f"{at}.{key}", f"unknown key; allowed: {', '.join(TUNE)}")
             _check_type(f"{at}.{key}", value, TUNE[key])
-    allowed = [n for n in inspect.signature(factory).parameters if n not in ("params", "total_steps", "seed")]
+    allowed = _hyperparameter_names(factory)
     space = {name: values for name, values in suite_block.get("space", {}).items()
              if name not in entry and name in allowed}
     space = {**_search_space(f"{where}: tune.space", space, allowed),
@@ -489,8 +494,9 @@ def load_suite(path: str | Path) -> Suite:
     problems = document.get("problems", [])
     for i, problem in enumerate(problems):
         _check_type(f"{where}: problems[{i}]", problem, str)
-        if problem_error(problem):
-            _fail(f"{where}: problems[{i}]", problem_error(problem))
+        reason = problem_error(problem)
+        if reason:
+            _fail(f"{where}: problems[{i}]", reason)
     tasks = dict(_task(f"{where}: tasks[{i}]", name, path.parent) for i, name in enumerate(document.get("tasks", [])))
     declared = [task.name for task in tasks.values()]
     for i, name in enumerate(declared):

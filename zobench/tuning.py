@@ -112,12 +112,15 @@ def tune(suite: Suite, store, run_one, quiet: bool = False) -> list[str]:
     trial's record. One trial per study is in flight at a time; studies run side by side."""
     studies = {study.name: (study, _open(store.root, study)) for study in suite.studies}
     in_flight: dict[str, tuple[int, object]] = {}
+    free = set(studies)  # studies with no trial in flight: each is read once, not at every poll
     failures = []
     while True:
-        for name, (study, optuna_study) in studies.items():
-            if name not in in_flight and _finished(optuna_study) < study.trials:
+        for name in sorted(free, key=list(studies).index):
+            study, optuna_study = studies[name]
+            if _finished(optuna_study) < study.trials:
                 number, params = _next_trial(optuna_study, study)
                 in_flight[name] = (number, run_one(study.trial_spec(params)))
+        free.clear()
         if not in_flight:
             return failures
         for name, (number, job) in list(in_flight.items()):
@@ -129,6 +132,7 @@ def tune(suite: Suite, store, run_one, quiet: bool = False) -> list[str]:
                     failures.append(f"trial {number} of {name} failed: {str(error).splitlines()[0] if str(error) else error!r}")
                 _tell(studies[name][1], number, record)
                 del in_flight[name]
+                free.add(name)
                 if not quiet:
                     print(f"tuning {name}: trial {number} done")
         time.sleep(0.05)

@@ -137,6 +137,6 @@ class QuadraticProblem:
         return {}
 
     def describe(self) -> dict:
-        (r1, r2), (d1, d2) = _factors(self.quadratic.d, self.quadratic.r)
+        (d1, d2), (r1, r2) = self.quadratic.shape, self.quadratic.eigenvalues.shape
         return {"dimension": self.quadratic.d, "rank": self.quadratic.r, "noisy": self.quadratic.noisy,
                 "factors": [[d1, r1], [d2, r2]], "mu": MU, "noise": NOISE if self.quadratic.noisy else 0.0}

@@ -2,8 +2,9 @@
 
 A table is rows × columns of cells; each cell is a list of per-seed values (``None`` for a seed that
 has no value, e.g. a target it never reached). Markdown and LaTeX show the IQM over seeds with its
-95% bootstrap interval, ``value [low, high]`` (or ``mean ± std``, or the cell's own text), followed by `` / <paper>`` where the paper published a value for the cell; the CSV keeps
-the numbers, one line per seed, for anyone who wants to re-plot.
+95% bootstrap interval, ``value [low, high]`` (or ``mean ± std``, or the cell's own text), followed
+by `` / <paper>`` where the paper published a value for the cell; the CSV keeps the numbers, one line
+per seed, for anyone who wants to re-plot.
 """
 
 from __future__ import annotations
