@@ -45,3 +45,52 @@ def test_names():
     assert parse("quadratic-d1000-r8-noisy") == (1000, 8, True) and parse("quadratic-d10") is None
     assert "needs 1 <= r <= d" in problem_error("quadratic-d100-r512")
     assert "unknown problem" in problem_error("quadratik-d100-r8")
+
+
+SCALING = """
+name: scaling-tiny
+problems: [quadratic-d64-r2, quadratic-d256-r2, quadratic-d256-r4, quadratic-d256-r4-noisy]
+optimizers:
+  - {name: zo-sgd, label: MeZO, lr: 0.5}
+seeds: [0, 1, 2]
+budget: {steps: 300, eval_every: 10}
+targets: [0.5, 1.0e-9]
+"""
+
+
+def test_scaling_figure_draws_the_median_passes_to_target_per_shape(tmp_path, monkeypatch):
+    """The report of a suite of quadratics plots, per target, the median over seeds of each run's
+    recorded forward passes against (d, r); a target the median seed misses is infinite, not drawn."""
+    import math
+    import statistics
+
+    from zobench import harness
+    from zobench.report import figures, write_report
+    from zobench.store import ResultStore
+    from zobench.suite import load_suite
+
+    drawn = {}
+    draw = figures.scaling
+    monkeypatch.setattr(figures, "scaling", lambda costs, colours, output: (drawn.update(costs),
+                                                                             draw(costs, colours, output))[1])
+    (tmp_path / "suite.yaml").write_text(SCALING)
+    suite = load_suite(tmp_path / "suite.yaml")
+    store = ResultStore(tmp_path / "out" / suite.name)
+    assert harness.execute(suite, store, quiet=True) == []
+    folder = write_report(suite, store).parent
+    assert (folder / "scaling.png").stat().st_size > 10_000 and "scaling.png" in (folder / "index.md").read_text()
+
+    expected = {}
+    for record in store.records():
+        d, r, noisy = parse(record["spec"]["problem"])
+        label = "MeZO (noisy)" if noisy else "MeZO"
+        for target in record["targets"]:
+            name = f"suboptimality ≤ {target['target']:g}"
+            passes = math.inf if target["forward_passes"] is None else target["forward_passes"]
+            expected.setdefault(name, {}).setdefault(label, {}).setdefault((d, r), []).append(passes)
+    expected = {t: {l: {s: statistics.median(v) for s, v in by.items()} for l, by in ls.items()}
+                for t, ls in expected.items()}
+    assert drawn == expected
+    assert set(drawn) == {"suboptimality ≤ 0.5", "suboptimality ≤ 1e-09"}
+    assert all(math.isfinite(v) for v in drawn["suboptimality ≤ 0.5"]["MeZO"].values())
+    assert all(v == math.inf for by in drawn["suboptimality ≤ 1e-09"].values() for v in by.values())

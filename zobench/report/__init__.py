@@ -8,6 +8,7 @@ from pathlib import Path
 from ..optimizers.anneal import HYPERPARAMETERS as ANNEAL_HYPERPARAMETERS
 from ..optimizers.anneal import AnnealSchedule
 from ..measure import peak_bytes
+from ..problems import quadratic
 from ..store import ResultStore
 from ..suite import RunSpec, Suite, TableLayout
 from . import figures, profiles
@@ -245,6 +246,7 @@ def _figures(runs, records, logs, targets, colours, out: Path) -> list[tuple[str
         entries.append(("ECDF of forward passes to each target, over runs and targets", "ecdf_forward_passes.png"))
 
     entries += _profile(runs, targets, colours, out)
+    entries += _scaling_figure(runs, targets, colours, out)
 
     memory, time = {}, {}
     for spec in runs:
@@ -284,6 +286,25 @@ def _profile(runs, targets, colours, out: Path) -> list[tuple[str, str]]:
     return [("Performance profile: share of (problem, target) pairs within τ× the fewest forward passes",
              "performance_profile.md"),
             ("Performance profile (Dolan–Moré) of forward passes to target", "performance_profile.png")]
+
+
+def _scaling_figure(runs, targets, colours, out: Path) -> list[tuple[str, str]]:
+    """Forward passes to target against d and r, for a suite of low-rank quadratics of several shapes."""
+    shapes = {spec.problem: quadratic.parse(spec.problem) for spec in runs}
+    if None in shapes.values() or len({shape[:2] for shape in shapes.values()}) < 2:
+        return []
+    passes: dict[str, dict[str, dict[tuple[int, int], list]]] = {}
+    for spec in runs:
+        d, r, noisy = shapes[spec.problem]
+        label = f"{spec.label} (noisy)" if noisy else spec.label
+        colours.setdefault(label, colours[spec.label])
+        for target in targets[spec.key]:
+            passes.setdefault(target["name"], {}).setdefault(label, {}).setdefault((d, r), []).append(
+                target["forward_passes"])
+    medians = {target: {label: {shape: profiles.median_cost(costs) for shape, costs in by_shape.items()}
+                        for label, by_shape in by_label.items()} for target, by_label in passes.items()}
+    figures.scaling(medians, colours, out / "scaling.png")
+    return [("Forward passes to each target against d and against r (median over seeds)", "scaling.png")]
 
 
 def _anneal_figure(runs, out: Path) -> list[tuple[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -134,6 +135,37 @@ def metric_curves(curves: dict[str, dict[str, list]], metric: str, x_label: str,
             axis.set_yscale("log")
     return _finish_grid(figure, axes, len(curves), f"{split} {metric} against {x_label} "
                         "(IQM over seeds, band: 95% bootstrap CI; ✕: a diverged run, left out)", output, dpi=100)
+
+
+def scaling(costs: dict[str, dict[str, dict[tuple[int, int], float]]], colours: dict, output: Path) -> Path:
+    """Forward passes to each target against the dimension d (left) and the rank r (right), log-log.
+
+    ``costs[target][label][(d, r)]`` is the median over seeds (infinite: the median seed never got
+    there, and the point is left out). A line holds the other axis fixed; its style tells which value.
+    """
+    styles = ["-", "--", ":", "-."]
+    figure, axes = plt.subplots(len(costs), 2, figsize=(12, 4.0 * len(costs)), squeeze=False)
+    for row, (target, by_label) in enumerate(costs.items()):
+        for column, (name, other) in enumerate((("d", "r"), ("r", "d"))):
+            axis = axes[row, column]
+            for label, points in by_label.items():
+                for k, fixed in enumerate(sorted({shape[1 - column] for shape in points})):
+                    line = sorted((shape[column], cost) for shape, cost in points.items()
+                                  if shape[1 - column] == fixed and math.isfinite(cost))
+                    if line:
+                        axis.plot(*zip(*line), styles[k % len(styles)], marker="o", ms=4, color=colours[label],
+                                  label=f"{label}, {other} = {fixed:g}")
+            axis.set(xscale="log", yscale="log", xlabel=name, ylabel="forward passes (median over seeds)",
+                     title=f"{target}: against {name}")
+            if axis.lines:
+                axis.legend(fontsize=6, ncol=2)
+            else:
+                axis.text(0.5, 0.5, "no shape reached this target", ha="center", transform=axis.transAxes)
+    figure.suptitle("Forward passes to target on the low-rank quadratics (a missing point: not reached)")
+    figure.tight_layout(rect=(0, 0, 1, 0.97))
+    figure.savefig(output, dpi=75)
+    plt.close(figure)
+    return output
 
 
 def ecdf(hits: dict[str, list[int | None]], colours: dict, output: Path) -> Path:
