@@ -70,7 +70,7 @@ def test_keys_are_unique_and_stable(tmp_path):
     ("seeds: [0, 1]", "seeds: [0, 1]\ndtype: fp32", "dtype: 'fp32' is not one of float32, float64, bfloat16, float16"),
     ("seeds: [0, 1]", "seeds: [0, 1]\ndevice: tpu", "device: 'tpu' is not one of cpu, cuda, auto"),
     ("seeds: [0, 1]", "seeds: [0, 1]\npeft: lora", "peft: test functions have no model to adapt"),
-    ("seeds: [0, 1]", "seeds: [0, 1]\npeft: adapters", "peft: 'adapters' is not one of none, lora, prefix, head"),
+    ("seeds: [0, 1]", "seeds: [0, 1]\npeft: adapters", "peft: 'adapters' is not one of none, lora, prefix, head, top"),
     ("problems: [a, c]", "problems: [a, c]\ntasks: [sst3]\nmodels: [minilm-l6]", "tasks[0]: unknown task 'sst3'; did you mean sst5, sst2?"),
     ("problems: [a, c]", "problems: [a, c]\ntasks: [sst2]", "tasks need models"),
     ("problems: [a, c]", "problems: [a, c]\ntasks: [sst2]\nmodels: [minilm-l6]\ndata: {protocol: fewshot}",
@@ -79,7 +79,7 @@ def test_keys_are_unique_and_stable(tmp_path):
     ("seeds: [0, 1]", "seeds: [0, 1]\nreport: {tables: [{name: t, quantity: best, rows: problem, columns: label}]}",
      "report.tables[0].quantity: 'best' is not one of initial_test, final, selected_test"),
     ("seeds: [0, 1]", "seeds: [0, 1]\nreport: {tables: [{name: t, quantity: final, rows: task, columns: label}]}",
-     "report.tables[0].rows: 'task' is not one of problem, model, label"),
+     "report.tables[0].rows: 'task' is not one of problem, model, peft, label"),
 ])
 def test_each_mistake_is_one_line_naming_its_path(tmp_path, old, new, expected):
     text = textwrap.dedent(GOOD)

@@ -27,7 +27,7 @@ import torch
 
 from . import __version__
 from .optimizers import REGISTRY, UnknownOptimizerError
-from .problems import DTYPES, problem_error
+from .problems import DTYPES, PEFT_MODES, problem_error
 from .store import unsafe_name
 from .tasks import DEFINITIONS, PROTOCOLS, Task, TaskError, check_data, load_task
 from .yaml_files import MAX_NODES, YamlFileError, load_yaml
@@ -152,7 +152,6 @@ class Suite:
 
 DEVICES = ("cpu", "cuda", "auto", "sharded")  # sharded: device_map="auto", one model over every visible GPU
 OBJECTIVES = ("loss", "accuracy", "f1", "em")
-PEFT_MODES = ("none", "lora", "prefix", "head")
 DATA = {"protocol": str, "num_train": int, "num_dev": int, "num_test": int, "batch_size": int, "max_length": int,
         "seed": int, "demonstrations": int, "calibrate": bool}
 DATA_LEAST = {"num_train": 1, "num_dev": 1, "num_test": 1, "batch_size": 1, "max_length": 1, "seed": 0,
@@ -162,7 +161,7 @@ QUANTITIES = ("initial_test", "final", "selected_test", "steps_to_target", "forw
               "seconds_per_step", "peak_train_memory")
 STATISTICS = ("iqm", "mean-std")
 TABLE_KEYS = ("name", "quantity", "rows", "columns", "caption", "paper", "statistic", "improvement")
-RUN_FIELDS = ("problem", "model", "label", "optimizer", "schedule", "placement", "seed")
+RUN_FIELDS = ("problem", "model", "peft", "label", "optimizer", "schedule", "placement", "seed")
 TOP_LEVEL = {"name": str, "description": str, "problems": list, "tasks": list, "models": list, "data": dict,
              "data_dir": str, "optimizers": list, "seeds": list, "budget": dict, "targets": list, "dtype": str,
              "device": str, "peft": str, "objective": str, "report": dict, "tune": dict}

@@ -11,6 +11,7 @@ from .test_functions import TEST_FUNCTIONS, TestFunctionProblem
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16,
           "float16": torch.float16}
+PEFT_MODES = ("none", "lora", "prefix", "head", "top")  # what a task's run trains: see task_problem
 
 
 def problem_names() -> list[str]:
@@ -41,4 +42,4 @@ def build_problem(spec, device: str = "cpu") -> Problem:
                        objective=spec.objective, **spec.data_options)
 
 
-__all__ = ["Problem", "problem_names", "problem_error", "build_problem", "DTYPES"]
+__all__ = ["Problem", "problem_names", "problem_error", "build_problem", "DTYPES", "PEFT_MODES"]

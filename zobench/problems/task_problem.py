@@ -6,7 +6,9 @@ PEFT modes (what is trainable, so what a ZO optimizer perturbs):
 * ``lora`` — LoRA adapters (r = 8, α = 16) on the attention query and value projections, via ``peft``;
 * ``prefix`` — prefix tuning with 5 virtual tokens, via ``peft`` (causal LMs);
 * ``head`` — a linear head on the frozen model's features (:class:`~zobench.scoring.HeadScorer`):
-  MeZO's head tuning, and the way to run real comparisons on a CPU.
+  MeZO's head tuning, and the way to run real comparisons on a CPU;
+* ``top`` — the head and an encoder's last transformer block (:class:`~zobench.scoring.TopBlockScorer`):
+  a realistic trainable dimension (1.8M on MiniLM-L6) whose steps cost one block, not the model.
 
 ``demonstrations`` > 0 prefixes every prompt with that many solved training examples (in-context
 learning, :mod:`zobench.tasks.demonstrations`); with ``budget.steps: 0`` it is MeZO's ICL baseline.
@@ -33,15 +35,16 @@ from ..optimizers.noise import step_seed
 from ..scoring import make_scorer
 from ..tasks import load_splits, load_task, metrics
 from ..tasks.demonstrations import WithDemonstrations
+from . import PEFT_MODES
 
-PEFT_MODES = ("none", "lora", "prefix", "head")
+CACHED = ("head", "top")  # the frozen model runs once per example; only the scorer's own modules train
 LORA_TARGETS = (("q_proj", "v_proj"), ("query", "value"))
 PREFIX_TOKENS = 5  # MeZO's num_prefix
 
 
 def apply_peft(loaded: LoadedModel, mode: str) -> LoadedModel:
     """Wraps the model in LoRA or prefix adapters; everything else is frozen."""
-    if mode in ("none", "head"):
+    if mode == "none" or mode in CACHED:
         return loaded
     from peft import LoraConfig, PrefixTuningConfig, TaskType, get_peft_model
 
@@ -60,7 +63,8 @@ def apply_peft(loaded: LoadedModel, mode: str) -> LoadedModel:
 
 @functools.lru_cache(maxsize=2)
 def _frozen_model(name: str, dtype: str, device: str) -> LoadedModel:
-    """Head tuning never changes the model, so runs in one process share it (and its features)."""
+    """Head and top-block tuning never change the model, so runs in one process share it (and its
+    cached outputs)."""
     return load_model(name, dtype=dtype, device=device)
 
 
@@ -80,16 +84,16 @@ class TaskProblem:
         self.objective, self.metric = objective, self.task.metric
         self.splits = load_splits(self.task, protocol=protocol, seed=data_seed, num_train=num_train,
                                   num_dev=num_dev, num_test=num_test, data_dir=data_dir)
-        loaded = (_frozen_model(model, dtype, device) if peft == "head" else
+        loaded = (_frozen_model(model, dtype, device) if peft in CACHED else
                   load_model(model, dtype=dtype, device=device, device_map=device_map))
         loaded = apply_peft(loaded, peft)
         loaded.model.eval()
         if demonstrations:
-            if loaded.kind != "causal" or peft == "head":
+            if loaded.kind != "causal" or peft in CACHED:
                 raise ValueError("in-context demonstrations need a causal LM scored on its own (peft none, lora "
                                  "or prefix)")
             self.task = WithDemonstrations(self.task, tuple(self.splits.train), demonstrations, data_seed)
-        self.scorer = make_scorer(loaded, self.task, "head" if peft == "head" else loaded.kind, max_length, calibrate)
+        self.scorer = make_scorer(loaded, self.task, peft if peft in CACHED else loaded.kind, max_length, calibrate)
         if hasattr(self.scorer, "prepare"):
             for examples in (self.splits.train, self.splits.dev, self.splits.test):
                 self.scorer.prepare(examples)
