@@ -115,7 +115,7 @@ report:
     overall = probability_of_improvement([(values[(p, "Adam g")], values[(p, "MeZO")]) for p in ("a", "c")],
                                          higher_is_better=False)
     row = next(line for line in improvement.splitlines() if line.startswith("| all rows"))
-    assert row == f"| all rows (each a stratum) | {overall.value:.2f} [{overall.low:.2f}, {overall.high:.2f}] |"
+    assert row == f"| all rows (each a stratum) | {overall.text(number='.2f')} |"
     assert "P(Adam g better than MeZO)" in improvement
     rows = list(csv.DictReader(open(folder / "final_improvement.csv")))
     assert {r["seed"] for r in rows} == {"estimate", "low", "high"}

@@ -4,7 +4,7 @@ stratified bootstrap intervals against a plain resampling loop written out here.
 import numpy as np
 import pytest
 
-from zobench.report.statistics import band, iqm_interval, probability_of_improvement
+from zobench.report.statistics import Estimate, band, iqm_interval, probability_of_improvement
 
 
 def hand_interval(strata, statistic, resamples=20000, seed=123):
@@ -37,6 +37,8 @@ def test_missing_and_single_values():
     assert single.value == 0.5 and single.low is None and single.text() == "0.5"
     agreeing = iqm_interval([[2.0, 2.0, 2.0]])
     assert (agreeing.low, agreeing.high, agreeing.text()) == (2.0, 2.0, "2")
+    assert Estimate(0.25, 0.125, 0.5).text(number=".2f") == "0.25 [0.12, 0.50]"
+    assert Estimate(0.7, 0.7, 0.7).text(number=".2f") == "0.70"
 
 
 def test_probability_of_improvement_counts_pairs_and_ties_per_problem():

@@ -12,7 +12,7 @@ from ..problems import quadratic
 from ..store import ResultStore
 from ..suite import RunSpec, Suite, TableLayout
 from . import figures, profiles
-from .statistics import probability_of_improvement
+from .statistics import Estimate, probability_of_improvement
 from .tables import Table, iqm_ci, mean_std, median_reached
 
 PAPER_ANNEAL = AnnealSchedule(T1=1024, T2=16000, T3=20000)
@@ -133,7 +133,7 @@ def _improvement_table(layout: TableLayout, table: Table, higher_is_better: bool
     return Table(f"{layout.name}_improvement",
                  f"Probability that a run of a column beats a run of {over} in the same row, over all pairs of "
                  f"seeds ({table.caption.split(' (')[0]}; [95% stratified bootstrap CI])",
-                 table.row_header, table.rows + [every], columns, cells, _estimate_text, {}, seeds)
+                 table.row_header, table.rows + [every], columns, cells, _probability_text, {}, seeds)
 
 
 def _tuning_lines(suite: Suite, root: Path) -> list[str]:
@@ -155,11 +155,9 @@ def _tuning_lines(suite: Suite, root: Path) -> list[str]:
     return lines + [""]
 
 
-def _estimate_text(values: list) -> str:
-    if not values:
-        return "—"
-    value, low, high = values
-    return f"{value:.2f}" if low is None else f"{value:.2f} [{low:.2f}, {high:.2f}]"
+def _probability_text(values: list) -> str:
+    """A probability of improvement's cell: [estimate, low, high], two decimals."""
+    return Estimate(*values).text(number=".2f") if values else "—"
 
 
 def write_report(suite: Suite, store: ResultStore) -> Path:

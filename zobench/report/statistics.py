@@ -31,10 +31,12 @@ class Estimate:
     low: float | None = None  # None: too few values for an interval; printed alone when low == high
     high: float | None = None
 
-    def text(self, scale: float = 1.0) -> str:
+    def text(self, scale: float = 1.0, number: str = ".3g") -> str:
+        """"value [low, high]" (``number`` formats each), or the value alone when there is no width."""
+        value = format(self.value * scale, number)
         if self.low is None or self.low == self.high:  # one value, or seeds that all agree
-            return f"{self.value * scale:.3g}"
-        return f"{self.value * scale:.3g} [{self.low * scale:.3g}, {self.high * scale:.3g}]"
+            return value
+        return f"{value} [{format(self.low * scale, number)}, {format(self.high * scale, number)}]"
 
 
 def iqm(values, axis=-1):
