@@ -89,6 +89,18 @@ def study_rows(root):
     return rows
 
 
+def test_only_narrows_the_tuning_to_the_studies_it_selects(tmp_path):
+    suite = load_suite(suite_file(tmp_path, TUNED))
+    store = ResultStore(tmp_path / "out" / suite.name)
+    assert harness.execute(suite, store, only="label=Adam g,problem=a", quiet=True) == []
+    tuned = {(r["spec"]["label"], r["spec"]["problem"]) for r in store.records()}
+    assert tuned == {("Adam g (tuning)", "a"), ("Adam g", "a")}
+    assert [tuning.progress(store.root, s)[0] for s in suite.studies] == [0, 0, 0, 4]
+    assert harness.select_studies(suite, "FO").studies == ()  # untuned runs only: no study
+    with pytest.raises(harness.FilterError, match="matches none of the suite's"):
+        harness.select_studies(suite, "label=Adam h")
+
+
 def test_a_study_killed_mid_trial_resumes_to_the_uninterrupted_choice(tmp_path):
     text = TUNED.replace("problems: [c, a]", "problems: [c]").replace("steps: 40", "steps: 3000").replace(
         "  - {name: zo-adam@g, label: Adam g, tune: {space: {eps: [0.001, 0.01]}}}\n", "").replace(

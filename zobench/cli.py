@@ -24,7 +24,7 @@ from pathlib import Path
 
 from . import __version__, optimizers, tuning
 from .executors import make_executor
-from .harness import FilterError, environment_notes, execute, plan, print_plan, select
+from .harness import FilterError, environment_notes, execute, plan, print_plan, select, select_studies
 from .memory.study import MemoryStudyError
 from .report import write_report
 from .store import ResultStore, inside
@@ -82,10 +82,16 @@ def _run(args) -> int:
     suite = load_suite(args.suite)
     store = _store(suite, args.out)
     if args.dry_run:
+        suite = select_studies(suite, args.only)
         for line in tuning.plan_lines(suite, store.root):
             print(line)
         suite = tuning.resolved(suite, store.root)
-        runs = select(suite.runs, args.only) if suite.runs else []
+        try:
+            runs = select(suite.runs, args.only) if suite.runs else []
+        except FilterError:
+            if not suite.studies:
+                raise
+            runs = []  # the filter names tuned entries only, whose runs exist once they are tuned
         print_plan(plan(runs, store))
         for note in environment_notes(runs):
             print(f"note: {note}")

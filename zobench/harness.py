@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -14,7 +15,7 @@ from .runner import run
 from .store import ResultStore
 from .suite import RunSpec, Suite
 
-FILTER_FIELDS = ("key", "problem", "optimizer", "label", "seed", "schedule", "placement")
+FILTER_FIELDS = ("key", "problem", "model", "peft", "optimizer", "label", "seed", "schedule", "placement")
 
 
 class FilterError(ValueError):
@@ -92,7 +93,7 @@ def environment_notes(runs: list[RunSpec]) -> list[str]:
                                                 "no GPU is visible, so these runs use the CPU"))
         elif device == "cuda" and not gpus:
             notes.append("device cuda: no GPU is visible, so these runs will fail; on a CPU use the CPU-scale "
-                         "suites (suites/quickstart.yaml, suites/figure2.yaml, suites/ci.yaml)")
+                         "suites (suites/quickstart.yaml, suites/table3-cpu.yaml, suites/figure2.yaml, suites/ci.yaml)")
     return notes
 
 
@@ -132,6 +133,17 @@ def _memory_notes(runs: list[RunSpec], gpus: int) -> list[str]:
     return notes
 
 
+def select_studies(suite: Suite, only: str | None) -> Suite:
+    """``suite`` with the studies whose reported runs ``only`` selects (any seed of theirs): ``--only``
+    narrows the tuning as it narrows the runs. A filter matching neither is refused, as by :func:`select`."""
+    if only is None or not suite.studies:
+        return suite
+    reported = {study.name: study.final_specs({}) for study in suite.studies}
+    chosen = select([spec for specs in reported.values() for spec in specs] + list(suite.runs), only)
+    kept = tuple(study for study in suite.studies if any(spec in chosen for spec in reported[study.name]))
+    return dataclasses.replace(suite, studies=kept)
+
+
 def print_plan(rows: list[dict]) -> None:
     print(f"{'key':16}  {'state':18} {'problem':12} {'optimizer':28} {'seed':>4} {'steps':>7} {'fwd passes':>10}")
     for row in rows:
@@ -153,6 +165,7 @@ def execute(suite: Suite, store: ResultStore, *, executor=None, only: str | None
     entries' included); returns one line per failed run or trial (none: success)."""
     executor = executor or InlineExecutor()
     failures = []
+    suite = select_studies(suite, only)
     if suite.studies:
         failures += tuning.tune(suite, store, lambda spec: executor.submit(run_in_worker, spec, str(store.root)),
                                 quiet=quiet)
