@@ -63,9 +63,12 @@ def test_every_study_gets_its_trials_and_its_best_dev_trial_runs_over_the_seeds(
         for run in finals:
             assert store.has(run.key) and run.steps == 60
             assert store.record(run.key)["spec"]["hyperparameters"] == {**study.trial.hyperparameters, **chosen}
+    assert [(r.problem, r.label) for r in resolved.runs] == [  # tuned entries in their place in the file
+        (p, label) for p in ("c", "a") for label in ("MeZO", "Adam g", "FO") for _ in (0, 1)]
     from zobench.report import write_report
     index = write_report(resolved, store).read_text()
     assert "| MeZO | c | 4/4 | tpe | 40 steps | lr=" in index
+    assert "| problem | MeZO | Adam g | FO |" in (store.root / "final_metric.md").read_text()
 
 
 def test_dry_run_shows_the_tuning_plan_and_its_cost(tmp_path, capsys):

@@ -148,6 +148,7 @@ class Suite:
     source: Path
     gap_targets: tuple[float, ...] = ()  # fractions of the gap from a run's initial metric to the best observed
     studies: tuple[Study, ...] = ()  # tuned entries: their runs join ``runs`` once tuned (zobench.tuning)
+    labels: tuple[str, ...] = ()  # every entry's label, in the file's order (tuned runs take their place)
 
 
 DEVICES = ("cpu", "cuda", "auto", "sharded")  # sharded: device_map="auto", one model over every visible GPU
@@ -658,4 +659,4 @@ def load_suite(path: str | Path) -> Suite:
                     _fail(f"{where}: report.tables[{i}].paper.{row}.{column}", "not a column of the table; "
                           f"columns: {', '.join(sorted(labels['columns']))}")
     return Suite(document["name"], document.get("description", ""), runs, tables, path, tuple(gap_targets),
-                 tuple(studies))
+                 tuple(studies), tuple(label for _, _, label, *_ in configurations))

@@ -139,12 +139,16 @@ def tune(suite: Suite, store, run_one, quiet: bool = False) -> list[str]:
 
 
 def resolved(suite: Suite, root: Path) -> Suite:
-    """``suite`` with the runs of every finished study added: its best values over the suite's seeds."""
+    """``suite`` with the runs of every finished study added: its best values over the suite's seeds,
+    in their entry's place (problem by problem, entries in the file's order), so tables and figures
+    order tuned and fixed entries as the file does."""
     runs = list(suite.runs)
     for study in suite.studies:
         finished, best, _ = progress(root, study)
         if finished >= study.trials and best is not None:
             runs += study.final_specs(best)
+    problems = list(dict.fromkeys(run.problem for run in runs))
+    runs.sort(key=lambda run: (problems.index(run.problem), suite.labels.index(run.label)))
     return dataclasses.replace(suite, runs=tuple(runs))
 
 
