@@ -92,6 +92,26 @@ def study_rows(root):
     return rows
 
 
+def test_a_grid_study_runs_every_point_once_and_chooses_the_best(tmp_path):
+    """Optuna's grid sampler stops a study once its grid is spent, which ask-and-tell refuses: the
+    last point must be told like any other."""
+    suite = load_suite(suite_file(tmp_path, """
+        name: grid
+        problems: [c]
+        tune: {sampler: grid, trials: 3, budget: {steps: 30}, space: {lr: [0.1, 0.01, 0.001]}}
+        optimizers: [{name: zo-sgd, label: MeZO}]
+        seeds: [0]
+        budget: {steps: 30, eval_every: 10}
+        """))
+    store = ResultStore(tmp_path / "out" / suite.name)
+    assert harness.execute(suite, store, quiet=True) == []
+    [study] = suite.studies
+    trials = trials_of(store, study)
+    assert sorted(t["spec"]["hyperparameters"]["lr"] for t in trials) == [0.001, 0.01, 0.1]
+    best = min(trials, key=lambda t: t["best_dev"]["value"])
+    assert tuning.progress(store.root, study)[:2] == (3, {"lr": best["spec"]["hyperparameters"]["lr"]})
+
+
 def test_only_narrows_the_tuning_to_the_studies_it_selects(tmp_path):
     suite = load_suite(suite_file(tmp_path, TUNED))
     store = ResultStore(tmp_path / "out" / suite.name)

@@ -37,14 +37,14 @@ def _distribution(values):
 
 
 def _sampler(study: Study, number: int):
-    """The sampler that proposes trial ``number``, seeded by the study's seed and that number: a
-    proposal depends on the finished trials only, so a resumed study asks what an uninterrupted one
-    would have asked."""
+    """The sampler that proposes trial ``number``, seeded by the study's seed and that number (the grid
+    by the study's seed alone): a proposal depends on the finished trials only, so a resumed study asks
+    what an uninterrupted one would have asked."""
     import optuna
 
+    if study.sampler == "grid":  # its seed shuffles the grid: one seed, or grid ids name other points
+        return optuna.samplers.GridSampler(study.space, seed=study.trial.seed)
     seed = study.trial.seed * 100_003 + number
-    if study.sampler == "grid":
-        return optuna.samplers.GridSampler(study.space, seed=seed)
     if study.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(1, study.trials // 3)))
@@ -100,6 +100,9 @@ def _next_trial(optuna_study, study: Study):
 def _tell(optuna_study, number: int, record: dict | None) -> None:
     import optuna
 
+    # Optuna's grid sampler ends an exhausted study with study.stop(), which ask-and-tell refuses; a
+    # neutral sampler takes the report (each proposal sets its own sampler: _next_trial).
+    optuna_study.sampler = optuna.samplers.RandomSampler()
     value = record["best_dev"]["value"] if record and record["status"] == "finished" else None
     if value is None or not math.isfinite(value):
         optuna_study.tell(number, state=optuna.trial.TrialState.FAIL)
