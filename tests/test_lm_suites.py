@@ -62,6 +62,19 @@ def test_shipped_suites_validate_and_plan(name, runs, model, tmp_path):
     assert f"{runs} runs, {runs} to run" in result.stdout
 
 
+def test_table3_cpu_tunes_the_ten_cells_in_both_settings_with_equal_budgets(tmp_path):
+    suite = load_suite(SUITES / "table3-cpu.yaml")
+    cells = {(s.final.schedule, s.final.placement, s.final.peft) for s in suite.studies}
+    assert cells == {(schedule, placement, peft) for schedule in ("adamu", "adam", "adamw", "adamax", "adamm")
+                     for placement in ("δ", "g") for peft in ("head", "top")}
+    for peft in ("head", "top"):  # the same grid, trials and trial budget for every cell of a setting
+        studies = [s for s in suite.studies if s.final.peft == peft]
+        assert len({(repr(s.space), s.trials, s.sampler, s.trial.steps, s.final.steps) for s in studies}) == 1
+    result = subprocess.run([sys.executable, "-m", "zobench", "run", str(SUITES / "table3-cpu.yaml"), "--dry-run",
+                             "--out", str(tmp_path)], check=True, capture_output=True, text=True)
+    assert "tuning: 20 studies" in result.stdout
+
+
 def test_accuracy_objective_is_the_negated_batch_accuracy(shared_data):
     from zobench import optimizers
     from zobench.problems.task_problem import TaskProblem
