@@ -112,6 +112,37 @@ def test_a_grid_study_runs_every_point_once_and_chooses_the_best(tmp_path):
     assert tuning.progress(store.root, study)[:2] == (3, {"lr": best["spec"]["hyperparameters"]["lr"]})
 
 
+def test_betas_pairs_are_searched_and_recorded_as_pairs(tmp_path):
+    suite = load_suite(suite_file(tmp_path, """
+        name: betas
+        problems: [c]
+        tune: {sampler: grid, trials: 2, budget: {steps: 20}, space: {betas: [[0.9, 0.999], [0.5, 0.9]]}}
+        optimizers: [{name: zo-adam@g, label: Adam g, lr: 0.01}]
+        seeds: [0]
+        budget: {steps: 20, eval_every: 10}
+        """))
+    store = ResultStore(tmp_path / "out" / suite.name)
+    assert harness.execute(suite, store, quiet=True) == []
+    [study] = suite.studies
+    trials = trials_of(store, study)
+    assert sorted(t["spec"]["hyperparameters"]["betas"] for t in trials) == [[0.5, 0.9], [0.9, 0.999]]
+    best = min(trials, key=lambda t: t["best_dev"]["value"])
+    assert tuning.progress(store.root, study)[1] == {"betas": tuple(best["spec"]["hyperparameters"]["betas"])}
+    [final] = tuning.resolved(suite, store.root).runs
+    assert store.record(final.key)["spec"]["hyperparameters"]["betas"] == best["spec"]["hyperparameters"]["betas"]
+
+
+def test_a_bad_pair_to_search_is_refused_before_anything_runs(tmp_path):
+    text = """
+        name: bad
+        problems: [c]
+        optimizers: [{name: zo-adam@g, lr: 0.01, tune: {space: {betas: [[0.9, 0.999], [0.9, 1.5]]}}}]
+        budget: {steps: 4}
+        """
+    with pytest.raises(SuiteError, match=r"optimizers\[0\]: zo-adam@g rejects .*'betas': \(0.9, 1.5\)"):
+        load_suite(suite_file(tmp_path, text))
+
+
 def test_only_narrows_the_tuning_to_the_studies_it_selects(tmp_path):
     suite = load_suite(suite_file(tmp_path, TUNED))
     store = ResultStore(tmp_path / "out" / suite.name)

@@ -410,9 +410,11 @@ def _search_space(where: str, space: dict, allowed: list[str]) -> dict:
             if not values:
                 _fail(at, "an empty list gives nothing to search")
             for i, value in enumerate(values):
-                if not isinstance(value, (int, float, str, bool)):
-                    _fail(f"{at}[{i}]", f"a value to search is a number, a string or true/false, not {value!r}")
-            checked[name] = values
+                pair = isinstance(value, list) and all(isinstance(v, (int, float)) for v in value)
+                if not (pair or isinstance(value, (int, float, str, bool))):
+                    _fail(f"{at}[{i}]", f"a value to search is a number, a string, true/false or a list of numbers "
+                                        f"(betas), not {value!r}")
+            checked[name] = [tuple(value) if isinstance(value, list) else value for value in values]
             continue
         if not isinstance(values, dict) or len(values) != 1 or next(iter(values)) not in ("log", "uniform"):
             _fail(at, "expected a list of values, {log: [low, high]} or {uniform: [low, high]}")
@@ -576,6 +578,8 @@ def load_suite(path: str | Path) -> Suite:
         if tune and len(grid) > 1:
             _fail(at, "a tuned entry searches its tune.space; give its other hyperparameters one value each")
         sample = {name: values[0] if isinstance(values, list) else values[1] for name, values in searched.items()}
+        samples = [sample] + [{**sample, name: value} for name, values in searched.items()  # each listed value builds
+                              if isinstance(values, list) for value in values[1:]]
         overrides = entry.get("overrides", {})
         if not isinstance(overrides, dict):
             _fail(f"{at}.overrides", "expected a mapping of problem -> hyperparameters")
@@ -597,8 +601,9 @@ def load_suite(path: str | Path) -> Suite:
                 _fail(f"{at}.label", f"one label for {len(grid)} configurations of a grid; drop it, and each is "
                                      f"labelled by its values")
         for hyperparameters in grid:
-            for problem in problems:
-                _check_builds(at, info, {**hyperparameters, **overrides.get(problem, {}), **sample}, settings.steps)
+            for problem, searched_values in itertools.product(problems, samples):
+                _check_builds(at, info, {**hyperparameters, **overrides.get(problem, {}), **searched_values},
+                              settings.steps)
             name_label = label or _label(entry["name"], hyperparameters, varying)
             earlier = next((c[0] for c in configurations if c[2] == name_label), None)
             if earlier is not None:

@@ -2,7 +2,7 @@
 on dev only, then its best configuration runs over the suite's seeds and is reported on test.
 
 A ``tune:`` block (suite-wide, and per optimizer entry over it) declares the search ``space`` (a list
-of values, or ``{log: [low, high]}`` / ``{uniform: [low, high]}``), the ``trials`` each optimizer gets
+of values, pairs such as ``betas`` included, or ``{log: [low, high]}`` / ``{uniform: [low, high]}``), the ``trials`` each optimizer gets
 on each problem (the same for all unless an entry says otherwise), the ``budget`` of one trial (steps,
 forward passes or seconds; the suite's budget by default), the ``sampler`` (grid, random or tpe) and
 the ``seed`` of the trials' runs and of the sampler. A hyperparameter an entry fixes is not searched.
@@ -27,6 +27,21 @@ from pathlib import Path
 from .suite import Study, Suite
 
 
+def _indexed(values) -> bool:
+    """Whether Optuna searches ``values`` by index: its categorical choices are scalars, so a list
+    holding pairs (``betas``) is offered as 0, 1, … and decoded."""
+    return isinstance(values, list) and any(isinstance(v, tuple) for v in values)
+
+
+def _optuna_space(study: Study) -> dict:
+    return {name: list(range(len(values))) if _indexed(values) else values for name, values in study.space.items()}
+
+
+def _decoded(study: Study, params: dict) -> dict:
+    """A trial's hyperparameters from Optuna's params: indices back to the pairs they stand for."""
+    return {name: study.space[name][value] if _indexed(study.space[name]) else value for name, value in params.items()}
+
+
 def _distribution(values):
     import optuna
 
@@ -43,7 +58,7 @@ def _sampler(study: Study, number: int):
     import optuna
 
     if study.sampler == "grid":  # its seed shuffles the grid: one seed, or grid ids name other points
-        return optuna.samplers.GridSampler(study.space, seed=study.trial.seed)
+        return optuna.samplers.GridSampler(_optuna_space(study), seed=study.trial.seed)
     seed = study.trial.seed * 100_003 + number
     if study.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -82,7 +97,7 @@ def progress(root: Path, study: Study) -> tuple[int, dict | None, float | None]:
     if not complete:
         return _finished(optuna_study), None, None
     best = (max if study.higher_is_better else min)(complete, key=lambda t: (t.value, -t.number))
-    return _finished(optuna_study), dict(best.params), best.value
+    return _finished(optuna_study), _decoded(study, best.params), best.value
 
 
 def _next_trial(optuna_study, study: Study):
@@ -91,10 +106,10 @@ def _next_trial(optuna_study, study: Study):
 
     stale = [t for t in optuna_study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
     if stale:
-        return stale[0].number, dict(stale[0].params)
+        return stale[0].number, _decoded(study, stale[0].params)
     optuna_study.sampler = _sampler(study, len(optuna_study.get_trials(deepcopy=False)))
-    trial = optuna_study.ask({name: _distribution(values) for name, values in study.space.items()})
-    return trial.number, dict(trial.params)
+    trial = optuna_study.ask({name: _distribution(values) for name, values in _optuna_space(study).items()})
+    return trial.number, _decoded(study, trial.params)
 
 
 def _tell(optuna_study, number: int, record: dict | None) -> None:
