@@ -92,41 +92,35 @@ def study_rows(root):
     return rows
 
 
-def test_a_grid_study_runs_every_point_once_and_chooses_the_best(tmp_path):
-    """Optuna's grid sampler stops a study once its grid is spent, which ask-and-tell refuses: the
-    last point must be told like any other."""
-    suite = load_suite(suite_file(tmp_path, """
+def grid_study(tmp_path, space: str, points: int, entry: str):
+    """Tunes one entry on problem c over a grid; returns the store, the study, its trials and the best."""
+    suite = load_suite(suite_file(tmp_path, f"""
         name: grid
         problems: [c]
-        tune: {sampler: grid, trials: 3, budget: {steps: 30}, space: {lr: [0.1, 0.01, 0.001]}}
-        optimizers: [{name: zo-sgd, label: MeZO}]
+        tune: {{sampler: grid, trials: {points}, budget: {{steps: 20}}, space: {space}}}
+        optimizers: [{entry}]
         seeds: [0]
-        budget: {steps: 30, eval_every: 10}
+        budget: {{steps: 20, eval_every: 10}}
         """))
     store = ResultStore(tmp_path / "out" / suite.name)
     assert harness.execute(suite, store, quiet=True) == []
     [study] = suite.studies
     trials = trials_of(store, study)
+    return suite, store, study, trials, min(trials, key=lambda t: t["best_dev"]["value"])
+
+
+def test_a_grid_study_runs_every_point_once_and_chooses_the_best(tmp_path):
+    """Optuna's grid sampler stops a study once its grid is spent, which ask-and-tell refuses: the
+    last point must be told like any other."""
+    _, store, study, trials, best = grid_study(tmp_path, "{lr: [0.1, 0.01, 0.001]}", 3, "{name: zo-sgd, label: MeZO}")
     assert sorted(t["spec"]["hyperparameters"]["lr"] for t in trials) == [0.001, 0.01, 0.1]
-    best = min(trials, key=lambda t: t["best_dev"]["value"])
     assert tuning.progress(store.root, study)[:2] == (3, {"lr": best["spec"]["hyperparameters"]["lr"]})
 
 
 def test_betas_pairs_are_searched_and_recorded_as_pairs(tmp_path):
-    suite = load_suite(suite_file(tmp_path, """
-        name: betas
-        problems: [c]
-        tune: {sampler: grid, trials: 2, budget: {steps: 20}, space: {betas: [[0.9, 0.999], [0.5, 0.9]]}}
-        optimizers: [{name: zo-adam@g, label: Adam g, lr: 0.01}]
-        seeds: [0]
-        budget: {steps: 20, eval_every: 10}
-        """))
-    store = ResultStore(tmp_path / "out" / suite.name)
-    assert harness.execute(suite, store, quiet=True) == []
-    [study] = suite.studies
-    trials = trials_of(store, study)
+    suite, store, study, trials, best = grid_study(tmp_path, "{betas: [[0.9, 0.999], [0.5, 0.9]]}", 2,
+                                                   "{name: zo-adam@g, label: Adam g, lr: 0.01}")
     assert sorted(t["spec"]["hyperparameters"]["betas"] for t in trials) == [[0.5, 0.9], [0.9, 0.999]]
-    best = min(trials, key=lambda t: t["best_dev"]["value"])
     assert tuning.progress(store.root, study)[1] == {"betas": tuple(best["spec"]["hyperparameters"]["betas"])}
     [final] = tuning.resolved(suite, store.root).runs
     assert store.record(final.key)["spec"]["hyperparameters"]["betas"] == best["spec"]["hyperparameters"]["betas"]
