@@ -165,8 +165,9 @@ def resolved(suite: Suite, root: Path) -> Suite:
         finished, best, _ = progress(root, study)
         if finished >= study.trials and best is not None:
             runs += study.final_specs(best)
-    problems = list(dict.fromkeys(run.problem for run in runs))
-    runs.sort(key=lambda run: (problems.index(run.problem), suite.labels.index(run.label)))
+    problems = {problem: i for i, problem in enumerate(dict.fromkeys(run.problem for run in runs))}
+    labels = {label: i for i, label in enumerate(suite.labels)}
+    runs.sort(key=lambda run: (problems[run.problem], labels[run.label]))
     return dataclasses.replace(suite, runs=tuple(runs))
 
 

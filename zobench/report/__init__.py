@@ -292,6 +292,7 @@ def _scaling_figure(runs, targets, colours, out: Path) -> list[tuple[str, str]]:
     if None in shapes.values() or len({shape[:2] for shape in shapes.values()}) < 2:
         return []
     passes: dict[str, dict[str, dict[tuple[int, int], list]]] = {}
+    colours = dict(colours)  # a noisy variant takes its label's colour here, not in the report's palette
     for spec in runs:
         d, r, noisy = shapes[spec.problem]
         label = f"{spec.label} (noisy)" if noisy else spec.label
