@@ -4,6 +4,7 @@ already recorded is lost. Each case runs ``zobench run`` (not ``--dry-run``) in-
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -243,3 +244,220 @@ def test_a_memory_study_name_is_a_safe_folder_name(tmp_path, capsys):
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump({"name": "../up", "methods": [], "fit": {}, "validate": {}, "predict": {}}))
     refused(capsys, ["memory", str(study), "--out", str(tmp_path / "out")], "name: '../up' cannot name")
+
+
+# ---- damaged results: named in one line, moved aside (never deleted), the run redone ----
+
+TWO = with_changes(BASE, optimizers=[{"name": "zo-sgd", "lr": [0.1, 0.05]}])
+
+
+def recorded(tmp_path, capsys, document=TWO):
+    """A suite run to the end: its file, its results folder and each file's bytes."""
+    path = suite_file(tmp_path, document)
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    return path, out / "bad", {p: p.read_bytes() for p in (out / "bad").rglob("*") if p.is_file()}
+
+
+def comparable(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in ("time", "memory", "environment")}
+
+
+DAMAGE = {  # case -> (what is done to the first run's files, the file the warning names)
+    "truncated record": (lambda rec, log: rec.write_bytes(rec.read_bytes()[:40]), "runs/"),
+    "empty record": (lambda rec, log: rec.write_bytes(b""), "runs/"),
+    "garbage record": (lambda rec, log: rec.write_bytes(bytes(range(256))), "runs/"),
+    "record is a list": (lambda rec, log: rec.write_text("[1, 2]"), "runs/"),
+    "record lacks a field": (lambda rec, log: rec.write_text(json.dumps(
+        {k: v for k, v in json.loads(rec.read_text()).items() if k != "final"})), "runs/"),
+    "record holds another run": (None, "runs/"),  # the second run's record copied over the first's
+    "log deleted": (lambda rec, log: log.unlink(), "its step log is missing"),
+    "log is not objects": (lambda rec, log: log.write_text("[1]\n[2]\n"), "runs/"),
+    "log with a bad line inside": (lambda rec, log: log.write_text(
+        "\n".join(["{not json"] + log.read_text().splitlines()[1:]) + "\n"), "logs/"),
+}
+
+
+@pytest.mark.parametrize("command", ["run", "dry-run", "report"])
+@pytest.mark.parametrize("case", DAMAGE)
+def test_a_damaged_record_or_log_is_moved_aside_and_its_run_redone(case, command, tmp_path, capsys):
+    path, folder, before = recorded(tmp_path, capsys)
+    first, second = sorted((folder / "runs").glob("*.json"))
+    log = folder / "logs" / f"{first.stem}.jsonl"
+    original = json.loads(first.read_text())
+    damage, named = DAMAGE[case]
+    if damage is None:
+        first.write_bytes(second.read_bytes())
+    else:
+        damage(first, log)
+    damaged_bytes = {p: p.read_bytes() for p in (first, log) if p.exists()}
+    argv = {"run": ["run", str(path), "--quiet"], "dry-run": ["run", str(path), "--dry-run"],
+            "report": ["report", str(path)]}[command]
+    assert main(argv + ["--out", str(folder.parent)]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("zobench: warning: ") and first.stem in err[0], err
+    assert named in err[0] and "moved aside" in err[0]
+    kept = {p.read_bytes() for p in (folder / "damaged").iterdir()}
+    assert set(damaged_bytes.values()) <= kept  # nothing deleted: the damaged files are in damaged/
+    for p, content in before.items():  # the other run's files are untouched
+        if first.stem not in p.name and p.parent.name in ("runs", "logs"):
+            assert p.read_bytes() == content
+    if command == "run":  # redone, to the same results
+        assert comparable(json.loads(first.read_text())) == comparable(original)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "suite.yaml"]  # nothing escaped --out
+
+
+def test_a_record_with_a_spec_not_its_own_is_refused(tmp_path, capsys):
+    """A record edited to claim another spec than its key's: keys are checked against their contents."""
+    path, folder, _ = recorded(tmp_path, capsys)
+    first = sorted((folder / "runs").glob("*.json"))[0]
+    record = json.loads(first.read_text())
+    record["spec"]["hyperparameters"]["lr"] = 0.3
+    first.write_text(json.dumps(record))
+    assert main(["run", str(path), "--out", str(folder.parent), "--dry-run"]) == 0
+    assert "its spec is that of run" in capsys.readouterr().err
+
+
+def test_a_tuned_suite_reruns_nothing_and_its_choice_is_rebuilt_from_the_records(tmp_path, capsys):
+    """The study is not stored: with the records in place, a rerun runs nothing and rewrites nothing
+    (an emptied or deleted study database can no longer re-tune over good records)."""
+    document = with_changes(BASE, optimizers=[{"name": "zo-sgd"}],
+                            tune={"trials": 3, "seed": 50_000, "space": {"lr": {"log": [1e-3, 1e-1]}}})
+    path, folder, before = recorded(tmp_path, capsys, document)  # a seed past 2**32 / 100,003 runs too
+    assert len(list((folder / "runs").glob("*.json"))) == 3 + 1
+    assert main(["run", str(path), "--out", str(folder.parent)]) == 0
+    assert "1 runs, 1 recorded before, 0 to run" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in before if p.parent.name in ("runs", "logs")} == {
+        p: c for p, c in before.items() if p.parent.name in ("runs", "logs")}
+
+
+# ---- writes that would escape --out or destroy a file ----
+
+README = "# R\n\n<!-- zobench:table bad/final_metric -->\n| old |\n<!-- /zobench:table -->\ntail\n"
+READMES = {
+    "marker reaches outside": (README.replace("bad/final_metric", "../secret/x"), "line 3: malformed marker"),
+    "dot-dot as the suite": (README.replace("bad/final_metric", "../final_metric"), "line 3: '..' cannot name"),
+    "name with dots": (README.replace("bad/final_metric", "a..b/final_metric"), "line 3: 'a..b' cannot name"),
+    "nested": (README.replace("| old |", "<!-- zobench:table bad/final_metric -->\n| old |"),
+               "line 4: a block opens inside the block opened at line 3"),
+    "unclosed": (README.replace("<!-- /zobench:table -->\n", ""), "line 3: the block is never closed"),
+    "stray close": (README + "<!-- /zobench:table -->\n", "line 7: <!-- /zobench:table --> closes no block"),
+    "not UTF-8": (README.encode("utf-16"), "not UTF-8 text"),
+}
+
+
+@pytest.mark.parametrize("case", READMES)
+def test_a_malformed_readme_is_refused_and_left_as_it_was(case, tmp_path, capsys):
+    _, folder, _ = recorded(tmp_path, capsys)
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "x.md").write_text("| secret |\n")
+    text, fragment = READMES[case]
+    readme = tmp_path / "README.md"
+    readme.write_bytes(text if isinstance(text, bytes) else text.encode())
+    for check in ([], ["--check"]):
+        refused(capsys, ["readme", str(readme), "--out", str(folder.parent), *check], fragment)
+        assert readme.read_bytes() == (text if isinstance(text, bytes) else text.encode())
+
+
+@pytest.mark.parametrize("where", ["runs", "logs", "a report file"])
+def test_a_link_inside_the_results_folder_is_refused(where, tmp_path, capsys):
+    path, folder, before = recorded(tmp_path, capsys)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if where == "a report file":
+        (folder / "index.md").unlink()
+        (folder / "index.md").symlink_to(elsewhere / "index.md")
+    else:
+        (folder / where).rename(elsewhere / where)
+        (folder / where).symlink_to(elsewhere / where)
+    for argv in (["run", str(path)], ["report", str(path)], ["run", str(path), "--dry-run"]):
+        refused(capsys, argv + ["--out", str(folder.parent)], "is a link; results stay inside --out")
+    assert not (elsewhere / "index.md").exists()
+
+
+def test_a_memory_study_folder_that_is_a_link_is_refused(tmp_path, capsys):
+    study = yaml.safe_load(open(Path(__file__).parents[1] / "suites" / "memory.yaml"))
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study, allow_unicode=True))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out" / "memory").symlink_to(tmp_path / "elsewhere")
+    refused(capsys, ["memory", str(path), "--out", str(tmp_path / "out")], "resolves outside")
+    assert not any((tmp_path / "elsewhere").iterdir())
+
+
+# ---- memory studies, quadratics, tuning and data blocks that crashed, hung or passed silently ----
+
+MEMORY_STUDIES = {  # case -> (key, value, the message fragment)
+    "methods as a string": ("methods", "zo-sgd", "methods: Input should be a valid list"),
+    "a method without label": ("methods", [{"optimizer": "zo-sgd"}], "methods[0].label: missing, and required"),
+    "no shapes": ("fit", {"sequence_lengths": [256]}, "fit.shapes: missing, and required"),
+    "a shape missing fields": ("fit", {"shapes": [[128, 2]], "sequence_lengths": [256]},
+                               "fit.shapes[0]: List should have at least 4 items"),
+    "validate as a list": ("validate", ["opt-125m"], "validate: Input should be a valid dictionary"),
+    "a negative hidden": ("fit", {"shapes": [[-128, 2, 4, 512]], "sequence_lengths": [256]},
+                          "fit.shapes[0][0]: Input should be greater than or equal to 1"),
+    "a bad peft": ("methods", [{"label": "M", "optimizer": "zo-sgd", "peft": "bogus"}], "methods[0].peft: Input"),
+    "duplicate labels": ("methods", [{"label": "M", "optimizer": "zo-sgd"}, {"label": "M", "optimizer": "zo-sgd"}],
+                         "methods[1].label: 'M' also labels methods[0]"),
+    "a misspelt optimizer": ("methods", [{"label": "M", "optimizer": "zo-sgdd"}], "methods[0].optimizer: "),
+}
+
+
+@pytest.mark.parametrize("case", MEMORY_STUDIES)
+def test_a_malformed_memory_study_is_refused_in_one_line(case, tmp_path, capsys):
+    key, value, fragment = MEMORY_STUDIES[case]
+    study = yaml.safe_load(open(Path(__file__).parents[1] / "suites" / "memory.yaml"))
+    study[key] = value
+    if key == "methods":
+        study["predict"]["table5"] = [study["methods"][0]["label"]] if isinstance(value, list) and "label" in (
+            value[0]) else study["predict"]["table5"]
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study, allow_unicode=True))
+    refused(capsys, ["memory", str(path), "--out", str(tmp_path / "out")], fragment)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_corrupt_memory_record_is_moved_aside_and_remeasured(tmp_path, capsys):
+    from zobench.memory.study import _record_problem
+    from zobench.store import ResultStore
+
+    store = ResultStore(tmp_path / "memory", check=_record_problem, logged=False)
+    store.runs.mkdir(parents=True)
+    (store.runs / "0123456789abcdef.json").write_text('{"point": {"method": "M"}, "key": "0123456789abcdef"}')
+    assert not store.has("0123456789abcdef")
+    assert "runs/0123456789abcdef.json" in capsys.readouterr().err
+    assert [p.name.split(".")[0] for p in (tmp_path / "memory" / "damaged").iterdir()] == ["0123456789abcdef"]
+
+
+SUITE_CASES = {  # case -> (changes to the suite, the message fragment)
+    "d of 1e18": ({"problems": ["quadratic-d1e18-r8"]}, "d above 1e12 is beyond any machine's memory"),
+    "d of 1e400": ({"problems": ["quadratic-d1e400-r8"]}, "d above 1e12 is beyond any machine's memory"),
+    "d past the machine": ({"problems": ["quadratic-d1e11-r8"]}, "needs at least 1,490 GiB; this machine has"),
+    "a trial count in the billions": ({"optimizers": [{"name": "zo-sgd"}], "tune": {
+        "trials": 10 ** 9, "space": {"lr": {"log": [1e-3, 1e-1]}}}}, "tune.trials: must be from 1 to 10,000"),
+    "a tune seed past numpy's": ({"optimizers": [{"name": "zo-sgd"}], "tune": {
+        "seed": 2 ** 32, "space": {"lr": [0.1, 0.01]}}}, "tune.seed: a seed is >= 0 and < 2**32"),
+    "a run seed past numpy's": ({"seeds": [2 ** 32]}, "seeds[0]: a seed is >= 0 and < 2**32"),
+    "a tuned name no optimizer has": ({"optimizers": [{"name": "zo-sgd"}], "tune": {
+        "space": {"lr": [0.1, 0.01], "betas": [[0.9, 0.99]]}}}, "tune.space.betas: is a hyperparameter of none"),
+    "duplicate grid points": ({"optimizers": [{"name": "zo-sgd"}], "tune": {
+        "sampler": "grid", "trials": 2, "space": {"lr": [0.1, 0.1]}}}, "tune.space.lr[1]: 0.1 is listed twice"),
+    "a trial of no steps": ({"optimizers": [{"name": "zo-sgd"}], "tune": {
+        "budget": {"steps": 0}, "space": {"lr": [0.1, 0.01]}}}, "tune.budget.steps: a trial trains"),
+    "a data block on test functions": ({"data": {"num_train": 5}}, "data: applies to tasks"),
+    "an entry's data block on test functions": ({"optimizers": [{"name": "zo-sgd", "lr": 0.1,
+                                                                  "data": {"num_train": 5}}]}, "data: applies to tasks"),
+}
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+@pytest.mark.parametrize("case", SUITE_CASES)
+def test_a_suite_that_crashed_hung_or_passed_is_refused_at_once(case, dry_run, tmp_path, capsys):
+    changes, fragment = SUITE_CASES[case]
+    started = time.perf_counter()
+    refused(capsys, ["run", str(suite_file(tmp_path, with_changes(BASE, **changes))), "--out",
+                     str(tmp_path / "out"), *(["--dry-run"] if dry_run else [])], fragment)
+    assert time.perf_counter() - started < 30  # refused while reading, not after allocating or factoring
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

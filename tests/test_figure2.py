@@ -10,6 +10,7 @@ import matplotlib.image
 import pytest
 
 SUITE = Path(__file__).parents[1] / "suites" / "figure2.yaml"
+pytestmark = pytest.mark.slow  # the whole suite end to end, once per CI
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,15 @@ def test_rerun_skips_finished_runs(report):
                             capture_output=True, text=True, check=True)
     assert "figure2: 72 runs, 72 recorded before, 0 to run" in result.stdout
     assert before == {p.name: p.read_text() for p in (directory / "runs").glob("*.json")}
+
+
+def test_the_readme_figure2_tables_are_what_the_suite_produces(report):
+    """CI's check that the README's numbers are the committed suite's (run once, here)."""
+    directory, _ = report
+    readme = Path(__file__).parents[1] / "README.md"
+    result = subprocess.run([sys.executable, "-m", "zobench", "readme", str(readme), "--out", str(directory.parent),
+                             "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_list_prints_every_optimizer_with_metadata():

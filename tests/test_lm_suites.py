@@ -17,15 +17,30 @@ SUITES = Path(__file__).parents[1] / "suites"
 
 @pytest.fixture(scope="module")
 def ci_run(tmp_path_factory, shared_data):
+    """The CI suite, run once through the regression gate against its committed baseline."""
     out = tmp_path_factory.mktemp("ci")
-    subprocess.run([sys.executable, "-m", "zobench", "run", str(SUITES / "ci.yaml"), "--out", str(out), "--quiet"],
-                   check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    return [json.loads(p.read_text()) for p in (out / "ci" / "runs").glob("*.json")]
+    gate = subprocess.run([sys.executable, "-m", "zobench", "check", str(SUITES / "ci.yaml"), "--baseline",
+                           str(SUITES.parent / "benchmarks" / "baselines" / "ci.json"), "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return gate, [json.loads(p.read_text()) for p in (out / "ci" / "runs").glob("*.json")]
 
 
-def test_ci_suite_records_data_and_trainable_parameters(ci_run):
-    assert len(ci_run) == 2
-    for record in ci_run:
+@pytest.fixture(scope="module")
+def ci_records(ci_run):
+    return ci_run[1]
+
+
+@pytest.mark.slow
+def test_ci_suite_passes_the_regression_gate(ci_run):
+    gate, _ = ci_run
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    assert "no regression against" in gate.stdout
+
+
+@pytest.mark.slow
+def test_ci_suite_records_data_and_trainable_parameters(ci_records):
+    assert len(ci_records) == 2
+    for record in ci_records:
         assert record["status"] == "finished" and record["steps_done"] == 3000
         assert record["problem"]["split_sizes"] == {"train": 1000, "dev": 200, "test": 300}
         assert record["problem"]["trainable_parameters"] == 2 * 384 + 2  # the head only
@@ -33,20 +48,22 @@ def test_ci_suite_records_data_and_trainable_parameters(ci_run):
         assert 0.6 < record["initial"]["dev"]["accuracy"] < 0.8  # the zero-shot head is well above chance
 
 
-def test_ci_suite_records_the_class_balance_of_each_split(ci_run, shared_data):
+@pytest.mark.slow
+def test_ci_suite_records_the_class_balance_of_each_split(ci_records, shared_data):
     from zobench.tasks import load_splits, load_task
 
     splits = load_splits(load_task("sst2"), protocol="mezo", seed=0, num_train=1000, num_dev=200, num_test=300,
                          data_dir=shared_data)
-    for record in ci_run:
+    for record in ci_records:
         for split in ("train", "dev", "test"):
             labels = [example["label"] for example in getattr(splits, split)]
             expected = {value: labels.count(value) / len(labels) for value in ("0", "1")}
             assert record["problem"]["class_balance"][split] == pytest.approx(expected)
 
 
-def test_zo_adam_g_learns_beyond_zero_shot(ci_run):
-    adam = next(r for r in ci_run if r["spec"]["optimizer"] == "zo-adam@g")
+@pytest.mark.slow
+def test_zo_adam_g_learns_beyond_zero_shot(ci_records):
+    adam = next(r for r in ci_records if r["spec"]["optimizer"] == "zo-adam@g")
     assert adam["best_dev"]["value"] >= adam["initial"]["dev"]["accuracy"] + 0.02
 
 

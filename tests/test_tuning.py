@@ -4,12 +4,12 @@ kill -9 with the trials and the choice of an uninterrupted one."""
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 
 from zobench import harness, tuning
@@ -81,17 +81,6 @@ def test_dry_run_shows_the_tuning_plan_and_its_cost(tmp_path, capsys):
     assert not (tmp_path / "out" / "tuned" / "tuning").exists()  # a plan creates no study
 
 
-def study_rows(root):
-    rows = {}
-    for path in sorted((root / "tuning").glob("*.db")):
-        with sqlite3.connect(path) as db:
-            rows[path.name] = db.execute(
-                "select t.number, t.state, p.param_name, p.param_value, v.value from trials t "
-                "join trial_params p on p.trial_id = t.trial_id left join trial_values v on v.trial_id = t.trial_id "
-                "order by t.number, p.param_name").fetchall()
-    return rows
-
-
 def grid_study(tmp_path, space: str, points: int, entry: str):
     """Tunes one entry on problem c over a grid; returns the store, the study, its trials and the best."""
     suite = load_suite(suite_file(tmp_path, f"""
@@ -149,33 +138,83 @@ def test_only_narrows_the_tuning_to_the_studies_it_selects(tmp_path):
         harness.select_studies(suite, "label=Adam h")
 
 
-def test_a_study_killed_mid_trial_resumes_to_the_uninterrupted_choice(tmp_path):
-    text = TUNED.replace("problems: [c, a]", "problems: [c]").replace("steps: 40", "steps: 3000").replace(
-        "  - {name: zo-adam@g, label: Adam g, tune: {space: {eps: [0.001, 0.01]}}}\n", "").replace(
-        "  - {name: fo-adam, label: FO, lr: 0.01}\n", "")
-    path = suite_file(tmp_path, text)
+KILLED = TUNED.replace("problems: [c, a]", "problems: [c]").replace("steps: 40", "steps: 2000").replace(
+    "  - {name: fo-adam, label: FO, lr: 0.01}\n", "")
+
+
+def tuned_state(root):
+    """What tuning leaves: every record's key and hyperparameters, and each study's choice."""
+    store = ResultStore(root)
+    suite = load_suite(root.parent.parent / "tuned.yaml")
+    return ({r["key"]: r["spec"]["hyperparameters"] for r in store.records()},
+            [tuning.progress(root, study) for study in suite.studies])
+
+
+@pytest.mark.slow
+def test_kills_at_random_instants_end_as_an_uninterrupted_study(tmp_path):
+    """kill -9 anywhere (between proposing a trial and recording it included), four times over: the
+    trials, their records and the choice are the uninterrupted study's. Each kill comes after start-up
+    (about a second), while the study (about ten seconds) is still going."""
+    path = suite_file(tmp_path, KILLED)
     command = [sys.executable, "-m", "zobench", "run", str(path), "--quiet"]
-    killed = tmp_path / "killed" / "tuned"
-    process = subprocess.Popen(command + ["--out", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while time.time() < deadline:  # one trial told, the next well under way
-        logs = list((killed / "logs").glob("*.jsonl")) if (killed / "logs").exists() else []
-        if len(ResultStore(killed).keys()) == 1 and any(len(p.read_text().splitlines()) > 500 for p in logs
-                                                        if not ResultStore(killed).has(p.stem)):
-            break
-        time.sleep(0.02)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    running = [row for rows in study_rows(killed).values() for row in rows if row[1] == "RUNNING"]
-    assert len(running) == 1, study_rows(killed)
-    subprocess.run(command + ["--out", str(tmp_path / "killed")], check=True, capture_output=True)
     subprocess.run(command + ["--out", str(tmp_path / "reference")], check=True, capture_output=True)
-    resumed, reference = study_rows(killed), study_rows(tmp_path / "reference" / "tuned")
-    assert resumed == reference and len(next(iter(resumed.values()))) == 4
-    assert ResultStore(killed).keys() == ResultStore(tmp_path / "reference" / "tuned").keys()
-    resumed_runs = [r for r in ResultStore(killed).records() if r["resumed_at_step"] > 0]
-    assert len(resumed_runs) == 1  # the trial that was killed went on from its log
+    reference = tuned_state(tmp_path / "reference" / "tuned")
+    killed = tmp_path / "killed"
+    random = np.random.default_rng(0)
+    for delay in random.uniform(2.0, 4.0, size=4):
+        process = subprocess.Popen(command + ["--out", str(killed)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    subprocess.run(command + ["--out", str(killed)], check=True, capture_output=True)
+    assert tuned_state(killed / "tuned") == reference
+    assert any(r["resumed_at_step"] > 0 for r in ResultStore(killed / "tuned").records())  # killed mid-trial
+    assert len(reference[0]) == 2 * 4 + 2 * 2  # two studies of four trials, each choice over two seeds
+    assert not (killed / "tuned" / "damaged").exists()
+
+
+@pytest.mark.slow
+def test_two_invocations_at_once_tune_each_trial_once(tmp_path):
+    """Two `zobench run`s of one tuned suite started together share the trials through their claims,
+    and end with the records and choice of one invocation alone."""
+    path = suite_file(tmp_path, KILLED.replace("steps: 2000", "steps: 200"))
+    command = [sys.executable, "-m", "zobench", "run", str(path), "--quiet"]
+    subprocess.run(command + ["--out", str(tmp_path / "reference")], check=True, capture_output=True)
+    together = [subprocess.Popen(command + ["--out", str(tmp_path / "together")], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for process in together:
+        _, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err
+    assert tuned_state(tmp_path / "together" / "tuned") == tuned_state(tmp_path / "reference" / "tuned")
+    records = ResultStore(tmp_path / "together" / "tuned").records()
+    assert all(r["resumed_at_step"] == 0 for r in records)  # no run was started twice
+
+
+def test_a_failing_trial_stops_its_study_and_a_rerun_goes_on_from_it(tmp_path, monkeypatch):
+    """A trial whose run raises (a full disk, say) is not a trial result: its study stops there, in
+    one line, and the next invocation runs that trial and goes on to the uninterrupted choice."""
+    path = suite_file(tmp_path, KILLED.replace("steps: 2000", "steps: 20"))
+    suite = load_suite(path)
+    real_run, calls = harness.run, []
+
+    def disk_full_on_third(spec, store, progress=None, wait=True):
+        calls.append(spec.key)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real_run(spec, store, progress, wait)
+
+    monkeypatch.setattr(harness, "run", disk_full_on_third)
+    store = ResultStore(tmp_path / "out" / "tuned")
+    failures = harness.execute(suite, store, quiet=True)
+    assert len(failures) == 1 and "No space left on device" in failures[0] and "the study stops there" in failures[0]
+    monkeypatch.setattr(harness, "run", real_run)
+    assert harness.execute(suite, store, quiet=True) == []
+    reference = ResultStore(tmp_path / "reference" / "tuned")
+    assert harness.execute(suite, reference, quiet=True) == []
+    assert store.keys() == reference.keys()
+    assert [tuning.progress(store.root, s) for s in suite.studies] == [
+        tuning.progress(reference.root, s) for s in suite.studies]
 
 
 BAD = {

@@ -153,9 +153,11 @@ def _readme(args) -> int:
 
     path = Path(args.file)
     try:
-        text, changed = rewrite(path.read_text(), Path(args.out))
+        text, changed = rewrite(path.read_text(encoding="utf-8"), Path(args.out))
+    except UnicodeDecodeError:
+        raise CommandError(f"{path}: not UTF-8 text; zobench rewrites markdown written in UTF-8") from None
     except ReadmeError as error:
-        raise CommandError(str(error)) from None
+        raise CommandError(f"{path}: {error}") from None
     if args.check:
         if changed:
             print(f"zobench: {path}: {len(changed)} result table(s) differ from the reports: {', '.join(changed)}; "

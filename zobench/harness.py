@@ -184,13 +184,25 @@ def execute(suite: Suite, store: ResultStore, *, executor=None, only: str | None
     with tqdm(total=len(runs), initial=len(runs) - len(pending), unit="run", desc=suite.name,
               disable=quiet, file=sys.stderr) as bar:
         if isinstance(executor, InlineExecutor):
-            for spec in pending:
-                with tqdm(total=spec.steps, unit="step", desc=f"{spec.label} on {spec.problem}, seed {spec.seed}",
-                          leave=False, disable=quiet, file=sys.stderr) as steps:
-                    failure = _attempt(spec, lambda: run(spec, store, progress=_step_progress(steps)))
-                if failure:
-                    failures.append(failure)
-                bar.update(1)
+            def run_inline(specs, wait: bool) -> list[RunSpec]:
+                """Runs ``specs``; returns those another process holds (not waited for unless ``wait``)."""
+                held = []
+                for spec in specs:
+                    with tqdm(total=spec.steps, unit="step", desc=f"{spec.label} on {spec.problem}, seed {spec.seed}",
+                              leave=False, disable=quiet, file=sys.stderr) as steps:
+                        outcome = []
+                        failure = _attempt(spec, lambda: outcome.append(
+                            run(spec, store, progress=_step_progress(steps), wait=wait)))
+                    if failure:
+                        failures.append(failure)
+                    elif outcome[0] is None:
+                        held.append(spec)
+                        continue
+                    bar.update(1)
+                return held
+
+            # runs another `zobench run` holds are left to it, then waited for (and run, if it died)
+            run_inline(run_inline(pending, wait=False), wait=True)
         else:
             jobs = [(spec, executor.submit(run_in_worker, spec, str(store.root))) for spec in pending]
             while jobs:

@@ -50,9 +50,18 @@ def _evaluation(problem) -> dict:
     return {"dev": problem.evaluate("dev"), "test": problem.evaluate("test")}
 
 
-def run(spec: RunSpec, store: ResultStore, progress=None) -> dict:
-    """Runs (or resumes) ``spec`` and writes its record; ``progress(step)`` is called when training
-    starts (with the step it resumes from) and after each step."""
+def run(spec: RunSpec, store: ResultStore, progress=None, wait: bool = True) -> dict | None:
+    """The run's record: read if recorded, else run (or resumed) and written, under the run's claim
+    so that no two processes run it at once; ``progress(step)`` is called when training starts (with
+    the step it resumes from) and after each step. With ``wait=False``, ``None`` when another process
+    holds the claim."""
+    with store.claim(spec.key, wait=wait) as claimed:
+        if not claimed:
+            return None
+        return store.record(spec.key) or _train(spec, store, progress)
+
+
+def _train(spec: RunSpec, store: ResultStore, progress) -> dict:
     info = optimizers.get(spec.optimizer)
     device = resolve_device(spec.device)
     meter = PhaseMeter(device)

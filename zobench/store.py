@@ -5,20 +5,36 @@
 * ``logs/<key>.jsonl`` — an append-only log of recorded steps, flushed line by line: a crash can
   truncate its last line but never corrupt earlier ones, and readers skip a truncated last line.
 
-A run whose record exists is finished; rerunning a suite skips it.
+A run whose record exists and is sound is finished; rerunning a suite skips it.
+
+Damage never stops a suite and never loses a file: a record that does not parse, is not an object,
+lacks a field, or whose key is not its file's (nor the digest of its own spec), and a log that is not
+JSON lines of objects (a cut last line apart), or that is missing beside its record, are named in one
+line on stderr and moved to ``damaged/``; their run is then redone like any run without a record.
+
+Claims: a run is run under an exclusive ``flock`` on ``claims/<key>.lock``, so two ``zobench run``
+processes on one results folder share the work and never run one run twice; the kernel drops a
+claim when its process dies, even by kill -9, so a claim never outlives its holder.
+
+Nothing in a results folder may be a link: a link would let writes land outside ``--out``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
+import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 NAME_RULE = "1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+RECORD_FIELDS = {"key": str, "spec": dict, "status": str, "steps_done": int, "forward_passes": (int, float),
+                 "metric": dict, "initial": dict, "final": dict, "best_dev": dict, "targets": list}
 
 
 def unsafe_name(name) -> str | None:
@@ -29,28 +45,114 @@ def unsafe_name(name) -> str | None:
 
 
 def inside(root: str | Path, name: str) -> Path:
-    """``root/name``, refused unless the name is safe and the path resolves inside ``root``."""
+    """``root/name``, refused unless the name is safe, the path resolves inside ``root`` and nothing
+    below it is a link."""
     reason = unsafe_name(name)
     if reason:
         raise ValueError(reason)
     path = Path(root) / name
     if path.resolve().parent != Path(root).resolve():
         raise ValueError(f"{name!r} resolves outside {root} (a link?); results stay inside --out")
+    link = first_link(path)
+    if link:
+        raise ValueError(f"{link} is a link; results stay inside --out, so remove the link (or choose another --out)")
     return path
 
 
+def first_link(folder: Path) -> Path | None:
+    """The first link found at or below ``folder`` (links are not followed), or ``None``."""
+    if folder.is_symlink():
+        return folder
+    for top, folders, files in os.walk(folder):
+        for name in folders + files:
+            if os.path.islink(os.path.join(top, name)):
+                return Path(top, name)
+    return None
+
+
+def run_record_problem(record: dict, key: str) -> str | None:
+    """Why ``record`` is not a sound run record stored as ``key``; ``None`` if it is."""
+    for name, kind in RECORD_FIELDS.items():
+        if not isinstance(record.get(name), kind):
+            return f"its field {name!r} is missing or of the wrong type"
+    if record["key"] != key:
+        return f"it holds run {record['key']}, not {key}"
+    from .suite import RunSpec
+
+    try:
+        digest = RunSpec(**{name: value for name, value in record["spec"].items() if name != "key"}).key
+    except (TypeError, ValueError) as error:
+        return f"its spec does not make a run ({error})"
+    if digest != key:
+        return f"its spec is that of run {digest}, not {key}"
+    return None
+
+
+def _warn(message: str) -> None:
+    print(f"zobench: warning: {message}", file=sys.stderr, flush=True)
+
+
 class ResultStore:
-    def __init__(self, root: str | Path):
+    """``check(record, key)`` says why a record is damaged (``None``: sound); runs' records by default.
+    ``logged``: whether each record has a step log beside it (a memory study's records have none)."""
+
+    def __init__(self, root: str | Path, check=run_record_problem, logged: bool = True):
         self.root = Path(root)
         self.runs = self.root / "runs"
         self.logs = self.root / "logs"
+        self.check = check
+        self.logged = logged
+
+    def _record_path(self, key: str) -> Path:
+        return self.runs / f"{key}.json"
+
+    def _log_path(self, key: str) -> Path:
+        return self.logs / f"{key}.jsonl"
+
+    def set_aside(self, key: str, why: str) -> None:
+        """Moves the run's record and log to ``damaged/`` (never deletes them) and says so in one line."""
+        moved = []
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        for path in (self._record_path(key), self._log_path(key)):
+            if path.exists():
+                target = self.root / "damaged" / f"{path.name}.{stamp}.{os.getpid()}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+                moved.append(f"{path.relative_to(self.root)} -> {target.relative_to(self.root)}")
+        _warn(f"{self.root}: run {key} is damaged ({why}); moved aside ({'; '.join(moved)}), its run will be redone")
+
+    def record(self, key: str) -> dict | None:
+        """The run's record, or ``None`` if there is none; a damaged one is set aside (``None``)."""
+        path = self._record_path(key)
+        try:
+            text = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            record = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            why = "empty" if not text.strip() else "not JSON"
+        else:
+            why = self.check(record, key) if isinstance(record, dict) else "not a JSON object"
+            if why is None and self.logged and not self._log_starts(key):
+                why = "its step log is missing or damaged"
+            if why is None:
+                return record
+        self.set_aside(key, f"runs/{key}.json: {why}")
+        return None
 
     def has(self, key: str) -> bool:
-        return (self.runs / f"{key}.json").is_file()
+        return self.record(key) is not None
+
+    def keys(self) -> list[str]:
+        return [key for key in sorted(p.stem for p in self.runs.glob("*.json")) if self.has(key)]
+
+    def records(self) -> list[dict]:
+        return [record for record in map(self.record, sorted(p.stem for p in self.runs.glob("*.json"))) if record]
 
     def write_record(self, record: dict) -> Path:
         self.runs.mkdir(parents=True, exist_ok=True)
-        target = self.runs / f"{record['key']}.json"
+        target = self._record_path(record["key"])
         with tempfile.NamedTemporaryFile("w", dir=self.runs, suffix=".tmp", delete=False) as handle:
             json.dump(record, handle, indent=1, sort_keys=True)
             handle.flush()
@@ -58,21 +160,29 @@ class ResultStore:
         os.replace(handle.name, target)
         return target
 
-    def record(self, key: str) -> dict:
-        return json.loads((self.runs / f"{key}.json").read_text())
-
-    def records(self) -> list[dict]:
-        return [json.loads(p.read_text()) for p in sorted(self.runs.glob("*.json"))]
-
-    def keys(self) -> list[str]:
-        return sorted(p.stem for p in self.runs.glob("*.json"))
+    @contextmanager
+    def claim(self, key: str, wait: bool = True):
+        """Holds the run's claim for the ``with`` block; yields whether it was got (always, when
+        waiting). Another process's claim is waited for, or with ``wait=False`` not got."""
+        folder = self.root / "claims"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{key}.lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
     def log_writer(self, key: str, keep: list[dict] = ()):
         """Yields ``write(entry)`` appending to the log of ``key``, which first holds exactly ``keep``
         (the intact prefix of a resumed run, or nothing for a fresh start)."""
         self.logs.mkdir(parents=True, exist_ok=True)
-        path = self.logs / f"{key}.jsonl"
+        path = self._log_path(key)
         with tempfile.NamedTemporaryFile("w", dir=self.logs, suffix=".tmp", delete=False) as handle:
             handle.writelines(json.dumps(entry) + "\n" for entry in keep)
         os.replace(handle.name, path)
@@ -82,14 +192,33 @@ class ResultStore:
                 handle.flush()
             yield write
 
+    def _log_starts(self, key: str) -> bool:
+        """Whether the run's log exists and opens with its step-0 entry (a cheap check for ``has``)."""
+        try:
+            with open(self._log_path(key), "rb") as handle:
+                first = json.loads(handle.readline())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return False
+        return isinstance(first, dict) and first.get("step") == 0
+
     def read_log(self, key: str) -> list[dict]:
+        """The log's intact entries (a last line cut short by a crash is dropped); a damaged log (a bad
+        line before the last, or a line that is not an object) is set aside with its record: ``[]``."""
+        path = self._log_path(key)
+        try:
+            lines = path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
         entries = []
-        path = self.logs / f"{key}.jsonl"
-        if not path.is_file():
-            return entries
-        for line in path.read_text().splitlines():
+        for number, line in enumerate(lines, 1):
             try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a line cut short by a crash; everything before it is intact
+                entry = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                if number == len(lines):
+                    break  # a line cut short by a crash; everything before it is intact
+                entry = None
+            if not isinstance(entry, dict) or not isinstance(entry.get("step"), int):
+                self.set_aside(key, f"logs/{key}.jsonl: line {number} is not a step entry")
+                return []
+            entries.append(entry)
         return entries

@@ -20,6 +20,7 @@ import inspect
 import itertools
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import torch
 
 from . import __version__
 from .optimizers import REGISTRY, UnknownOptimizerError
-from .problems import DTYPES, PEFT_MODES, problem_error
+from .problems import DTYPES, PEFT_MODES, problem_error, quadratic
 from .store import unsafe_name
 from .tasks import DEFINITIONS, PROTOCOLS, Task, TaskError, check_data, load_task
 from .yaml_files import MAX_NODES, YamlFileError, load_yaml
@@ -158,6 +159,7 @@ DATA = {"protocol": str, "num_train": int, "num_dev": int, "num_test": int, "bat
 DATA_LEAST = {"num_train": 1, "num_dev": 1, "num_test": 1, "batch_size": 1, "max_length": 1, "seed": 0,
               "demonstrations": 0}
 MAX_RUNS = MAX_NODES  # a suite expanding beyond this is a mistake (a runaway grid), not an experiment
+MAX_TRIALS = 10_000  # per study: far past what any sampler needs, short of a typo's billions
 QUANTITIES = ("initial_test", "final", "selected_test", "steps_to_target", "forward_passes_to_target",
               "seconds_per_step", "peak_train_memory")
 STATISTICS = ("iqm", "mean-std")
@@ -367,6 +369,8 @@ def _run_settings(where: str, document: dict, base: RunSettings, test_functions:
         _fail(f"{where}: peft", "test functions have no model to adapt; use peft: none")
     data, budget = (_typed_mapping(where, document, name, fields) for name, fields in (("data", DATA),
                                                                                         ("budget", BUDGET)))
+    if data and test_functions and not tasks:
+        _fail(f"{where}: data", "applies to tasks, and this suite has test functions only; remove the block")
     if "protocol" in data:
         _check_choice(f"{where}: data.protocol", data["protocol"], PROTOCOLS)
     for key, least in DATA_LEAST.items():
@@ -415,6 +419,9 @@ def _search_space(where: str, space: dict, allowed: list[str]) -> dict:
                     _fail(f"{at}[{i}]", f"a value to search is a number, a string, true/false or a list of numbers "
                                         f"(betas), not {value!r}")
             checked[name] = [tuple(value) if isinstance(value, list) else value for value in values]
+            for i, value in enumerate(checked[name]):
+                if value in checked[name][:i]:
+                    _fail(f"{at}[{i}]", f"{values[i]!r} is listed twice: a trial would repeat another")
             continue
         if not isinstance(values, dict) or len(values) != 1 or next(iter(values)) not in ("log", "uniform"):
             _fail(at, "expected a list of values, {log: [low, high]} or {uniform: [low, high]}")
@@ -454,10 +461,10 @@ def _tune_block(where: str, suite_block: dict, entry: dict, factory) -> dict | N
             _fail(f"{where}.{name}", f"is both fixed and searched (tune.space.{name}); keep one")
     tune = {"trials": 8, "sampler": "tpe", "budget": {}, "seed": 0, **suite_block, **entry_block, "space": space}
     _check_choice(f"{where}.tune.sampler", tune["sampler"], TUNE_SAMPLERS)
-    if tune["trials"] < 1:
-        _fail(f"{where}.tune.trials", f"must be >= 1, got {tune['trials']}")
-    if tune["seed"] < 0:
-        _fail(f"{where}.tune.seed", f"a seed is >= 0, got {tune['seed']}")
+    if not 1 <= tune["trials"] <= MAX_TRIALS:
+        _fail(f"{where}.tune.trials", f"must be from 1 to {MAX_TRIALS:,}, got {tune['trials']:,}")
+    if not 0 <= tune["seed"] < 2 ** 32:
+        _fail(f"{where}.tune.seed", f"a seed is >= 0 and < 2**32 (numpy's range), got {tune['seed']}")
     if tune["sampler"] == "grid":
         ranges = [name for name, values in space.items() if not isinstance(values, list)]
         if ranges:
@@ -467,6 +474,21 @@ def _tune_block(where: str, suite_block: dict, entry: dict, factory) -> dict | N
             _fail(f"{where}.tune.trials", f"{tune['trials']} trials on a grid of {points} points would repeat "
                                           f"points; use trials: {points}")
     return tune
+
+
+def _check_memory(where: str, problems: list[str], configurations: list) -> None:
+    """Refuses a quadratic that one of the suite's optimizers cannot hold in this machine's memory,
+    before anything runs (it would otherwise be killed by the kernel, or fail at allocation)."""
+    capacity = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for index, problem in enumerate(problems):
+        shape = quadratic.parse(problem)
+        for _, name, *_, settings, _ in configurations if shape else ():
+            need = quadratic.memory_bytes(shape[0], torch.finfo(DTYPES[settings.dtype]).bits // 8,
+                                          REGISTRY.get(name).buffers_per_parameter)
+            if need > capacity:
+                _fail(f"{where}: problems[{index}]", f"{problem} with {name} in {settings.dtype} needs at least "
+                                                     f"{need / 2 ** 30:,.0f} GiB; this machine has "
+                                                     f"{capacity / 2 ** 30:,.0f} GiB: choose a smaller d")
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -525,8 +547,8 @@ def load_suite(path: str | Path) -> Suite:
         _fail(f"{where}: seeds", "an empty list gives no runs; e.g. seeds: [0, 1, 2]")
     for i, seed in enumerate(seeds):
         _check_type(f"{where}: seeds[{i}]", seed, int)
-        if seed < 0:
-            _fail(f"{where}: seeds[{i}]", f"a seed is >= 0, got {seed}")
+        if not 0 <= seed < 2 ** 32:
+            _fail(f"{where}: seeds[{i}]", f"a seed is >= 0 and < 2**32 (numpy's range), got {seed}")
         if seed in seeds[:i]:
             _fail(f"{where}: seeds[{i}]", f"seed {seed} is listed twice: its runs would be identical")
     targets, gap_targets = [], []
@@ -613,6 +635,12 @@ def load_suite(path: str | Path) -> Suite:
         if len(configurations) * len(pairs) * len(seeds) > MAX_RUNS:
             _fail(f"{at}", f"the suite expands to more than {MAX_RUNS:,} runs; narrow its grids")
 
+    accepted = {name for _, optimizer, *_ in configurations for name in _hyperparameter_names(REGISTRY.get(optimizer).factory)}
+    for name in document.get("tune", {}).get("space", {}):
+        if name not in accepted:
+            _fail(f"{where}: tune.space.{name}", "is a hyperparameter of none of the suite's optimizers; "
+                                                 f"theirs: {', '.join(sorted(accepted))}")
+    _check_memory(where, document.get("problems", []), configurations)
     task_identities = {name: dict(zip(("task_file", "task_hash"), _task_identity(task))) for name, task in tasks.items()}
 
     def spec(problem, model, name, label, hyperparameters, settings, seed, run_targets=targets) -> RunSpec:
@@ -636,6 +664,8 @@ def load_suite(path: str | Path) -> Suite:
             trial_settings = _run_settings(f"{where}: optimizers[{entry}].tune", {"budget": tune["budget"]},
                                            dataclasses.replace(settings, eval_every=0) if "steps" in tune["budget"]
                                            else settings, bool(document.get("problems")), tasks)
+            if trial_settings.steps < 1:
+                _fail(f"{where}: optimizers[{entry}].tune.budget.steps", "a trial trains: give it >= 1 step")
             fixed = {**hyperparameters, **overrides.get(problem, {})}
             studies.append(Study(label, tune["space"], tune["trials"], tune["sampler"],
                                  spec(problem, model, name, f"{label} (tuning)", fixed, trial_settings, tune["seed"], ()),

@@ -7,14 +7,19 @@ on each problem (the same for all unless an entry says otherwise), the ``budget`
 forward passes or seconds; the suite's budget by default), the ``sampler`` (grid, random or tpe) and
 the ``seed`` of the trials' runs and of the sampler. A hyperparameter an entry fixes is not searched.
 
-Each (optimizer entry, problem) is one Optuna study in its own SQLite file under
-``<results>/tuning/``. A trial is an ordinary run of the suite (its key follows its hyperparameters),
-so it is stored, logged and resumed like any other; its value is its best dev metric (the checkpoint
-a user would select), and a diverged trial is failed, never selected. A study that was killed holds
-the trial it was running as ``RUNNING``: the next invocation finishes that trial (its run resumes from
-its log) before asking for another, so a killed study ends with the trials and the choice of an
-uninterrupted one. One invocation drives a study at a time; trials of different studies run in
-parallel on the executor.
+Each (optimizer entry, problem) is one Optuna study. A trial is an ordinary run of the suite (its key
+follows its hyperparameters), so it is stored, logged, claimed and resumed like any other; its value
+is its best dev metric (the checkpoint a user would select), and a diverged trial is failed, never
+selected. The study itself is not stored: Optuna's sampler is seeded per trial number and proposes
+from the finished trials alone, so the study is rebuilt in memory from the run records at every
+invocation (:class:`Replay`). The records, written atomically, are then the one source of truth, and
+tuning is exactly-once whatever happens: a kill -9 at any instant (the trial in flight resumes from
+its log), two invocations at once (the second waits on the first's claim of the trial and reads its
+record), a full disk (the trial fails in one line and the next invocation goes on from it), or a
+results folder copied elsewhere. Optuna's SQLite storage, used before, could disagree with the
+records (a trial created but not yet given its values, a deleted or damaged database re-tuning over
+good records, two processes racing to create its tables); rebuilding costs one sampler call per
+finished trial.
 """
 
 from __future__ import annotations
@@ -59,101 +64,123 @@ def _sampler(study: Study, number: int):
 
     if study.sampler == "grid":  # its seed shuffles the grid: one seed, or grid ids name other points
         return optuna.samplers.GridSampler(_optuna_space(study), seed=study.trial.seed)
-    seed = study.trial.seed * 100_003 + number
+    seed = (study.trial.seed * 100_003 + number) % 2 ** 32  # numpy's seeds are 32-bit
     if study.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(1, study.trials // 3)))
 
 
-def storage(root: Path, study: Study) -> str:
-    folder = root / "tuning"
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / study.name}.db"
+class Replay:
+    """A study rebuilt from the run records, trial by trial: trial n's values are what the sampler
+    proposes given trials 0..n-1 and their recorded values, so they are found again, never stored.
+    ``advance`` goes as far as the records go and returns the next trial's values (``None``: done)."""
+
+    def __init__(self, study: Study):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.study = study
+        self.optuna_study = optuna.create_study(direction="maximize" if study.higher_is_better else "minimize")
+        self.distributions = {name: _distribution(values) for name, values in _optuna_space(study).items()}
+        self.finished: list[tuple[dict, dict]] = []  # (searched values, the trial's record), in order
+        self.proposal: tuple[object, dict] | None = None  # (Optuna's trial, its values) awaiting a record
+
+    @property
+    def number(self) -> int:
+        return len(self.finished)
+
+    def advance(self, store) -> dict | None:
+        while self.number < self.study.trials:
+            if self.proposal is None:
+                self.optuna_study.sampler = _sampler(self.study, self.number)
+                trial = self.optuna_study.ask(self.distributions)
+                self.proposal = trial, _decoded(self.study, trial.params)
+            trial, params = self.proposal
+            record = store.record(self.study.trial_spec(params).key)
+            if record is None:
+                return params
+            _tell(self.optuna_study, trial, record)
+            self.finished.append((params, record))
+            self.proposal = None
+        return None
+
+    def best(self) -> tuple[dict | None, float | None]:
+        """The best finished trial's searched values and dev value (ties: the earlier trial when
+        maximising, the later when minimising, as the first releases chose)."""
+        scored = [(_value(record), -number, params) for number, (params, record) in enumerate(self.finished)
+                  if _value(record) is not None]
+        if not scored:
+            return None, None
+        value, _, params = (max if self.study.higher_is_better else min)(scored, key=lambda row: row[:2])
+        return params, value
 
 
-def _open(root: Path, study: Study):
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(storage=storage(root, study), study_name=study.name, load_if_exists=True,
-                               direction="maximize" if study.higher_is_better else "minimize",
-                               sampler=_sampler(study, 0))
+def _value(record: dict) -> float | None:
+    """A trial's value: its best dev metric; ``None`` (a failed trial) if it diverged."""
+    value = record["best_dev"]["value"] if record["status"] == "finished" else None
+    return value if value is not None and math.isfinite(value) else None
 
 
-def _finished(optuna_study) -> int:
-    import optuna
-
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
-    return sum(t.state in done for t in optuna_study.get_trials(deepcopy=False))
-
-
-def progress(root: Path, study: Study) -> tuple[int, dict | None, float | None]:
-    """(finished trials, the best trial's searched values, its dev value), reading the study's file
-    without creating it; ``(0, None, None)`` before the study starts."""
-    if not (root / "tuning" / f"{study.name}.db").is_file():
-        return 0, None, None
-    optuna_study = _open(root, study)
-    complete = [t for t in optuna_study.get_trials(deepcopy=False) if t.value is not None]
-    if not complete:
-        return _finished(optuna_study), None, None
-    best = (max if study.higher_is_better else min)(complete, key=lambda t: (t.value, -t.number))
-    return _finished(optuna_study), _decoded(study, best.params), best.value
-
-
-def _next_trial(optuna_study, study: Study):
-    """A trial to run: one left running by a killed invocation, else a new one from the sampler."""
-    import optuna
-
-    stale = [t for t in optuna_study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
-    if stale:
-        return stale[0].number, _decoded(study, stale[0].params)
-    optuna_study.sampler = _sampler(study, len(optuna_study.get_trials(deepcopy=False)))
-    trial = optuna_study.ask({name: _distribution(values) for name, values in _optuna_space(study).items()})
-    return trial.number, _decoded(study, trial.params)
-
-
-def _tell(optuna_study, number: int, record: dict | None) -> None:
+def _tell(optuna_study, trial, record: dict) -> None:
     import optuna
 
     # Optuna's grid sampler ends an exhausted study with study.stop(), which ask-and-tell refuses; a
-    # neutral sampler takes the report (each proposal sets its own sampler: _next_trial).
+    # neutral sampler takes the report (each proposal sets its own sampler: Replay.advance).
     optuna_study.sampler = optuna.samplers.RandomSampler()
-    value = record["best_dev"]["value"] if record and record["status"] == "finished" else None
-    if value is None or not math.isfinite(value):
-        optuna_study.tell(number, state=optuna.trial.TrialState.FAIL)
+    value = _value(record)
+    if value is None:
+        optuna_study.tell(trial, state=optuna.trial.TrialState.FAIL)
     else:
-        optuna_study.tell(number, value)
+        optuna_study.tell(trial, value)
+
+
+def progress(root: Path, study: Study) -> tuple[int, dict | None, float | None]:
+    """(finished trials, the best trial's searched values, its dev value), from the run records."""
+    from .store import ResultStore
+
+    replay = Replay(study)
+    replay.advance(ResultStore(root))
+    return (replay.number, *replay.best())
 
 
 def tune(suite: Suite, store, run_one, quiet: bool = False) -> list[str]:
     """Runs every study of ``suite`` to its trial count; ``run_one(spec)`` returns a future of the
-    trial's record. One trial per study is in flight at a time; studies run side by side."""
-    studies = {study.name: (study, _open(store.root, study)) for study in suite.studies}
+    trial's record. One trial per study is in flight at a time; studies run side by side. A trial
+    whose run fails (an error, not a divergence) stops its study there, since every later trial
+    depends on its value: the line says so, and a rerun goes on from it."""
+    replays = {study.name: Replay(study) for study in suite.studies}
     in_flight: dict[str, tuple[int, object]] = {}
-    free = set(studies)  # studies with no trial in flight: each is read once, not at every poll
     failures = []
-    while True:
-        for name in sorted(free, key=list(studies).index):
-            study, optuna_study = studies[name]
-            if _finished(optuna_study) < study.trials:
-                number, params = _next_trial(optuna_study, study)
-                in_flight[name] = (number, run_one(study.trial_spec(params)))
-        free.clear()
-        if not in_flight:
-            return failures
+
+    def launch(name: str) -> None:
+        replay = replays[name]
+        params = replay.advance(store)
+        if params is not None:
+            in_flight[name] = (replay.number, run_one(replay.study.trial_spec(params)))
+
+    for name in replays:
+        launch(name)
+    while in_flight:
         for name, (number, job) in list(in_flight.items()):
-            if job.done():
-                try:
-                    record = job.result()
-                except Exception as error:  # a trial that raises is a failed trial, and tuning goes on
-                    record = None
-                    failures.append(f"trial {number} of {name} failed: {str(error).splitlines()[0] if str(error) else error!r}")
-                _tell(studies[name][1], number, record)
+            if not job.done():
+                continue
+            del in_flight[name]
+            try:
+                job.result()
+            except Exception as error:
+                message = str(error).splitlines()[0] if str(error) else repr(error)
+                failures.append(f"trial {number} of {name} failed: {message}; the study stops there (its later "
+                                "trials depend on this one); rerun to go on from it")
+                continue
+            if not quiet:
+                print(f"tuning {name}: trial {number} done")
+            launch(name)
+            if name in in_flight and in_flight[name][0] == number:  # recorded, yet not found: never loop
                 del in_flight[name]
-                free.add(name)
-                if not quiet:
-                    print(f"tuning {name}: trial {number} done")
-        time.sleep(0.05)
+                failures.append(f"trial {number} of {name} left no sound record; the study stops there")
+        if in_flight:
+            time.sleep(0.05)
+    return failures
 
 
 def resolved(suite: Suite, root: Path) -> Suite:

@@ -22,10 +22,15 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, ValidationError
 
 from ..models import OPT_SHAPES
+from ..problems import PEFT_MODES
 from ..report.tables import Table
-from ..store import ResultStore, unsafe_name
+from ..schema import Declared, PositiveInt, one_line
+from ..store import ResultStore, inside, unsafe_name
 from ..yaml_files import YamlFileError, load_yaml
 from .fit import BYTES, FEATURES, MemoryModel, features, known_elements
 from .probe import Point, Shape, run
@@ -79,6 +84,65 @@ class MemoryStudy:
                 for m in self.methods for shape, length in shapes]
 
 
+def _safe_name(name: str) -> str:
+    if unsafe_name(name):
+        raise ValueError(unsafe_name(name))
+    return name
+
+
+def _registered(name: str) -> str:
+    from ..optimizers import REGISTRY, UnknownOptimizerError
+
+    try:
+        REGISTRY.get(name)
+    except UnknownOptimizerError as error:
+        raise ValueError(str(error)) from None
+    return name
+
+
+class _Method(Declared):
+    label: Annotated[str, Field(min_length=1)]
+    optimizer: Annotated[str, AfterValidator(_registered)] | None = None
+    peft: Literal[PEFT_MODES] = "none"
+
+
+class _Fit(Declared):
+    # hidden, layers, heads, ffn[, vocabulary]
+    shapes: Annotated[list[Annotated[list[PositiveInt], Field(min_length=4, max_length=5)]], Field(min_length=1)]
+    sequence_lengths: Annotated[list[PositiveInt], Field(min_length=1)]
+
+
+class _Validate(Declared):
+    models: Annotated[list[str], Field(min_length=1)]
+    sequence_length: PositiveInt
+
+
+class _Hardware(Declared):
+    memory_gib: Annotated[int | float, Field(gt=0)]
+    gpus: Annotated[list[PositiveInt], Field(min_length=1)]
+
+
+class _Predict(Declared):
+    dtype: Literal[tuple(BYTES)]
+    sequence_length: PositiveInt
+    models: Annotated[list[str], Field(min_length=1)]
+    hardware: Annotated[dict[str, _Hardware], Field(min_length=1)]
+    table5: Annotated[list[str], Field(min_length=1)]
+    paper: dict[str, dict[str, str]] = {}
+
+
+class _StudyFile(Declared):
+    name: Annotated[str, AfterValidator(_safe_name)]
+    description: str = ""
+    methods: Annotated[list[_Method], Field(min_length=1)]
+    fit: _Fit
+    validate_: _Validate = Field(alias="validate")
+    batch_size: PositiveInt = 1
+    dtype: Literal[tuple(BYTES)] = "float32"
+    device: str = "cpu"
+    predict: _Predict
+
+
 def load_study(path: str | Path) -> MemoryStudy:
     path = Path(path)
     if not path.is_file():
@@ -89,43 +153,48 @@ def load_study(path: str | Path) -> MemoryStudy:
         raise MemoryStudyError(str(error)) from None
     if not isinstance(document, dict):
         raise MemoryStudyError(f"{path.name}: a memory study is a mapping (see suites/memory.yaml)")
-    allowed = {"name", "description", "methods", "fit", "validate", "batch_size", "dtype", "device", "predict"}
-    for key in document:
-        if key not in allowed:
-            raise MemoryStudyError(f"{path.name}: {key}: unknown key; allowed: {', '.join(sorted(allowed))}")
-    for key in ("name", "methods", "fit", "validate", "predict"):
-        if key not in document:
-            raise MemoryStudyError(f"{path.name}: missing required key {key!r} (see suites/memory.yaml)")
-    if unsafe_name(document["name"]):
-        raise MemoryStudyError(f"{path.name}: name: {unsafe_name(document['name'])}")
-    from ..optimizers import REGISTRY
-
-    methods = []
-    for entry in document["methods"]:
-        if entry.get("optimizer") is not None:
-            REGISTRY.get(entry["optimizer"])  # a misspelt name fails here, with the close matches
-        methods.append(Method(entry["label"], entry.get("optimizer"), entry.get("peft", "none")))
-    missing = [key for key in ("dtype", "sequence_length", "models", "hardware", "table5")
-               if key not in document["predict"]]
-    if missing:
-        raise MemoryStudyError(f"{path.name}: predict: missing {', '.join(missing)} (see suites/memory.yaml)")
-    unknown = [label for label in document["predict"]["table5"] if label not in {m.label for m in methods}]
+    try:
+        declared = _StudyFile.model_validate(document)
+    except ValidationError as error:
+        raise MemoryStudyError(one_line(error, path.name)) from None
+    labels = [method.label for method in declared.methods]
+    for i, method in enumerate(declared.methods):
+        if method.label in labels[:i]:
+            raise MemoryStudyError(f"{path.name}: methods[{i}].label: {method.label!r} also labels "
+                                   f"methods[{labels.index(method.label)}]; labels name the table rows")
+        if method.peft != "none" and method.optimizer is None:
+            raise MemoryStudyError(f"{path.name}: methods[{i}].peft: inference trains nothing; give an optimizer")
+    unknown = [label for label in declared.predict.table5 if label not in labels]
     if unknown:
         raise MemoryStudyError(f"{path.name}: predict.table5: {', '.join(unknown)} is not a method label")
-    fit = document["fit"]
-    points = tuple((Shape(*shape), length) for shape in fit["shapes"] for length in fit["sequence_lengths"])
-    for name in [*document["validate"]["models"], *document["predict"]["models"]]:
-        opt_shape(name)
-    if document.get("dtype", "float32") not in BYTES:
-        raise MemoryStudyError(f"{path.name}: dtype: one of {', '.join(BYTES)}")
-    return MemoryStudy(document["name"], document.get("description", ""), tuple(methods), points,
-                       tuple(document["validate"]["models"]), document["validate"]["sequence_length"],
-                       document.get("batch_size", 1), document.get("dtype", "float32"),
-                       document.get("device", "cpu"), document["predict"])
+    for at, names in (("validate.models", declared.validate_.models), ("predict.models", declared.predict.models)):
+        for i, name in enumerate(names):
+            if name not in OPT_SHAPES:
+                raise MemoryStudyError(f"{path.name}: {at}[{i}]: unknown OPT size {name!r}; sizes: "
+                                       f"{', '.join(OPT_SHAPES)}")
+    methods = tuple(Method(m.label, m.optimizer, m.peft) for m in declared.methods)
+    points = tuple((Shape(*shape), length) for shape in declared.fit.shapes for length in declared.fit.sequence_lengths)
+    return MemoryStudy(declared.name, declared.description, methods, points, tuple(declared.validate_.models),
+                       declared.validate_.sequence_length, declared.batch_size, declared.dtype, declared.device,
+                       declared.predict.model_dump())
 
 
 def _key(point: Point) -> str:
     return hashlib.sha256(json.dumps(asdict(point), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _record_problem(record: dict, key: str) -> str | None:
+    """Why ``record`` is not a sound memory record stored as ``key``; ``None`` if it is."""
+    try:
+        point = Point.from_dict(record["point"])
+        numbers = [record[name] for name in ("peak_bytes", "baseline_bytes", "trainable", "parameters")]
+    except (KeyError, TypeError) as error:
+        return f"it lacks a field or has a wrong one ({error})"
+    if not all(isinstance(number, (int, float)) for number in numbers):
+        return "a measurement is not a number"
+    if record.get("key") != key or _key(point) != key:
+        return f"it is not the record of point {key}"
+    return None
 
 
 def measure_all(study: MemoryStudy, out: Path, progress=print, workers: int = 1) -> list[dict]:
@@ -134,7 +203,10 @@ def measure_all(study: MemoryStudy, out: Path, progress=print, workers: int = 1)
     Each probe is its own process, and peaks are per process (the resident set, or the CUDA
     allocator's own statistics), so ``workers`` probes may run at once as long as they fit together.
     """
-    store = ResultStore(out / study.name)
+    try:
+        store = ResultStore(inside(out, study.name), check=_record_problem, logged=False)
+    except ValueError as error:
+        raise MemoryStudyError(f"{study.name}: {error}") from None
     points = study.points()
     pending = [(i, point) for i, point in enumerate(points) if not store.has(_key(point))]
 

@@ -33,12 +33,30 @@ NOISE = 1e-4
 SEED = 0  # the problem (U, λ, x₀) is the same for every run; runs differ in their optimizer's seed
 
 
+MAX_D = 10 ** 12  # past any machine's memory at 4 bytes a coordinate; factoring d costs √d steps
+WORKING_VECTORS = 4  # d-vectors a step holds besides the optimizer's buffers (x, x₀, the probe, one temporary)
+VECTORS_PER_BUFFER = 3  # an optimizer buffer, and the temporaries of its update (measured: zo-adam@g 8.2 in all)
+
+
+def _integer(text: str) -> int:
+    """``1e6`` or ``1000000`` as an exact integer; a huge exponent gives MAX_D + 1 (refused by check)."""
+    mantissa, _, exponent = text.partition("e")
+    if len(mantissa) + int(exponent or 0) > 13:
+        return MAX_D + 1
+    return int(mantissa) * 10 ** int(exponent or 0)
+
+
 def parse(name: str) -> tuple[int, int, bool] | None:
     """(d, r, noisy) of a quadratic's name, or ``None`` if ``name`` names no quadratic."""
     match = NAME.fullmatch(name)
     if not match:
         return None
-    return int(float(match["d"])), int(float(match["r"])), bool(match["noisy"])
+    return _integer(match["d"]), _integer(match["r"]), bool(match["noisy"])
+
+
+def memory_bytes(d: int, element_bytes: int, buffers: int) -> int:
+    """A lower bound of a run's memory: its d-vectors (working ones and the optimizer's) at that size."""
+    return d * element_bytes * (WORKING_VECTORS + VECTORS_PER_BUFFER * buffers)
 
 
 def _split(n: int, least: tuple[int, int]) -> tuple[int, int]:
@@ -52,6 +70,8 @@ def _split(n: int, least: tuple[int, int]) -> tuple[int, int]:
 
 def check(d: int, r: int) -> str | None:
     """Why (d, r) makes no quadratic, or ``None``."""
+    if d > MAX_D:
+        return "d above 1e12 is beyond any machine's memory (at 4 bytes a coordinate); use d <= 1e10"
     if r < 1 or d < r:
         return f"needs 1 <= r <= d, got d={d}, r={r}"
     try:
