@@ -3,13 +3,24 @@ stderr naming the problem, before anything runs; nothing escapes --out, nothing 
 already recorded is lost. Each case runs ``zobench run`` (not ``--dry-run``) in-process."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from test_tuning import TUNED
+
+from zobench import harness, tuning
 from zobench.cli import main
+from zobench.store import ResultStore
+from zobench.suite import load_suite
 
 BASE = {"name": "bad", "problems": ["c"], "optimizers": [{"name": "zo-sgd", "lr": 0.1}], "seeds": [0],
         "budget": {"steps": 4}, "targets": [0.1]}
@@ -274,8 +285,11 @@ DAMAGE = {  # case -> (what is done to the first run's files, the file the warni
     "record holds another run": (None, "runs/"),  # the second run's record copied over the first's
     "log deleted": (lambda rec, log: log.unlink(), "its step log is missing"),
     "log is not objects": (lambda rec, log: log.write_text("[1]\n[2]\n"), "runs/"),
+    "log with a bad first line": (lambda rec, log: log.write_text(
+        "\n".join(["{not json"] + log.read_text().splitlines()[1:]) + "\n"), "runs/"),
     "log with a bad line inside": (lambda rec, log: log.write_text(
-        "\n".join(["{not json"] + log.read_text().splitlines()[1:]) + "\n"), "logs/"),
+        "\n".join(log.read_text().splitlines()[:2] + ["{not json"] + log.read_text().splitlines()[2:]) + "\n"),
+        "logs/"),
 }
 
 
@@ -461,3 +475,116 @@ def test_a_suite_that_crashed_hung_or_passed_is_refused_at_once(case, dry_run, t
                      str(tmp_path / "out"), *(["--dry-run"] if dry_run else [])], fragment)
     assert time.perf_counter() - started < 30  # refused while reading, not after allocating or factoring
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# ---- tuning under faults: exactly-once across kills, concurrent runs and full disks ----
+
+def tuned_file(tmp_path, text):
+    path = tmp_path / "tuned.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+KILLED = TUNED.replace("problems: [c, a]", "problems: [c]").replace("steps: 40", "steps: 2000").replace(
+    "  - {name: fo-adam, label: FO, lr: 0.01}\n", "")
+
+
+def tuned_state(root):
+    """What tuning leaves: every record's key and hyperparameters, and each study's choice."""
+    store = ResultStore(root)
+    suite = load_suite(root.parent.parent / "tuned.yaml")
+    return ({r["key"]: r["spec"]["hyperparameters"] for r in store.records()},
+            [tuning.progress(root, study) for study in suite.studies])
+
+
+@pytest.mark.slow
+def test_kills_at_random_instants_end_as_an_uninterrupted_study(tmp_path):
+    """kill -9 anywhere (between proposing a trial and recording it included), four times over: the
+    trials, their records and the choice are the uninterrupted study's. The first kill comes during
+    start-up, the others each when a trial is a random number of steps in."""
+    path = tuned_file(tmp_path, KILLED)
+    command = [sys.executable, "-m", "zobench", "run", str(path), "--quiet"]
+    subprocess.run(command + ["--out", str(tmp_path / "reference")], check=True, capture_output=True)
+    reference = tuned_state(tmp_path / "reference" / "tuned")
+    killed = tmp_path / "killed"
+    store = ResultStore(killed / "tuned")
+    random = np.random.default_rng(0)
+    for round, lines in enumerate(random.integers(50, 1500, size=4)):
+        process = subprocess.Popen(command + ["--out", str(killed)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        deadline = time.time() + 600  # generous: the loop ends as soon as the kill point is reached
+        while round and process.poll() is None and time.time() < deadline:  # round 0: kill at start-up
+            running = [p for p in store.logs.glob("*.jsonl") if not (store.runs / f"{p.stem}.json").exists()
+                       ] if store.logs.exists() else []
+            if any(len(p.read_bytes().splitlines()) > lines for p in running):
+                break  # a trial is well under way
+            time.sleep(0.01)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    subprocess.run(command + ["--out", str(killed)], check=True, capture_output=True)
+    assert tuned_state(killed / "tuned") == reference
+    assert any(r["resumed_at_step"] > 0 for r in ResultStore(killed / "tuned").records())  # killed mid-trial
+    assert len(reference[0]) == 2 * 4 + 2 * 2  # two studies of four trials, each choice over two seeds
+    assert not (killed / "tuned" / "damaged").exists()
+
+
+@pytest.mark.slow
+def test_two_invocations_at_once_tune_each_trial_once(tmp_path):
+    """Two `zobench run`s of one tuned suite started together share the trials through their claims,
+    and end with the records and choice of one invocation alone."""
+    path = tuned_file(tmp_path, KILLED.replace("steps: 2000", "steps: 200"))
+    command = [sys.executable, "-m", "zobench", "run", str(path), "--quiet"]
+    subprocess.run(command + ["--out", str(tmp_path / "reference")], check=True, capture_output=True)
+    together = [subprocess.Popen(command + ["--out", str(tmp_path / "together")], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for process in together:
+        _, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err
+    assert tuned_state(tmp_path / "together" / "tuned") == tuned_state(tmp_path / "reference" / "tuned")
+    records = ResultStore(tmp_path / "together" / "tuned").records()
+    assert all(r["resumed_at_step"] == 0 for r in records)  # no run was started twice
+
+
+def test_a_failing_trial_stops_its_study_and_a_rerun_goes_on_from_it(tmp_path, monkeypatch):
+    """A trial whose run raises (a full disk, say) is not a trial result: its study stops there, in
+    one line, and the next invocation runs that trial and goes on to the uninterrupted choice."""
+    path = tuned_file(tmp_path, KILLED.replace("steps: 2000", "steps: 20"))
+    suite = load_suite(path)
+    real_run, calls = harness.run, []
+
+    def disk_full_on_third(spec, store, progress=None, wait=True):
+        calls.append(spec.key)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real_run(spec, store, progress, wait)
+
+    monkeypatch.setattr(harness, "run", disk_full_on_third)
+    store = ResultStore(tmp_path / "out" / "tuned")
+    failures = harness.execute(suite, store, quiet=True)
+    assert len(failures) == 1 and "No space left on device" in failures[0] and "the study stops there" in failures[0]
+    monkeypatch.setattr(harness, "run", real_run)
+    assert harness.execute(suite, store, quiet=True) == []
+    reference = ResultStore(tmp_path / "reference" / "tuned")
+    assert harness.execute(suite, reference, quiet=True) == []
+    assert store.keys() == reference.keys()
+    assert [tuning.progress(store.root, s) for s in suite.studies] == [
+        tuning.progress(reference.root, s) for s in suite.studies]
+
+
+@pytest.mark.slow
+def test_two_invocations_of_an_untuned_suite_at_once_give_the_reference_records(tmp_path):
+    document = with_changes(BASE, optimizers=[{"name": "zo-sgd", "lr": [0.1, 0.05, 0.02]}], seeds=[0, 1],
+                            budget={"steps": 300})
+    path = suite_file(tmp_path, document)
+    command = [sys.executable, "-m", "zobench", "run", str(path), "--quiet"]
+    subprocess.run(command + ["--out", str(tmp_path / "reference")], check=True, capture_output=True)
+    together = [subprocess.Popen(command + ["--out", str(tmp_path / "together")], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for process in together:
+        _, err = process.communicate(timeout=600)
+        assert process.returncode == 0 and not err.strip(), err
+    reference, both = ResultStore(tmp_path / "reference" / "bad"), ResultStore(tmp_path / "together" / "bad")
+    assert both.keys() == reference.keys() and len(both.keys()) == 6
+    for key in both.keys():
+        assert comparable(both.record(key)) == comparable(reference.record(key))
+        assert both.record(key)["resumed_at_step"] == 0

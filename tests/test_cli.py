@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import textwrap
 
 from zobench import __version__
 from zobench.cli import main

@@ -4,7 +4,6 @@ import itertools
 
 import numpy as np
 import pytest
-import torch
 
 from zobench.memory.fit import FEATURES, MemoryModel, features, known_elements, nonnegative_least_squares
 from zobench.memory.probe import Point, Shape, run

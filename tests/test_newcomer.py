@@ -3,7 +3,6 @@ in --dry-run and reported once, and task files whose identity does not depend on
 
 import shutil
 
-import pytest
 import yaml
 
 from zobench.cli import main

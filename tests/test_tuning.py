@@ -2,14 +2,8 @@
 chosen values rerun over the suite's seeds, the plan and its cost, and a study that resumes after
 kill -9 with the trials and the choice of an uninterrupted one."""
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
-import numpy as np
 import pytest
 
 from zobench import harness, tuning
@@ -136,85 +130,6 @@ def test_only_narrows_the_tuning_to_the_studies_it_selects(tmp_path):
     assert harness.select_studies(suite, "FO").studies == ()  # untuned runs only: no study
     with pytest.raises(harness.FilterError, match="matches none of the suite's"):
         harness.select_studies(suite, "label=Adam h")
-
-
-KILLED = TUNED.replace("problems: [c, a]", "problems: [c]").replace("steps: 40", "steps: 2000").replace(
-    "  - {name: fo-adam, label: FO, lr: 0.01}\n", "")
-
-
-def tuned_state(root):
-    """What tuning leaves: every record's key and hyperparameters, and each study's choice."""
-    store = ResultStore(root)
-    suite = load_suite(root.parent.parent / "tuned.yaml")
-    return ({r["key"]: r["spec"]["hyperparameters"] for r in store.records()},
-            [tuning.progress(root, study) for study in suite.studies])
-
-
-@pytest.mark.slow
-def test_kills_at_random_instants_end_as_an_uninterrupted_study(tmp_path):
-    """kill -9 anywhere (between proposing a trial and recording it included), four times over: the
-    trials, their records and the choice are the uninterrupted study's. Each kill comes after start-up
-    (about a second), while the study (about ten seconds) is still going."""
-    path = suite_file(tmp_path, KILLED)
-    command = [sys.executable, "-m", "zobench", "run", str(path), "--quiet"]
-    subprocess.run(command + ["--out", str(tmp_path / "reference")], check=True, capture_output=True)
-    reference = tuned_state(tmp_path / "reference" / "tuned")
-    killed = tmp_path / "killed"
-    random = np.random.default_rng(0)
-    for delay in random.uniform(2.0, 4.0, size=4):
-        process = subprocess.Popen(command + ["--out", str(killed)], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-    subprocess.run(command + ["--out", str(killed)], check=True, capture_output=True)
-    assert tuned_state(killed / "tuned") == reference
-    assert any(r["resumed_at_step"] > 0 for r in ResultStore(killed / "tuned").records())  # killed mid-trial
-    assert len(reference[0]) == 2 * 4 + 2 * 2  # two studies of four trials, each choice over two seeds
-    assert not (killed / "tuned" / "damaged").exists()
-
-
-@pytest.mark.slow
-def test_two_invocations_at_once_tune_each_trial_once(tmp_path):
-    """Two `zobench run`s of one tuned suite started together share the trials through their claims,
-    and end with the records and choice of one invocation alone."""
-    path = suite_file(tmp_path, KILLED.replace("steps: 2000", "steps: 200"))
-    command = [sys.executable, "-m", "zobench", "run", str(path), "--quiet"]
-    subprocess.run(command + ["--out", str(tmp_path / "reference")], check=True, capture_output=True)
-    together = [subprocess.Popen(command + ["--out", str(tmp_path / "together")], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    for process in together:
-        _, err = process.communicate(timeout=600)
-        assert process.returncode == 0, err
-    assert tuned_state(tmp_path / "together" / "tuned") == tuned_state(tmp_path / "reference" / "tuned")
-    records = ResultStore(tmp_path / "together" / "tuned").records()
-    assert all(r["resumed_at_step"] == 0 for r in records)  # no run was started twice
-
-
-def test_a_failing_trial_stops_its_study_and_a_rerun_goes_on_from_it(tmp_path, monkeypatch):
-    """A trial whose run raises (a full disk, say) is not a trial result: its study stops there, in
-    one line, and the next invocation runs that trial and goes on to the uninterrupted choice."""
-    path = suite_file(tmp_path, KILLED.replace("steps: 2000", "steps: 20"))
-    suite = load_suite(path)
-    real_run, calls = harness.run, []
-
-    def disk_full_on_third(spec, store, progress=None, wait=True):
-        calls.append(spec.key)
-        if len(calls) == 3:
-            raise OSError(28, "No space left on device")
-        return real_run(spec, store, progress, wait)
-
-    monkeypatch.setattr(harness, "run", disk_full_on_third)
-    store = ResultStore(tmp_path / "out" / "tuned")
-    failures = harness.execute(suite, store, quiet=True)
-    assert len(failures) == 1 and "No space left on device" in failures[0] and "the study stops there" in failures[0]
-    monkeypatch.setattr(harness, "run", real_run)
-    assert harness.execute(suite, store, quiet=True) == []
-    reference = ResultStore(tmp_path / "reference" / "tuned")
-    assert harness.execute(suite, reference, quiet=True) == []
-    assert store.keys() == reference.keys()
-    assert [tuning.progress(store.root, s) for s in suite.studies] == [
-        tuning.progress(reference.root, s) for s in suite.studies]
 
 
 BAD = {

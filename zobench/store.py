@@ -88,6 +88,15 @@ def run_record_problem(record: dict, key: str) -> str | None:
     return None
 
 
+def _stamp(path: Path) -> tuple | None:
+    """What changes when a file is written: its size and modification time."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_size, status.st_mtime_ns
+
+
 def _warn(message: str) -> None:
     print(f"zobench: warning: {message}", file=sys.stderr, flush=True)
 
@@ -102,6 +111,7 @@ class ResultStore:
         self.logs = self.root / "logs"
         self.check = check
         self.logged = logged
+        self._sound: dict[str, tuple] = {}  # key -> ((record bytes, log stamp), record) checked sound
 
     def _record_path(self, key: str) -> Path:
         return self.runs / f"{key}.json"
@@ -122,23 +132,29 @@ class ResultStore:
         _warn(f"{self.root}: run {key} is damaged ({why}); moved aside ({'; '.join(moved)}), its run will be redone")
 
     def record(self, key: str) -> dict | None:
-        """The run's record, or ``None`` if there is none; a damaged one is set aside (``None``)."""
+        """The run's record, or ``None`` if there is none; a damaged one is set aside (``None``).
+        A record is checked with its whole log once per process, and again only when either changes."""
         path = self._record_path(key)
         try:
             text = path.read_bytes()
         except FileNotFoundError:
             return None
+        version = (text, _stamp(self._log_path(key)) if self.logged else None)
+        if self._sound.get(key, (None,))[0] == version:
+            return self._sound[key][1]
         try:
             record = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            why = "empty" if not text.strip() else "not JSON"
+            why = f"runs/{key}.json: " + ("empty" if not text.strip() else "not JSON")
         else:
             why = self.check(record, key) if isinstance(record, dict) else "not a JSON object"
-            if why is None and self.logged and not self._log_starts(key):
-                why = "its step log is missing or damaged"
+            why = why and f"runs/{key}.json: {why}"
+            if why is None and self.logged:
+                why = self._parse_log(key)[1]
             if why is None:
+                self._sound[key] = (version, record)
                 return record
-        self.set_aside(key, f"runs/{key}.json: {why}")
+        self.set_aside(key, why)
         return None
 
     def has(self, key: str) -> bool:
@@ -192,23 +208,13 @@ class ResultStore:
                 handle.flush()
             yield write
 
-    def _log_starts(self, key: str) -> bool:
-        """Whether the run's log exists and opens with its step-0 entry (a cheap check for ``has``)."""
+    def _parse_log(self, key: str) -> tuple[list[dict], str | None]:
+        """The log's intact entries (a last line cut short by a crash is dropped) and why it is
+        damaged (a bad line before the last, a line that is not a step entry, no log at all)."""
         try:
-            with open(self._log_path(key), "rb") as handle:
-                first = json.loads(handle.readline())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            return False
-        return isinstance(first, dict) and first.get("step") == 0
-
-    def read_log(self, key: str) -> list[dict]:
-        """The log's intact entries (a last line cut short by a crash is dropped); a damaged log (a bad
-        line before the last, or a line that is not an object) is set aside with its record: ``[]``."""
-        path = self._log_path(key)
-        try:
-            lines = path.read_bytes().splitlines()
+            lines = self._log_path(key).read_bytes().splitlines()
         except FileNotFoundError:
-            return []
+            return [], "its step log is missing"
         entries = []
         for number, line in enumerate(lines, 1):
             try:
@@ -218,7 +224,16 @@ class ResultStore:
                     break  # a line cut short by a crash; everything before it is intact
                 entry = None
             if not isinstance(entry, dict) or not isinstance(entry.get("step"), int):
-                self.set_aside(key, f"logs/{key}.jsonl: line {number} is not a step entry")
-                return []
+                return [], f"logs/{key}.jsonl: line {number} is not a step entry"
             entries.append(entry)
+        return entries, None if entries else f"logs/{key}.jsonl: empty"
+
+    def read_log(self, key: str) -> list[dict]:
+        """The log's intact entries; a damaged log is set aside with its record (``[]``), and no log
+        at all is ``[]``."""
+        if not self._log_path(key).exists():
+            return []
+        entries, why = self._parse_log(key)
+        if why:
+            self.set_aside(key, why)
         return entries

@@ -162,13 +162,14 @@ def _probability_text(values: list) -> str:
 
 def write_report(suite: Suite, store: ResultStore) -> Path:
     """Writes every table and figure of ``suite`` into the store's directory; returns ``index.md``."""
-    records = {spec.key: store.record(spec.key) for spec in suite.runs if store.has(spec.key)}
+    records = {spec.key: record for spec in suite.runs if (record := store.record(spec.key))}
+    logs = {key: store.read_log(key) for key in records}
+    records = {key: record for key, record in records.items() if logs[key]}  # a damaged log was set aside
     runs = [spec for spec in suite.runs if spec.key in records]
     out = store.root
     out.mkdir(parents=True, exist_ok=True)
     entries = []  # (caption, file name)
     if runs:
-        logs = {spec.key: store.read_log(spec.key) for spec in runs}
         targets = _targets(runs, records, logs, suite.gap_targets)
         for layout in suite.tables:
             for table in _tables(layout, runs, records, targets):
