@@ -322,6 +322,15 @@ def test_a_damaged_record_or_log_is_moved_aside_and_its_run_redone(case, command
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "suite.yaml"]  # nothing escaped --out
 
 
+def test_a_target_met_at_step_0_is_reported_not_a_crash(tmp_path, capsys):
+    """Two optimizers on c with a target every run meets before training: the profile divided by a
+    cost of zero passes (a ZeroDivisionError after every run was recorded)."""
+    document = with_changes(BASE, optimizers=[{"name": "zo-sgd", "lr": 0.1}, {"name": "zo-adam@g", "lr": 0.1}],
+                            targets=[1000])
+    assert main(["run", str(suite_file(tmp_path, document)), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert "| zo-sgd | 1.00 |" in (tmp_path / "out" / "bad" / "performance_profile.md").read_text()
+
+
 def test_a_record_with_a_spec_not_its_own_is_refused(tmp_path, capsys):
     """A record edited to claim another spec than its key's: keys are checked against their contents."""
     path, folder, _ = recorded(tmp_path, capsys)

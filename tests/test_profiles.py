@@ -20,6 +20,11 @@ def test_ratios_and_shares_match_a_hand_computation():
     assert profiles.table(costs).splitlines()[2] == "| A | 0.25 | 0.50 | 0.50 | 0.50 | 0.50 |"
 
 
+def test_a_target_met_at_step_0_ties_as_best():
+    assert profiles.ratios({"p": {"A": 0, "B": 0, "C": 40, "D": INF}}) == {"A": [1.0], "B": [1.0], "C": [40.0],
+                                                                          "D": [INF]}
+
+
 def test_median_cost_counts_an_unreached_seed_as_never():
     assert profiles.median_cost([100, None, 300]) == 300
     assert profiles.median_cost([100, None, None]) == INF

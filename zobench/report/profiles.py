@@ -23,12 +23,14 @@ def median_cost(costs: list[float | None]) -> float:
 
 
 def ratios(costs: dict[str, dict[str, float]]) -> dict[str, list[float]]:
-    """``costs[problem][method]`` → each method's cost ratios r = t / min over methods (inf: unsolved)."""
+    """``costs[problem][method]`` → each method's cost ratios r = t / min over methods (inf: unsolved).
+    Costs are forward passes, whole numbers, so a cost below one pass counts as one: a target met at
+    step 0 (zero passes) ties as best instead of dividing by zero."""
     out: dict[str, list[float]] = {}
     for by_method in costs.values():
-        best = min(by_method.values())
+        best = max(1.0, min(by_method.values()))
         for method, cost in by_method.items():
-            out.setdefault(method, []).append(cost / best if math.isfinite(cost) else math.inf)
+            out.setdefault(method, []).append(max(1.0, cost) / best if math.isfinite(cost) else math.inf)
     return out
 
 
