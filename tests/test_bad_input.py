@@ -537,18 +537,23 @@ def test_kills_at_random_instants_end_as_an_uninterrupted_study(tmp_path):
     assert not (killed / "tuned" / "damaged").exists()
 
 
-@pytest.mark.slow
-def test_two_invocations_at_once_tune_each_trial_once(tmp_path):
-    """Two `zobench run`s of one tuned suite started together share the trials through their claims,
-    and end with the records and choice of one invocation alone."""
-    path = tuned_file(tmp_path, KILLED.replace("steps: 2000", "steps: 200"))
+def alone_and_together(path, tmp_path) -> None:
+    """Runs the suite at ``path`` alone into ``reference/``, then twice at once into ``together/``;
+    both of those exit 0 and say nothing on stderr."""
     command = [sys.executable, "-m", "zobench", "run", str(path), "--quiet"]
     subprocess.run(command + ["--out", str(tmp_path / "reference")], check=True, capture_output=True)
     together = [subprocess.Popen(command + ["--out", str(tmp_path / "together")], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for process in together:
         _, err = process.communicate(timeout=600)
-        assert process.returncode == 0, err
+        assert process.returncode == 0 and not err.strip(), err
+
+
+@pytest.mark.slow
+def test_two_invocations_at_once_tune_each_trial_once(tmp_path):
+    """Two `zobench run`s of one tuned suite started together share the trials through their claims,
+    and end with the records and choice of one invocation alone."""
+    alone_and_together(tuned_file(tmp_path, KILLED.replace("steps: 2000", "steps: 200")), tmp_path)
     assert tuned_state(tmp_path / "together" / "tuned") == tuned_state(tmp_path / "reference" / "tuned")
     records = ResultStore(tmp_path / "together" / "tuned").records()
     assert all(r["resumed_at_step"] == 0 for r in records)  # no run was started twice
@@ -584,14 +589,7 @@ def test_a_failing_trial_stops_its_study_and_a_rerun_goes_on_from_it(tmp_path, m
 def test_two_invocations_of_an_untuned_suite_at_once_give_the_reference_records(tmp_path):
     document = with_changes(BASE, optimizers=[{"name": "zo-sgd", "lr": [0.1, 0.05, 0.02]}], seeds=[0, 1],
                             budget={"steps": 300})
-    path = suite_file(tmp_path, document)
-    command = [sys.executable, "-m", "zobench", "run", str(path), "--quiet"]
-    subprocess.run(command + ["--out", str(tmp_path / "reference")], check=True, capture_output=True)
-    together = [subprocess.Popen(command + ["--out", str(tmp_path / "together")], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    for process in together:
-        _, err = process.communicate(timeout=600)
-        assert process.returncode == 0 and not err.strip(), err
+    alone_and_together(suite_file(tmp_path, document), tmp_path)
     reference, both = ResultStore(tmp_path / "reference" / "bad"), ResultStore(tmp_path / "together" / "bad")
     assert both.keys() == reference.keys() and len(both.keys()) == 6
     for key in both.keys():
