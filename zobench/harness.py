@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import time
 
@@ -11,6 +10,7 @@ from tqdm import tqdm
 
 from . import optimizers, tuning
 from .executors import InlineExecutor
+from .measure import host_memory_bytes
 from .runner import run
 from .store import ResultStore
 from .suite import RunSpec, Suite
@@ -118,7 +118,7 @@ def _memory_notes(runs: list[RunSpec], gpus: int) -> list[str]:
         capacity = sum(torch.cuda.get_device_properties(i).total_memory for i in range(gpus))
         where = f"{gpus} GPU(s)"
     else:
-        capacity, where = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's memory (no GPU)"
+        capacity, where = host_memory_bytes(), "this machine's memory (no GPU)"
     notes = []
     for model, optimizer, dtype in dict.fromkeys((s.model, s.optimizer, s.dtype) for s in runs
                                                   if s.peft == "none" and s.model and _opt_size(s.model)):

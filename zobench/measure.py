@@ -29,6 +29,11 @@ import torch
 from . import __version__
 
 
+def host_memory_bytes() -> int:
+    """This machine's physical memory: what a CPU run can hold at most."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

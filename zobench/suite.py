@@ -20,13 +20,13 @@ import inspect
 import itertools
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from . import __version__
+from .measure import host_memory_bytes
 from .optimizers import REGISTRY, UnknownOptimizerError
 from .problems import DTYPES, PEFT_MODES, problem_error, quadratic
 from .store import unsafe_name
@@ -159,6 +159,7 @@ DATA = {"protocol": str, "num_train": int, "num_dev": int, "num_test": int, "bat
 DATA_LEAST = {"num_train": 1, "num_dev": 1, "num_test": 1, "batch_size": 1, "max_length": 1, "seed": 0,
               "demonstrations": 0}
 MAX_RUNS = MAX_NODES  # a suite expanding beyond this is a mistake (a runaway grid), not an experiment
+SEED_LIMIT = 2 ** 32  # numpy's seeds, and so Optuna's samplers', are below it
 MAX_TRIALS = 10_000  # per study: far past what any sampler needs, short of a typo's billions
 QUANTITIES = ("initial_test", "final", "selected_test", "steps_to_target", "forward_passes_to_target",
               "seconds_per_step", "peak_train_memory")
@@ -463,7 +464,7 @@ def _tune_block(where: str, suite_block: dict, entry: dict, factory) -> dict | N
     _check_choice(f"{where}.tune.sampler", tune["sampler"], TUNE_SAMPLERS)
     if not 1 <= tune["trials"] <= MAX_TRIALS:
         _fail(f"{where}.tune.trials", f"must be from 1 to {MAX_TRIALS:,}, got {tune['trials']:,}")
-    if not 0 <= tune["seed"] < 2 ** 32:
+    if not 0 <= tune["seed"] < SEED_LIMIT:
         _fail(f"{where}.tune.seed", f"a seed is >= 0 and < 2**32 (numpy's range), got {tune['seed']}")
     if tune["sampler"] == "grid":
         ranges = [name for name, values in space.items() if not isinstance(values, list)]
@@ -479,10 +480,12 @@ def _tune_block(where: str, suite_block: dict, entry: dict, factory) -> dict | N
 def _check_memory(where: str, problems: list[str], configurations: list) -> None:
     """Refuses a quadratic that one of the suite's optimizers cannot hold in this machine's memory,
     before anything runs (it would otherwise be killed by the kernel, or fail at allocation)."""
-    capacity = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    capacity = host_memory_bytes()
     for index, problem in enumerate(problems):
         shape = quadratic.parse(problem)
-        for _, name, *_, settings, _ in configurations if shape else ():
+        if not shape:
+            continue
+        for _, name, _, _, _, settings, _ in configurations:
             need = quadratic.memory_bytes(shape[0], torch.finfo(DTYPES[settings.dtype]).bits // 8,
                                           REGISTRY.get(name).buffers_per_parameter)
             if need > capacity:
@@ -547,7 +550,7 @@ def load_suite(path: str | Path) -> Suite:
         _fail(f"{where}: seeds", "an empty list gives no runs; e.g. seeds: [0, 1, 2]")
     for i, seed in enumerate(seeds):
         _check_type(f"{where}: seeds[{i}]", seed, int)
-        if not 0 <= seed < 2 ** 32:
+        if not 0 <= seed < SEED_LIMIT:
             _fail(f"{where}: seeds[{i}]", f"a seed is >= 0 and < 2**32 (numpy's range), got {seed}")
         if seed in seeds[:i]:
             _fail(f"{where}: seeds[{i}]", f"seed {seed} is listed twice: its runs would be identical")

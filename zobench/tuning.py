@@ -25,6 +25,7 @@ finished trial.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from pathlib import Path
@@ -134,12 +135,19 @@ def _tell(optuna_study, trial, record: dict) -> None:
         optuna_study.tell(trial, value)
 
 
-def progress(root: Path, study: Study) -> tuple[int, dict | None, float | None]:
-    """(finished trials, the best trial's searched values, its dev value), from the run records."""
+@functools.cache
+def _store(root: Path):
+    """One store per results folder: it checks each trial's record and log once per process (and
+    again only if they change), however often the report, plan and resolution ask."""
     from .store import ResultStore
 
+    return ResultStore(root)
+
+
+def progress(root: Path, study: Study) -> tuple[int, dict | None, float | None]:
+    """(finished trials, the best trial's searched values, its dev value), from the run records."""
     replay = Replay(study)
-    replay.advance(ResultStore(root))
+    replay.advance(_store(Path(root)))
     return (replay.number, *replay.best())
 
 
