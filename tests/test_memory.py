@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from zobench.memory.fit import FEATURES, MemoryModel, features, known_elements, nonnegative_least_squares
+from zobench.memory.fit import FEATURES, MemoryModel, features, known_elements
 from zobench.memory.probe import Point, Shape, run
 from zobench.memory.study import MemoryStudyError, fit_models, load_study, measure_all, write_report
 from zobench.models import OPT_SHAPES
@@ -28,16 +28,29 @@ def test_parameter_counts_of_the_named_opt_sizes_are_the_published_ones():
     assert counts["opt-175b"] == pytest.approx(175, rel=0.03)
 
 
-def test_nonnegative_least_squares_is_the_best_nonnegative_subset_solution():
+def _best_nonnegative_residual(design, target) -> float:
+    """The smallest residual over every subset of columns whose least-squares solution is >= 0: the
+    non-negative optimum, found by exhaustion (an independent reference for scipy's Lawson–Hanson)."""
+    best = np.linalg.norm(target)
+    for k in range(1, design.shape[1] + 1):
+        for subset in itertools.combinations(range(design.shape[1]), k):
+            solution = np.linalg.lstsq(design[:, list(subset)], target, rcond=None)[0]
+            if (solution >= 0).all():
+                best = min(best, np.linalg.norm(design[:, list(subset)] @ solution - target))
+    return best
+
+
+def test_fit_finds_the_nonnegative_optimum_on_random_problems():
     rng = np.random.default_rng(0)
-    design, target = rng.normal(size=(12, 4)), rng.normal(size=12)
-    solution = nonnegative_least_squares(design, target)
-    assert (solution >= 0).all()
-    best = min((np.linalg.norm(design[:, list(s)] @ np.linalg.lstsq(design[:, list(s)], target, rcond=None)[0]
-                               - target), s)
-               for k in range(1, 5) for s in itertools.combinations(range(4), k)
-               if (np.linalg.lstsq(design[:, list(s)], target, rcond=None)[0] >= 0).all())
-    assert np.linalg.norm(design @ solution - target) == pytest.approx(best[0], rel=1e-9)
+    for _ in range(200):  # 12 measurements × 5 features, as a small study has
+        rows = [(rng.uniform(0, 1e6, size=len(FEATURES)), 0.0, float(rng.normal(0, 1e6))) for _ in range(12)]
+        model = MemoryModel.fit("m", rows, "float32")
+        solution = np.array([*model.coefficients.values(), model.overhead_bytes])
+        design = np.column_stack([np.stack([f for f, _, _ in rows]) * 4, np.ones(12)])
+        target = np.array([peak for _, _, peak in rows])
+        assert (solution >= 0).all()
+        assert np.linalg.norm(design @ solution - target) == pytest.approx(
+            _best_nonnegative_residual(design, target), rel=1e-6)
 
 
 def test_fit_recovers_known_element_counts_and_predicts_at_another_dtype():

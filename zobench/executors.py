@@ -4,13 +4,16 @@
 * ``local`` — a process pool on this machine. With GPUs, one worker per GPU, each pinned to its GPU
   through ``CUDA_VISIBLE_DEVICES``; without, ``workers`` CPU workers sharing the cores.
 * ``slurm`` — one Slurm job per run through ``submitit`` (its ``debug`` and ``local`` clusters run
-  the same code on a machine without Slurm, which is how the tests exercise this path).
+  the same code on a machine without Slurm, which is how the tests exercise this path). Its jobs are
+  wrapped as ``concurrent.futures`` futures, so the harness waits on every kind with
+  ``futures.wait(FIRST_COMPLETED)`` rather than polling.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from pathlib import Path
 
@@ -51,8 +54,29 @@ def local_pool(workers: int | None = None) -> ProcessPoolExecutor:
                                initargs=(devices, threads))
 
 
+class SubmititExecutor(Executor):
+    """A submitit executor behind ``concurrent.futures``: each job's future is settled by a thread that
+    waits on ``job.result()`` (submitit polls the scheduler there), so callers need no polling loop."""
+
+    def __init__(self, executor):
+        self.executor = executor
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        job = self.executor.submit(fn, *args, **kwargs)
+        future: Future = Future()
+
+        def settle():
+            try:
+                future.set_result(job.result())
+            except Exception as error:
+                future.set_exception(error)
+
+        threading.Thread(target=settle, daemon=True).start()
+        return future
+
+
 def slurm(folder: Path, *, partition: str | None = None, time_minutes: int = 60, gpus: int = 1,
-          cluster: str | None = None):
+          cluster: str | None = None) -> SubmititExecutor:
     """A submitit executor; ``cluster="debug"`` or ``"local"`` runs without Slurm."""
     import submitit
 
@@ -61,7 +85,7 @@ def slurm(folder: Path, *, partition: str | None = None, time_minutes: int = 60,
     if partition:
         parameters["slurm_partition"] = partition
     executor.update_parameters(**parameters)
-    return executor
+    return SubmititExecutor(executor)
 
 
 def make_executor(kind: str, *, workers: int | None = None, folder: Path | None = None, **slurm_options):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
+from concurrent import futures
 
 from tqdm import tqdm
 
@@ -204,15 +204,14 @@ def execute(suite: Suite, store: ResultStore, *, executor=None, only: str | None
             # runs another `zobench run` holds are left to it, then waited for (and run, if it died)
             run_inline(run_inline(pending, wait=False), wait=True)
         else:
-            jobs = [(spec, executor.submit(run_in_worker, spec, str(store.root))) for spec in pending]
+            jobs = {executor.submit(run_in_worker, spec, str(store.root)): spec for spec in pending}
             while jobs:
-                for spec, job in [j for j in jobs if j[1].done()]:
-                    failure = _attempt(spec, job.result)
+                finished, _ = futures.wait(jobs, return_when=futures.FIRST_COMPLETED)
+                for job in finished:
+                    failure = _attempt(jobs.pop(job), job.result)
                     if failure:
                         failures.append(failure)
-                    jobs.remove((spec, job))
                     bar.update(1)
-                time.sleep(0.1)
     return failures
 
 

@@ -111,19 +111,39 @@ def peak_bytes(memory: dict, phase: str) -> int | None:
     return peaks.get("allocated_bytes", peaks.get("rss_bytes"))
 
 
-def environment(device: torch.device, dtype: str) -> dict:
-    """Where a run happened: versions, commit, hardware, dtype, threads."""
+PACKAGES = ("transformers", "peft", "datasets", "numpy", "optuna")  # what else shapes a run's numbers
+
+
+def _git(*arguments: str) -> str | None:
+    """``git`` run in zobench's own checkout: its stdout, or ``None`` for an installed package (whose
+    folder may lie inside some other repository, e.g. a virtual environment in a user's project)."""
+    if not (Path(__file__).parent.parent / ".git").exists():
+        return None
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                                text=True, timeout=5).stdout.strip() or None
+        done = subprocess.run(["git", *arguments], cwd=Path(__file__).parent, capture_output=True, text=True,
+                              timeout=5)
     except (OSError, subprocess.SubprocessError):
-        commit = None
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _version(package: str) -> str | None:
     try:
-        transformers_version = metadata.version("transformers")
+        return metadata.version(package)
     except metadata.PackageNotFoundError:
-        transformers_version = None
-    return {"zobench": __version__, "git_commit": commit, "torch": torch.__version__,
-            "transformers": transformers_version, "python": platform.python_version(),
+        return None
+
+
+def environment(device: torch.device, dtype: str) -> dict:
+    """Where a run happened (its provenance): the code (commit, and whether the tree had uncommitted
+    changes), the packages and torch's build, the device and the CPU, the dtype and threads."""
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"zobench": __version__, "git_commit": commit.strip() if commit else None,
+            "git_dirty": None if status is None else bool(status.strip()),
+            "torch": torch.__version__, "torch_cuda": torch.version.cuda,
+            **{package: _version(package) for package in PACKAGES},
+            "python": platform.python_version(),
             "platform": platform.platform(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "dtype": dtype,
             "fp16_restore_drift": dtype == "float16",  # ZO perturb/restore drifts in fp16 weights (warned)

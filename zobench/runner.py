@@ -29,6 +29,7 @@ import torch
 from . import optimizers
 from .measure import PhaseMeter, environment
 from .problems import build_problem
+from .record import SCHEMA_VERSION, RunRecord
 from .store import ResultStore
 from .suite import RunSpec
 
@@ -130,6 +131,7 @@ def _train(spec: RunSpec, store: ResultStore, progress) -> dict:
                 break
 
     record = summarise(spec, history, problem) | {
+        "schema_version": SCHEMA_VERSION,
         "resumed_at_step": resumed_at,
         "problem": problem.describe() if hasattr(problem, "describe") else {},
         "time": {**{f"{phase}_seconds": seconds for phase, seconds in meter.seconds.items()},
@@ -137,7 +139,7 @@ def _train(spec: RunSpec, store: ResultStore, progress) -> dict:
         "memory": meter.memory(),
         "environment": environment(device, spec.dtype),
     }
-    store.write_record(record)
+    store.write_record(RunRecord.model_validate(record).model_dump(mode="json"))
     return record
 
 

@@ -33,10 +33,6 @@ from pathlib import Path
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 NAME_RULE = "1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
-RECORD_FIELDS = {"key": str, "spec": dict, "status": str, "steps_done": int, "forward_passes": (int, float),
-                 "metric": dict, "initial": dict, "final": dict, "best_dev": dict, "targets": list}
-
-
 def unsafe_name(name) -> str | None:
     """Why ``name`` cannot name a file of the results (no separators, no ``..``, not empty); ``None`` if it can."""
     if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
@@ -72,9 +68,11 @@ def first_link(folder: Path) -> Path | None:
 
 def run_record_problem(record: dict, key: str) -> str | None:
     """Why ``record`` is not a sound run record stored as ``key``; ``None`` if it is."""
-    for name, kind in RECORD_FIELDS.items():
-        if not isinstance(record.get(name), kind):
-            return f"its field {name!r} is missing or of the wrong type"
+    from .record import problem
+
+    shape = problem(record)
+    if shape:
+        return shape
     if record["key"] != key:
         return f"it holds run {record['key']}, not {key}"
     from .suite import RunSpec

@@ -28,7 +28,7 @@ import torch
 from . import __version__
 from .measure import host_memory_bytes
 from .optimizers import REGISTRY, UnknownOptimizerError
-from .problems import DTYPES, PEFT_MODES, problem_error, quadratic
+from .problems import DTYPES, PEFT_MODES, problem_error, quadratic, revisions
 from .store import unsafe_name
 from .tasks import DEFINITIONS, PROTOCOLS, Task, TaskError, check_data, load_task
 from .yaml_files import MAX_NODES, YamlFileError, load_yaml
@@ -62,12 +62,16 @@ class RunSpec:
     task_file: str | None = None  # where a task declared in a file lives: not part of the identity either
     task_hash: str = ""  # a digest of that declaration's content: a changed declaration is a new run
     objective: str = "loss"  # or a task metric (accuracy, f1, em), negated, without gradient (ZO only)
+    revisions: dict = field(default_factory=dict)  # optimizer, problem family, scorer -> revision (1 if absent)
     key: str = field(default="", compare=False)
 
     def __post_init__(self):
         if not self.key:
             identity = {k: v for k, v in asdict(self).items() if k not in ("key", "label", "data_dir", "task_file")}
-            for name in ("task_hash", "seconds_budget"):  # absent: keys stay those written before the field
+            # a revision counts from its first bump: at 1 it is left out, so the keys of runs of unchanged
+            # code stay those written before revisions existed, and their records stay valid
+            identity["revisions"] = {name: value for name, value in self.revisions.items() if value != 1}
+            for name in ("task_hash", "seconds_budget", "revisions"):  # absent: keys stay those written before
                 if not identity[name]:
                     identity.pop(name)
             identity["zobench"] = __version__
@@ -653,6 +657,7 @@ def load_suite(path: str | Path) -> Suite:
                        seconds_budget=settings.seconds and float(settings.seconds), dtype=settings.dtype, device=device,
                        peft=settings.peft if model else "none", model=model, data=settings.data if model else {},
                        data_dir=data_dir if model else None, objective=settings.objective,
+                       revisions=revisions(problem, model, REGISTRY.get(name).revision),
                        **task_identities.get(problem, {}))
 
     expanded = [  # (the optimizer entry it comes from, the run)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import time
+from concurrent import futures
 from pathlib import Path
 
 from .suite import Study, Suite
@@ -169,6 +169,7 @@ def tune(suite: Suite, store, run_one, quiet: bool = False) -> list[str]:
     for name in replays:
         launch(name)
     while in_flight:
+        futures.wait([job for _, job in in_flight.values()], return_when=futures.FIRST_COMPLETED)
         for name, (number, job) in list(in_flight.items()):
             if not job.done():
                 continue
@@ -186,8 +187,6 @@ def tune(suite: Suite, store, run_one, quiet: bool = False) -> list[str]:
             if name in in_flight and in_flight[name][0] == number:  # recorded, yet not found: never loop
                 del in_flight[name]
                 failures.append(f"trial {number} of {name} left no sound record; the study stops there")
-        if in_flight:
-            time.sleep(0.05)
     return failures
 
 

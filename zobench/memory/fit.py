@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import nnls
 
 from .probe import Shape
 
@@ -42,18 +43,6 @@ def known_elements(shape: Shape, trainable: int, buffers_per_trainable: int) -> 
     return float(shape.parameters() + trainable * buffers_per_trainable)
 
 
-def nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """min ‖design·x − target‖ with x ≥ 0: least squares on a shrinking set of columns (few columns)."""
-    active = list(range(design.shape[1]))
-    while True:
-        solution = np.zeros(design.shape[1])
-        solution[active] = np.linalg.lstsq(design[:, active], target, rcond=None)[0]
-        negative = [i for i in active if solution[i] < 0]
-        if not negative:
-            return solution
-        active.remove(min(negative, key=lambda i: solution[i]))
-
-
 @dataclass(frozen=True)
 class MemoryModel:
     method: str
@@ -67,7 +56,7 @@ class MemoryModel:
         design = np.column_stack([np.stack([f for f, _, _ in rows]) * BYTES[dtype], np.ones(len(rows))])
         target = np.array([peak - known * BYTES[dtype] for _, known, peak in rows], dtype=float)
         scale = design.max(axis=0)  # conditioning: features span many orders of magnitude
-        solution = nonnegative_least_squares(design / scale, target) / scale
+        solution = nnls(design / scale, target)[0] / scale  # Lawson–Hanson: the optimum, not a heuristic
         return cls(method, dict(zip(FEATURES, map(float, solution))), float(solution[-1]), dtype)
 
     def predict(self, feature_values: np.ndarray, known: float, dtype: str | None = None) -> float:

@@ -58,11 +58,11 @@ def _sampler(direction: str):
 
 
 def _zo(name, *, forward_passes=2, state_buffers=0, schedule="sgd", placement="g", sampler="gaussian",
-        estimator="central", description):
+        estimator="central", revision=1, description):
     """Registers a zeroth-order composition; every one is replayable from its step records."""
     return register(name, family="zo", forward_passes=forward_passes, state_buffers=state_buffers,
                     schedule=schedule, placement=SYMBOL.get(placement, placement), sampler=sampler,
-                    estimator=estimator, replayable=True, description=description)
+                    estimator=estimator, replayable=True, revision=revision, description=description)
 
 
 WHERE = {"g": "on the gradient estimate", "delta": "on the perturbation"}

@@ -49,6 +49,7 @@ class OptimizerInfo:
     estimator: str = "-"  # how losses become a gradient estimate (central, conservative, backprop, …)
     replayable: bool = False  # replay(record) rebuilds a step bitwise from its ``last_record``: resumable
     closure_cost: int = 1  # forward passes one closure call counts for (backprop or tangents: 3)
+    revision: int = 1  # bumped by the author when the maths changes: a run's key includes it (fingerprint.py)
 
     @property
     def passes_range(self) -> tuple[int, int]:
@@ -91,10 +92,11 @@ class Registry:
 
     def register(self, name: str, *, family: str, forward_passes: int | tuple[int, int], state_buffers: int,
                  description: str, schedule: str = "", placement: str = "-", sampler: str = "-",
-                 estimator: str = "-", replayable: bool = False, closure_cost: int = 1) -> Callable:
+                 estimator: str = "-", replayable: bool = False, closure_cost: int = 1, revision: int = 1) -> Callable:
         """Decorator: register ``factory(params, **hyperparameters)`` under ``name``, with the
         ablation axes suites, reports and tests read (sampler, estimator, schedule, placement), never
-        parsed from names; ``replayable`` lets the harness resume a run from its step records."""
+        parsed from names; ``replayable`` lets the harness resume a run from its step records;
+        ``revision`` counts changes of its maths (bump it and earlier runs are not reused)."""
         if family not in FAMILIES:
             raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
         if placement not in PLACEMENT_SYMBOLS:
@@ -102,13 +104,15 @@ class Registry:
         passes = forward_passes if isinstance(forward_passes, (tuple, list)) else (forward_passes,)
         if not all(isinstance(p, int) and p >= 1 for p in passes) or len(passes) > 2 or sorted(passes) != list(passes):
             raise ValueError(f"forward_passes must be a count >= 1 or a (fewest, most) pair, not {forward_passes!r}")
+        if not isinstance(revision, int) or isinstance(revision, bool) or revision < 1:
+            raise ValueError(f"revision must be a whole number >= 1, not {revision!r}")
 
         def decorator(factory: Callable) -> Callable:
             if name in self._entries:
                 raise ValueError(f"optimizer {name!r} is already registered")
             self._entries[name] = OptimizerInfo(
                 name, factory, family, forward_passes, state_buffers, description, self._loading,
-                schedule or name, placement, sampler, estimator, replayable, closure_cost)
+                schedule or name, placement, sampler, estimator, replayable, closure_cost, revision)
             return factory
 
         return decorator

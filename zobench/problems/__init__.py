@@ -12,6 +12,18 @@ from .test_functions import TEST_FUNCTIONS, TestFunctionProblem
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16,
           "float16": torch.float16}
 PEFT_MODES = ("none", "lora", "prefix", "head", "top")  # what a task's run trains: see task_problem
+# Revisions of what turns a run's parameters into numbers, beside the optimizers' (registry.py): bump
+# one when its maths changes (a test function's formula, a quadratic's construction, a task's data
+# pipeline, the scoring of candidates) and its runs are no longer reused. Keys include revisions > 1.
+REVISIONS = {"test-function": 1, "quadratic": 1, "task": 1, "scorer": 1}
+
+
+def revisions(problem: str, model: str, optimizer_revision: int) -> dict[str, int]:
+    """The revisions a run of ``problem`` (a task if it has a ``model``) depends on: its optimizer's,
+    its problem family's and, for a task, its scorer's."""
+    family = "task" if model else "test-function" if problem in TEST_FUNCTIONS else "quadratic"
+    used = {"optimizer": optimizer_revision, family: REVISIONS[family]}
+    return used | ({"scorer": REVISIONS["scorer"]} if family == "task" else {})
 
 
 def problem_names() -> list[str]:
@@ -42,4 +54,5 @@ def build_problem(spec, device: str = "cpu") -> Problem:
                        objective=spec.objective, **spec.data_options)
 
 
-__all__ = ["Problem", "problem_names", "problem_error", "build_problem", "DTYPES", "PEFT_MODES"]
+__all__ = ["Problem", "problem_names", "problem_error", "build_problem", "revisions", "DTYPES", "PEFT_MODES",
+           "REVISIONS"]

@@ -184,6 +184,7 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
     lines = [f"# {suite.name}", "", suite.description.strip(), "",
              f"{len(records)} of {len(suite.runs)} runs recorded; {len(diverged)} diverged"
              + (": " + "; ".join(diverged) if diverged else "") + ".", ""]
+    lines += _provenance_lines([records[spec.key] for spec in runs])
     lines += _data_lines(runs, records)
     lines += _tuning_lines(suite, out)
     lines += [f"- [{caption}]({name})" for caption, name in entries]
@@ -192,6 +193,27 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
     index = out / "index.md"
     index.write_text("\n".join(lines) + "\n")
     return index
+
+
+def _provenance_lines(records: list[dict]) -> list[str]:
+    """The commits the records were made at (and how many had uncommitted changes), with a warning
+    when they are mixed: runs of unchanged maths are reused across commits, so a mixed report is
+    sound by construction, but a reader should know which code made which numbers."""
+    commits: dict[str, list[dict]] = {}
+    for record in records:
+        environment = record.get("environment", {})
+        commits.setdefault(environment.get("git_commit") or "unknown (not a git checkout)", []).append(environment)
+    if not commits:
+        return []
+    lines = ["Code: " + "; ".join(
+        f"{commit[:12]} ({len(made)} run{'s' * (len(made) != 1)}"
+        + (f", {dirty} with uncommitted changes" if (dirty := sum(bool(e.get("git_dirty")) for e in made)) else "")
+        + ")" for commit, made in commits.items()) + "."]
+    if len(commits) > 1:
+        lines.append(f"Warning: these records come from {len(commits)} commits. Runs are reused while their "
+                     "optimizer's, problem's and scorer's revisions are unchanged; to see one commit's numbers, "
+                     "rerun into a fresh --out.")
+    return lines + [""]
 
 
 def _data_lines(runs, records) -> list[str]:
