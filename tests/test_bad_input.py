@@ -85,10 +85,10 @@ SUITES = {  # case -> (suite document, the message fragment)
     "improvement over no column": (with_changes(BASE, report={"tables": [
         {"name": "t", "quantity": "final", "rows": "problem", "columns": "label", "improvement": {"over": "MeZO"}}]}),
         "improvement.over: 'MeZO' is not a column of the table; columns: zo-sgd"),
-    "negative seed": (with_changes(BASE, seeds=[-1]), "a seed is >= 0"),
-    "no seeds": (with_changes(BASE, seeds=[]), "seeds: an empty list gives no runs"),
+    "negative seed": (with_changes(BASE, seeds=[-1]), "seeds[0]: must be >= 0, got -1"),
+    "no seeds": (with_changes(BASE, seeds=[]), "seeds: an empty list; give at least 1"),
     "repeated seed": (with_changes(BASE, seeds=[0, 0]), "seed 0 is listed twice"),
-    "no optimizers": (with_changes(BASE, optimizers=[]), "optimizers: an empty list gives no runs"),
+    "no optimizers": (with_changes(BASE, optimizers=[]), "optimizers: an empty list; give at least 1"),
     "infinite lr": (with_changes(BASE, optimizers=[{"name": "zo-sgd", "lr": float("inf")}]), "finite number"),
     "infinite eps": (with_changes(BASE, optimizers=[{"name": "zo-sgd", "lr": 0.1, "eps": float("inf")}]),
                      "finite number"),
@@ -165,6 +165,14 @@ def test_alias_bombs_are_refused_at_once(where, tmp_path, capsys):
     assert time.perf_counter() - started < 10  # refused while counting, not after expanding 10⁹ nodes
 
 
+def test_every_problem_of_a_suite_is_named_at_once_on_one_line(tmp_path, capsys):
+    document = with_changes(BASE, seeds=[0, 1.5], dtype="fp32", budget={"steps": 4, "eval_evry": 2})
+    line = refused(capsys, ["run", str(suite_file(tmp_path, document)), "--out", str(tmp_path / "out")],
+                   "seeds[1]: expected an integer, got 1.5")
+    assert "budget.eval_evry: unknown key; allowed: steps, eval_every, forward_passes, seconds" in line
+    assert "dtype: 'fp32' is not one of float32, float64, bfloat16, float16" in line and "(3 problems)" in line
+
+
 def test_an_oversized_suite_is_refused_at_once(tmp_path, capsys):
     text = yaml.safe_dump(BASE) + "problems: [" + ", ".join(["c"] * 3_500_000) + "]\n"  # 10 MiB
     refused(capsys, ["run", str(suite_file(tmp_path, text=text)), "--out", str(tmp_path / "out")],
@@ -176,7 +184,14 @@ def test_an_oversized_suite_is_refused_at_once(tmp_path, capsys):
     ("", "a task file is a mapping"),
     ("- a\n- b\n", "a task file is a mapping"),
     (bytes(range(256)), "not UTF-8 text"),
-], ids=["malformed", "empty", "list", "binary"])
+    ("name: t\ntemplate: '{sentence}'\nlabel: label\ncandidates: [' bad', ' good']\n",
+     "candidates: expected a mapping, got [' bad', ' good']"),
+    ("name: t\ntemplate: 5\nlabel: label\ncandidates: {0: ' bad'}\n", "template: expected a string, got 5"),
+    ("name: t\ntemplate: x\nlabel: label\ncandidates: {0: ' bad'}\nlocal: {dir: D, train: {file: a.tsv, "
+     "format: csv}}\n", "local.train.format: 'csv' is not one of glue_tsv, lmbff_csv"),
+    ("name: t\ntemplat: x\n", "templat: unknown key; allowed: name, template, label"),
+], ids=["malformed", "empty", "list", "binary", "candidates as a list", "template a number", "unknown format",
+        "misspelt key"])
 def test_a_malformed_task_file_is_refused_in_one_line(contents, fragment, tmp_path, capsys):
     task = tmp_path / "mytask.yaml"
     task.write_bytes(contents if isinstance(contents, bytes) else contents.encode())
@@ -413,15 +428,17 @@ def test_a_memory_study_folder_that_is_a_link_is_refused(tmp_path, capsys):
 # ---- memory studies, quadratics, tuning and data blocks that crashed, hung or passed silently ----
 
 MEMORY_STUDIES = {  # case -> (key, value, the message fragment)
-    "methods as a string": ("methods", "zo-sgd", "methods: Input should be a valid list"),
-    "a method without label": ("methods", [{"optimizer": "zo-sgd"}], "methods[0].label: missing, and required"),
-    "no shapes": ("fit", {"sequence_lengths": [256]}, "fit.shapes: missing, and required"),
+    "methods as names": ("methods", ["zo-sgd"], "methods[0]: expected a mapping, got 'zo-sgd'"),
+    "methods as a string": ("methods", "zo-sgd", "methods: expected a list, got 'zo-sgd'"),
+    "a method without label": ("methods", [{"optimizer": "zo-sgd"}], "methods[0]: missing required key 'label'"),
+    "no shapes": ("fit", {"sequence_lengths": [256]}, "fit: missing required key 'shapes'"),
     "a shape missing fields": ("fit", {"shapes": [[128, 2]], "sequence_lengths": [256]},
-                               "fit.shapes[0]: List should have at least 4 items"),
-    "validate as a list": ("validate", ["opt-125m"], "validate: Input should be a valid dictionary"),
+                               "fit.shapes[0]: expected at least 4 items"),
+    "validate as a list": ("validate", ["opt-125m"], "validate: expected a mapping, got ['opt-125m']"),
     "a negative hidden": ("fit", {"shapes": [[-128, 2, 4, 512]], "sequence_lengths": [256]},
-                          "fit.shapes[0][0]: Input should be greater than or equal to 1"),
-    "a bad peft": ("methods", [{"label": "M", "optimizer": "zo-sgd", "peft": "bogus"}], "methods[0].peft: Input"),
+                          "fit.shapes[0][0]: must be >= 1, got -128"),
+    "a bad peft": ("methods", [{"label": "M", "optimizer": "zo-sgd", "peft": "bogus"}],
+                   "methods[0].peft: 'bogus' is not one of none, lora, prefix, head, top"),
     "duplicate labels": ("methods", [{"label": "M", "optimizer": "zo-sgd"}, {"label": "M", "optimizer": "zo-sgd"}],
                          "methods[1].label: 'M' also labels methods[0]"),
     "a misspelt optimizer": ("methods", [{"label": "M", "optimizer": "zo-sgdd"}], "methods[0].optimizer: "),
@@ -459,10 +476,10 @@ SUITE_CASES = {  # case -> (changes to the suite, the message fragment)
     "d of 1e400": ({"problems": ["quadratic-d1e400-r8"]}, "d above 1e12 is beyond any machine's memory"),
     "d past the machine": ({"problems": ["quadratic-d1e11-r8"]}, "needs at least 1,490 GiB; this machine has"),
     "a trial count in the billions": ({"optimizers": [{"name": "zo-sgd"}], "tune": {
-        "trials": 10 ** 9, "space": {"lr": {"log": [1e-3, 1e-1]}}}}, "tune.trials: must be from 1 to 10,000"),
+        "trials": 10 ** 9, "space": {"lr": {"log": [1e-3, 1e-1]}}}}, "tune.trials: must be <= 10000, got 1000000000"),
     "a tune seed past numpy's": ({"optimizers": [{"name": "zo-sgd"}], "tune": {
-        "seed": 2 ** 32, "space": {"lr": [0.1, 0.01]}}}, "tune.seed: a seed is >= 0 and < 2**32"),
-    "a run seed past numpy's": ({"seeds": [2 ** 32]}, "seeds[0]: a seed is >= 0 and < 2**32"),
+        "seed": 2 ** 32, "space": {"lr": [0.1, 0.01]}}}, "tune.seed: must be < 4294967296"),
+    "a run seed past numpy's": ({"seeds": [2 ** 32]}, "seeds[0]: must be < 4294967296"),
     "a tuned name no optimizer has": ({"optimizers": [{"name": "zo-sgd"}], "tune": {
         "space": {"lr": [0.1, 0.01], "betas": [[0.9, 0.99]]}}}, "tune.space.betas: is a hyperparameter of none"),
     "duplicate grid points": ({"optimizers": [{"name": "zo-sgd"}], "tune": {

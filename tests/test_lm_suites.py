@@ -140,7 +140,7 @@ def test_table1_rows_set_their_own_peft_budget_data_and_dtype():
     ("tasks: [squad]\nmodels: [m]\noptimizers: [{name: zo-sgd, lr: 0.1, objective: accuracy}]",
      "optimizers[0]: objective: 'accuracy' does not fit task squad; use one of loss, f1, em"),
     ("tasks: [sst2]\nmodels: [m]\noptimizers: [{name: zo-sgd, lr: 0.1, peft: lorra}]",
-     "optimizers[0]: peft: 'lorra' is not one of none, lora, prefix, head, top"),
+     "optimizers[0].peft: 'lorra' is not one of none, lora, prefix, head, top"),
     ("tasks: [sst2]\nmodels: [m]\noptimizers: [{name: zo-sgd, label: A, lr: 0.1}]\nreport: {tables: [{name: t, "
      "quantity: final, rows: label, columns: problem, paper: {B: {sst2: 90.0}}}]}",
      "report.tables[0].paper.B: not a row of the table; rows: A"),

@@ -147,7 +147,7 @@ def test_a_misspelt_optimizer_in_a_study_is_one_line(tmp_path):
     with pytest.raises(Exception, match="zo-sgd") as error:
         load_study(study_file)
     assert "\n" not in str(error.value)
-    with pytest.raises(MemoryStudyError, match="methods: List should have at least 1 item"):
+    with pytest.raises(MemoryStudyError, match="methods: an empty list; give at least 1.*missing required key 'predict' \\(6 problems\\)"):
         (tmp_path / "short.yaml").write_text("name: s\nmethods: []\nfit: {}\nvalidate: {}\n")
         load_study(tmp_path / "short.yaml")
     with pytest.raises(MemoryStudyError, match="unknown OPT size 'opt-7b'"):

@@ -191,6 +191,14 @@ def _memory(args) -> int:
     return 0
 
 
+def _schema(args) -> int:
+    from .file_schemas import write
+
+    for path in write(Path(args.out)):
+        print(path)
+    return 0
+
+
 def _default(value) -> str:
     return "required" if value is inspect.Parameter.empty else repr(value)
 
@@ -287,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     memory.add_argument("--out", default="reports", help="results root (default: reports/)")
     memory.add_argument("--workers", type=_positive, default=1, help="probes measured at once (default 1)")
     memory.set_defaults(handler=_memory)
+    schema = commands.add_parser("schema", help="write the JSON Schema of suites, task files and memory studies")
+    schema.add_argument("--out", default="schemas", help="folder to write them to (default: schemas/)")
+    schema.set_defaults(handler=_schema)
     listing = commands.add_parser("list", help="list the registered optimizers, or the tasks, models or problems")
     listing.add_argument("what", nargs="?", default="optimizers", choices=("optimizers", "tasks", "models", "problems"))
     listing.add_argument("--markdown", action="store_true",

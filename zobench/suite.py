@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 
 from . import __version__
 from .measure import host_memory_bytes
@@ -31,6 +32,8 @@ from .optimizers import REGISTRY, UnknownOptimizerError
 from .problems import DTYPES, PEFT_MODES, problem_error, quadratic, revisions
 from .store import unsafe_name
 from .tasks import DEFINITIONS, PROTOCOLS, Task, TaskError, check_data, load_task
+from .schema import one_line
+from .suite_file import OptimizerEntry, SuiteFile
 from .yaml_files import MAX_NODES, YamlFileError, load_yaml
 
 
@@ -156,28 +159,8 @@ class Suite:
     labels: tuple[str, ...] = ()  # every entry's label, in the file's order (tuned runs take their place)
 
 
-DEVICES = ("cpu", "cuda", "auto", "sharded")  # sharded: device_map="auto", one model over every visible GPU
-OBJECTIVES = ("loss", "accuracy", "f1", "em")
-DATA = {"protocol": str, "num_train": int, "num_dev": int, "num_test": int, "batch_size": int, "max_length": int,
-        "seed": int, "demonstrations": int, "calibrate": bool}
-DATA_LEAST = {"num_train": 1, "num_dev": 1, "num_test": 1, "batch_size": 1, "max_length": 1, "seed": 0,
-              "demonstrations": 0}
 MAX_RUNS = MAX_NODES  # a suite expanding beyond this is a mistake (a runaway grid), not an experiment
-SEED_LIMIT = 2 ** 32  # numpy's seeds, and so Optuna's samplers', are below it
-MAX_TRIALS = 10_000  # per study: far past what any sampler needs, short of a typo's billions
-QUANTITIES = ("initial_test", "final", "selected_test", "steps_to_target", "forward_passes_to_target",
-              "seconds_per_step", "peak_train_memory")
-STATISTICS = ("iqm", "mean-std")
-TABLE_KEYS = ("name", "quantity", "rows", "columns", "caption", "paper", "statistic", "improvement")
-RUN_FIELDS = ("problem", "model", "peft", "label", "optimizer", "schedule", "placement", "seed")
-TOP_LEVEL = {"name": str, "description": str, "problems": list, "tasks": list, "models": list, "data": dict,
-             "data_dir": str, "optimizers": list, "seeds": list, "budget": dict, "targets": list, "dtype": str,
-             "device": str, "peft": str, "objective": str, "report": dict, "tune": dict}
-REQUIRED = ("name", "optimizers", "budget")
-ENTRY_KEYS = ("name", "label", "overrides", "peft", "budget", "data", "objective", "dtype", "tune")  # the rest: hyperparameters
-TUNE = {"space": dict, "trials": int, "sampler": str, "budget": dict, "seed": int}
-TUNE_SAMPLERS = ("grid", "random", "tpe")
-BUDGET = {"steps": int, "eval_every": int, "forward_passes": int, "seconds": float}
+ENTRY_KEYS = tuple(OptimizerEntry.model_fields)  # an optimizer entry's other keys are hyperparameters
 DEFAULT_TABLES = (
     TableLayout("final_metric", "final", ("problem",), ("label",)),
     TableLayout("selected_test", "selected_test", ("problem",), ("label",)),
@@ -206,11 +189,6 @@ def _check_type(where, value, kind):
         ok = isinstance(value, kind)
     if not ok:
         _fail(where, f"expected {_type_name(kind)}, got {value!r}")
-
-
-def _check_choice(where, value, allowed):
-    if value not in allowed:
-        _fail(where, f"{value!r} is not one of {', '.join(allowed)}")
 
 
 def _hyperparameter_names(factory) -> list[str]:
@@ -264,63 +242,33 @@ def _label(name: str, hyperparameters: dict, varying: set[str]) -> str:
 
 
 def _tables(where: str, report: dict) -> tuple[TableLayout, ...]:
-    for key in report:
-        if key != "tables":
-            _fail(f"{where}: report.{key}", "unknown key; allowed: tables")
+    """The report's table layouts (their shape is checked by :class:`~zobench.suite_file.Table`)."""
     layouts = []
     for i, table in enumerate(report.get("tables", [])):
         at = f"{where}: report.tables[{i}]"
-        _check_type(at, table, dict)
-        for key in table:
-            if key not in TABLE_KEYS:
-                _fail(f"{at}.{key}", f"unknown key; allowed: {', '.join(TABLE_KEYS)}")
-        for key in ("name", "quantity", "rows", "columns"):
-            if key not in table:
-                _fail(at, f"missing required key {key!r}")
         if unsafe_name(table["name"]):
             _fail(f"{at}.name", f"{unsafe_name(table['name'])}: a table's name is its file name")
         if table["name"] in [layout.name for layout in layouts]:
             _fail(f"{at}.name", f"{table['name']!r} names two tables; give each its own")
-        _check_type(f"{at}.caption", table.get("caption", ""), str)
         try:
-            str(table.get("caption", "")).format(metric="", target="")
+            table.get("caption", "").format(metric="", target="")
         except (KeyError, IndexError, ValueError) as error:
             _fail(f"{at}.caption", f"a caption may hold {{metric}} and {{target}} only, and a literal brace "
                                    f"doubled ({{{{ }}}}); {type(error).__name__}: {error}")
-        _check_choice(f"{at}.quantity", table["quantity"], QUANTITIES)
-        axes = {}
-        for key in ("rows", "columns"):
-            fields = table[key] if isinstance(table[key], list) else [table[key]]
-            for j, name in enumerate(fields):
-                _check_choice(f"{at}.{key}[{j}]" if isinstance(table[key], list) else f"{at}.{key}", name, RUN_FIELDS)
-            axes[key] = tuple(fields)
-        paper = table.get("paper", {})
-        _check_type(f"{at}.paper", paper, dict)
-        for row, values in paper.items():
-            _check_type(f"{at}.paper.{row}", values, dict)
-            for column, value in values.items():
-                _check_type(f"{at}.paper.{row}.{column}", value, float)
-        statistic = table.get("statistic", "iqm")
-        _check_choice(f"{at}.statistic", statistic, STATISTICS)
         improvement = table.get("improvement", {})
-        _check_type(f"{at}.improvement", improvement, dict)
-        for key, value in improvement.items():
-            _check_choice(f"{at}.improvement.{key}", key, ("over", "of"))
-            _check_type(f"{at}.improvement.{key}", value, str)
         if improvement and "over" not in improvement:
             _fail(f"{at}.improvement", "name the column to compare against, e.g. improvement: {over: MeZO}")
         if improvement and table["quantity"] in ("steps_to_target", "forward_passes_to_target"):
             _fail(f"{at}.improvement", "compares values, not runs that reached a target; use final or selected_test")
-        layouts.append(TableLayout(str(table["name"]), table["quantity"], axes["rows"], axes["columns"],
-                                   str(table.get("caption", "")), {str(r): {str(c): v for c, v in values.items()}
-                                                                    for r, values in paper.items()},
-                                   statistic, improvement))
+        axes = {key: tuple(table[key]) if isinstance(table[key], list) else (table[key],) for key in ("rows", "columns")}
+        layouts.append(TableLayout(table["name"], table["quantity"], axes["rows"], axes["columns"],
+                                   table.get("caption", ""), table.get("paper", {}), table.get("statistic", "iqm"),
+                                   improvement))
     return tuple(layouts) or DEFAULT_TABLES
 
 
-def _task(where: str, name, directory: Path) -> tuple[str, Task]:
+def _task(where: str, name: str, directory: Path) -> tuple[str, Task]:
     """A shipped task by name, or the task a file declares (its path relative to the suite's folder)."""
-    _check_type(where, name, str)
     if name.endswith((".yaml", ".yml")) and not Path(name).is_absolute():
         name = str((directory / name).resolve())
     try:
@@ -353,59 +301,27 @@ class RunSettings:
     dtype: str = "float32"
 
 
-def _typed_mapping(where: str, document: dict, name: str, fields: dict) -> dict:
-    """``document[name]``, a mapping whose keys are ``fields`` with their types."""
-    mapping = document.get(name, {})
-    _check_type(f"{where}: {name}", mapping, dict)
-    for key, value in mapping.items():
-        if key not in fields:
-            _fail(f"{where}: {name}.{key}", f"unknown key; allowed: {', '.join(fields)}")
-        _check_type(f"{where}: {name}.{key}", value, fields[key])
-    return mapping
-
-
 def _run_settings(where: str, document: dict, base: RunSettings, test_functions: bool,
                   tasks: dict[str, Task]) -> RunSettings:
-    """``document``'s peft, budget, data, objective and dtype over ``base``, each checked."""
+    """``document``'s peft, budget, data, objective and dtype over ``base``, checked against the problems."""
     peft = document.get("peft", base.peft)
-    _check_type(f"{where}: peft", peft, str)
-    _check_choice(f"{where}: peft", peft, PEFT_MODES)
     if peft != "none" and test_functions and not tasks:  # beside tasks, it applies to the tasks only
         _fail(f"{where}: peft", "test functions have no model to adapt; use peft: none")
-    data, budget = (_typed_mapping(where, document, name, fields) for name, fields in (("data", DATA),
-                                                                                        ("budget", BUDGET)))
+    data, budget = document.get("data", {}), document.get("budget", {})
     if data and test_functions and not tasks:
         _fail(f"{where}: data", "applies to tasks, and this suite has test functions only; remove the block")
-    if "protocol" in data:
-        _check_choice(f"{where}: data.protocol", data["protocol"], PROTOCOLS)
-    for key, least in DATA_LEAST.items():
-        if key in data and data[key] < least:
-            _fail(f"{where}: data.{key}", f"must be >= {least}, got {data[key]}")
-    for key, value in budget.items():
-        if key == "seconds":
-            if value <= 0:
-                _fail(f"{where}: budget.seconds", f"must be > 0, got {value}")
-            continue
-        least = 0 if key == "steps" else 1  # 0 steps: evaluate only (zero-shot, in-context learning)
-        if value < least:
-            _fail(f"{where}: budget.{key}", f"must be >= {least}, got {value}")
     objective = document.get("objective", base.objective)
-    _check_type(f"{where}: objective", objective, str)
-    _check_choice(f"{where}: objective", objective, OBJECTIVES)
     if objective != "loss" and test_functions:
         _fail(f"{where}: objective", "test functions are their own objective; use objective: loss")
     for name, task in tasks.items():
         if objective not in task.objectives:
             _fail(f"{where}: objective", f"{objective!r} does not fit task {Path(name).stem}; use one of "
                                           f"{', '.join(task.objectives)}")
-    dtype = document.get("dtype", base.dtype)
-    _check_type(f"{where}: dtype", dtype, str)
-    _check_choice(f"{where}: dtype", dtype, tuple(DTYPES))
     steps = budget.get("steps", base.steps)
     eval_every = budget.get("eval_every", base.eval_every or max(1, steps // 20))
     return RunSettings(peft, steps, eval_every, budget.get("forward_passes", base.forward_passes),
-                       budget.get("seconds", base.seconds),
-                       {**base.data, **data}, objective, dtype)
+                       budget.get("seconds", base.seconds), {**base.data, **data}, objective,
+                       document.get("dtype", base.dtype))
 
 
 def _search_space(where: str, space: dict, allowed: list[str]) -> dict:
@@ -446,12 +362,6 @@ def _tune_block(where: str, suite_block: dict, entry: dict, factory) -> dict | N
     """The entry's tuning (the suite's ``tune`` with the entry's over it), or ``None`` if nothing is
     searched; hyperparameters the entry fixes are left out of the suite-wide space."""
     entry_block = entry.get("tune", {})
-    _check_type(f"{where}.tune", entry_block, dict)
-    for at, block in ((f"{where}: tune", suite_block), (f"{where}.tune", entry_block)):
-        for key, value in block.items():
-            if key not in TUNE:
-                _fail(f"{at}.{key}", f"unknown key; allowed: {', '.join(TUNE)}")
-            _check_type(f"{at}.{key}", value, TUNE[key])
     allowed = _hyperparameter_names(factory)
     space = {name: values for name, values in suite_block.get("space", {}).items()
              if name not in entry and name in allowed}
@@ -465,11 +375,6 @@ def _tune_block(where: str, suite_block: dict, entry: dict, factory) -> dict | N
         if name in entry:
             _fail(f"{where}.{name}", f"is both fixed and searched (tune.space.{name}); keep one")
     tune = {"trials": 8, "sampler": "tpe", "budget": {}, "seed": 0, **suite_block, **entry_block, "space": space}
-    _check_choice(f"{where}.tune.sampler", tune["sampler"], TUNE_SAMPLERS)
-    if not 1 <= tune["trials"] <= MAX_TRIALS:
-        _fail(f"{where}.tune.trials", f"must be from 1 to {MAX_TRIALS:,}, got {tune['trials']:,}")
-    if not 0 <= tune["seed"] < SEED_LIMIT:
-        _fail(f"{where}.tune.seed", f"a seed is >= 0 and < 2**32 (numpy's range), got {tune['seed']}")
     if tune["sampler"] == "grid":
         ranges = [name for name, values in space.items() if not isinstance(values, list)]
         if ranges:
@@ -510,21 +415,15 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(str(error)) from None
     if not isinstance(document, dict):
         _fail(where, "a suite is a mapping of name, problems, optimizers, seeds, budget, targets")
-    for key, value in document.items():
-        if key not in TOP_LEVEL:
-            _fail(f"{where}: {key}", f"unknown key; allowed: {', '.join(TOP_LEVEL)}")
-        _check_type(f"{where}: {key}", value, TOP_LEVEL[key])
-    for key in REQUIRED:
-        if key not in document:
-            _fail(where, f"missing required key {key!r}")
+    try:
+        document = SuiteFile.model_validate(document).model_dump(exclude_unset=True)
+    except ValidationError as error:
+        raise SuiteError(one_line(error, where, SuiteFile)) from None
     if unsafe_name(document["name"]):
         _fail(f"{where}: name", f"{unsafe_name(document['name'])}: the suite's name is its results folder")
-    if not document["optimizers"]:
-        _fail(f"{where}: optimizers", "an empty list gives no runs; name at least one optimizer")
 
     problems = document.get("problems", [])
     for i, problem in enumerate(problems):
-        _check_type(f"{where}: problems[{i}]", problem, str)
         reason = problem_error(problem)
         if reason:
             _fail(f"{where}: problems[{i}]", reason)
@@ -535,8 +434,6 @@ def load_suite(path: str | Path) -> Suite:
             _fail(f"{where}: tasks[{i}]", f"two problems are named {name!r}; give the task file its own name")
     tasks = {task.name: task for task in tasks.values()}
     models = document.get("models", [])
-    for i, model in enumerate(models):
-        _check_type(f"{where}: models[{i}]", model, str)
     if tasks and not models:
         _fail(where, "tasks need models (e.g. models: [minilm-l6])")
     if not problems and not tasks:
@@ -547,15 +444,8 @@ def load_suite(path: str | Path) -> Suite:
         _fail(f"{where}: budget", "missing required key 'steps'")
     suite_settings = _run_settings(where, document, RunSettings(), bool(document.get("problems")), tasks)
     device = document.get("device", "cpu")
-    _check_choice(f"{where}: device", device, DEVICES)
-
     seeds = document.get("seeds", [0])
-    if not seeds:
-        _fail(f"{where}: seeds", "an empty list gives no runs; e.g. seeds: [0, 1, 2]")
     for i, seed in enumerate(seeds):
-        _check_type(f"{where}: seeds[{i}]", seed, int)
-        if not 0 <= seed < SEED_LIMIT:
-            _fail(f"{where}: seeds[{i}]", f"a seed is >= 0 and < 2**32 (numpy's range), got {seed}")
         if seed in seeds[:i]:
             _fail(f"{where}: seeds[{i}]", f"seed {seed} is listed twice: its runs would be identical")
     targets, gap_targets = [], []
@@ -568,8 +458,9 @@ def load_suite(path: str | Path) -> Suite:
             if not 0 < fraction <= 1:
                 _fail(f"{where}: targets[{i}]", f"a gap target is a percentage in (0%, 100%], got {target!r}")
             gap_targets.append(fraction)
+        elif isinstance(target, str):
+            _fail(f"{where}: targets[{i}]", f"a target is a number or a percentage of the gap (50%), got {target!r}")
         else:
-            _check_type(f"{where}: targets[{i}]", target, float)
             if target < 0 or (tasks and target > 1):
                 bounds = "task metrics (accuracy, F1, EM) lie in [0, 1]" if tasks else "a distance is >= 0"
                 _fail(f"{where}: targets[{i}]", f"{target} can never be reached: {bounds}")
@@ -583,8 +474,6 @@ def load_suite(path: str | Path) -> Suite:
     configurations = []  # (entry index, name, label, hyperparameters, {problem: overrides}, run settings, tuning)
     for i, entry in enumerate(document["optimizers"]):
         at = f"{where}: optimizers[{i}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            _fail(at, "each optimizer is a mapping with a 'name' and its hyperparameters")
         try:
             info = REGISTRY.get(entry["name"])
         except UnknownOptimizerError as error:
@@ -610,20 +499,15 @@ def load_suite(path: str | Path) -> Suite:
         samples = [sample] + [{**sample, name: value} for name, values in searched.items()  # each listed value builds
                               if isinstance(values, list) for value in values[1:]]
         overrides = entry.get("overrides", {})
-        if not isinstance(overrides, dict):
-            _fail(f"{at}.overrides", "expected a mapping of problem -> hyperparameters")
         for problem, values in overrides.items():
             if problem not in problems:
                 _fail(f"{at}.overrides.{problem}", f"not a problem of this suite; problems: {', '.join(problems)}")
-            if not isinstance(values, dict):
-                _fail(f"{at}.overrides.{problem}", "expected a mapping of hyperparameters")
             [checked] = _hyperparameter_grid(f"{at}.overrides.{problem}", {"name": entry["name"], **values},
                                              info.factory, required=False)
             overrides[problem] = checked
         varying = {key for key in grid[0] if len({repr(h[key]) for h in grid}) > 1}
         label = entry.get("label")
         if label is not None:
-            _check_type(f"{at}.label", label, str)
             if "\n" in label or not label.strip():
                 _fail(f"{at}.label", "a label is one non-empty line: it heads a table column")
             if len(grid) > 1:

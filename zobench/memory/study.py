@@ -131,7 +131,7 @@ class _Predict(Declared):
     paper: dict[str, dict[str, str]] = {}
 
 
-class _StudyFile(Declared):
+class StudyFile(Declared):
     name: Annotated[str, AfterValidator(_safe_name)]
     description: str = ""
     methods: Annotated[list[_Method], Field(min_length=1)]
@@ -154,9 +154,9 @@ def load_study(path: str | Path) -> MemoryStudy:
     if not isinstance(document, dict):
         raise MemoryStudyError(f"{path.name}: a memory study is a mapping (see suites/memory.yaml)")
     try:
-        declared = _StudyFile.model_validate(document)
+        declared = StudyFile.model_validate(document)
     except ValidationError as error:
-        raise MemoryStudyError(one_line(error, path.name)) from None
+        raise MemoryStudyError(one_line(error, path.name, StudyFile)) from None
     labels = [method.label for method in declared.methods]
     for i, method in enumerate(declared.methods):
         if method.label in labels[:i]:
