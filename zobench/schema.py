@@ -61,12 +61,14 @@ def _choices(expected: str) -> str:
     return ", ".join(re.findall(r"'([^']*)'", expected)) or expected
 
 
-def _message(problem: dict, model: type[BaseModel] | None) -> str:
+def _message(problem: dict, model: type[BaseModel] | None, hinted: set) -> str:
     kind, value, context = problem["type"], problem.get("input"), problem.get("ctx", {})
     got = f", got {value!r:.60}"
     name = kind.removesuffix("_type").removesuffix("_parsing")
     if kind == "extra_forbidden":
-        allowed = _fields_at(model, problem["loc"][:-1])
+        parent = problem["loc"][:-1]
+        allowed = _fields_at(model, parent) if parent not in hinted else []
+        hinted.add(parent)  # a mapping's keys are listed once per line
         return "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
     if kind == "missing":
         return f"missing required key {problem['loc'][-1]!r}"
@@ -89,13 +91,13 @@ def _message(problem: dict, model: type[BaseModel] | None) -> str:
 def one_line(error: ValidationError, where: str, model: type[BaseModel] | None = None) -> str:
     """Every problem of ``error`` on one line: ``where: path: message; path: message``. A value that
     fits no branch of a union is named once, by its first branch's complaint."""
-    seen, parts = set(), []
+    seen, hinted, parts = set(), set(), []
     for problem in error.errors(include_url=False):
         location = tuple(part for part in problem["loc"] if not (isinstance(part, str) and "[" in part))
         path = yaml_path(location[:-1] if problem["type"] == "missing" else location)
         if location in seen:
             continue
         seen.add(location)
-        parts.append(f"{path + ': ' if path else ''}{_message({**problem, 'loc': location}, model)}")
+        parts.append(f"{path + ': ' if path else ''}{_message({**problem, 'loc': location}, model, hinted)}")
     more = f" ({len(parts)} problems)" if len(parts) > 1 else ""
     return f"{where}: " + "; ".join(parts) + more
