@@ -372,30 +372,32 @@ def test_a_tuned_suite_reruns_nothing_and_its_choice_is_rebuilt_from_the_records
 
 # ---- writes that would escape --out or destroy a file ----
 
-README = "# R\n\n<!-- zobench:table bad/final_metric -->\n| old |\n<!-- /zobench:table -->\ntail\n"
-READMES = {
-    "marker reaches outside": (README.replace("bad/final_metric", "../secret/x"), "line 3: malformed marker"),
-    "dot-dot as the suite": (README.replace("bad/final_metric", "../final_metric"), "line 3: '..' cannot name"),
-    "name with dots": (README.replace("bad/final_metric", "a..b/final_metric"), "line 3: 'a..b' cannot name"),
-    "nested": (README.replace("| old |", "<!-- zobench:table bad/final_metric -->\n| old |"),
+TEMPLATE = "# R\n\n<!-- zobench:table bad/final_metric -->\n| old |\n<!-- /zobench:table -->\ntail\n"
+TEMPLATES = {
+    "marker reaches outside": (TEMPLATE.replace("bad/final_metric", "../secret/x"), "line 3: malformed marker"),
+    "dot-dot as the suite": (TEMPLATE.replace("bad/final_metric", "../final_metric"), "line 3: '..' cannot name"),
+    "name with dots": (TEMPLATE.replace("bad/final_metric", "a..b/final_metric"), "line 3: 'a..b' cannot name"),
+    "nested": (TEMPLATE.replace("| old |", "<!-- zobench:table bad/final_metric -->\n| old |"),
                "line 4: a block opens inside the block opened at line 3"),
-    "unclosed": (README.replace("<!-- /zobench:table -->\n", ""), "line 3: the block is never closed"),
-    "stray close": (README + "<!-- /zobench:table -->\n", "line 7: <!-- /zobench:table --> closes no block"),
-    "not UTF-8": (README.encode("utf-16"), "not UTF-8 text"),
+    "unclosed": (TEMPLATE.replace("<!-- /zobench:table -->\n", ""), "line 3: the block is never closed"),
+    "stray close": (TEMPLATE + "<!-- /zobench:table -->\n", "line 7: <!-- /zobench:table --> closes no block"),
+    "not UTF-8": (TEMPLATE.encode("utf-16"), "not UTF-8 text"),
 }
 
 
-@pytest.mark.parametrize("case", READMES)
-def test_a_malformed_readme_is_refused_and_left_as_it_was(case, tmp_path, capsys):
+@pytest.mark.parametrize("case", TEMPLATES)
+def test_a_malformed_page_template_is_refused_and_nothing_is_written(case, tmp_path, capsys):
     _, folder, _ = recorded(tmp_path, capsys)
     (tmp_path / "secret").mkdir()
     (tmp_path / "secret" / "x.md").write_text("| secret |\n")
-    text, fragment = READMES[case]
-    readme = tmp_path / "README.md"
-    readme.write_bytes(text if isinstance(text, bytes) else text.encode())
+    text, fragment = TEMPLATES[case]
+    (tmp_path / "suites").mkdir()
+    template = tmp_path / "suites" / "bad.md"
+    template.write_bytes(text if isinstance(text, bytes) else text.encode())
     for check in ([], ["--check"]):
-        refused(capsys, ["readme", str(readme), "--out", str(folder.parent), *check], fragment)
-        assert readme.read_bytes() == (text if isinstance(text, bytes) else text.encode())
+        refused(capsys, ["pages", "--root", str(tmp_path), "--from", str(folder.parent), *check], fragment)
+        assert template.read_bytes() == (text if isinstance(text, bytes) else text.encode())
+        assert not (tmp_path / "docs").exists()
 
 
 @pytest.mark.parametrize("where", ["runs", "logs", "a report file"])

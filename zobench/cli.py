@@ -5,7 +5,10 @@ commands:
   report SUITE   rewrite the report from the recorded runs
   check SUITE    run a suite and compare it with a committed baseline (the regression gate)
   memory STUDY   the memory study: measure, fit, validate, predict (Figure 3, Table 5)
-  readme [FILE]  rewrite the README's result tables from the reports (--check: fail if they differ)
+  export SUITE   write a suite's records, logs and provenance as a Parquet bundle
+  merge BUNDLES  merge bundles from several machines into one results folder, and report it
+  schema         write the JSON Schema of suites, task files and memory studies
+  pages          write the results pages docs/results/*.md from their templates and reports (--check)
   list [WHAT]    the registered optimizers, or the tasks, models or problems
   verify [NAME]  check optimizers (a plugin's too) against the contract every optimizer keeps
 
@@ -147,25 +150,27 @@ def _check(args) -> int:
     return 1 if failed else 0
 
 
-def _readme(args) -> int:
-    from .readme import ReadmeError, rewrite
+def _pages(args) -> int:
+    from .pages import PageError, stale, take, write
 
-    path = Path(args.file)
+    root, out = Path(args.root), Path(args.reports) if args.reports else None
+    if not (root / "suites").is_dir():
+        raise CommandError(f"{root}: no suites/ folder; run zobench pages in the checkout's root (or give --root)")
     try:
-        text, changed = rewrite(path.read_text(encoding="utf-8"), Path(args.out))
-    except UnicodeDecodeError:
-        raise CommandError(f"{path}: not UTF-8 text; zobench rewrites markdown written in UTF-8") from None
-    except ReadmeError as error:
-        raise CommandError(f"{path}: {error}") from None
-    if args.check:
-        if changed:
-            print(f"zobench: {path}: {len(changed)} result table(s) differ from the reports: {', '.join(changed)}; "
-                  f"rewrite them with: zobench readme {args.file} --out {args.out}", file=sys.stderr)
-            return 1
-        print(f"{path}: every result table matches its report")
-        return 0
-    path.write_text(text)
-    print(f"{path}: {len(changed)} result table(s) rewritten" + (f": {', '.join(changed)}" if changed else ""))
+        if args.check:
+            differ = stale(root, out)
+            if differ:
+                print(f"zobench: {len(differ)} results page(s) or table(s) are stale: {', '.join(differ)}; rewrite them "
+                      f"with: zobench pages --from REPORTS", file=sys.stderr)
+                return 1
+            print("every results page matches its template and tables" + (f", and the reports in {out}" if out else ""))
+            return 0
+        taken = take(root, out) if out else []
+        written = write(root)
+    except PageError as error:
+        raise CommandError(str(error)) from None
+    print(f"{len(taken)} table(s) and figure(s) taken from {out}; " if out else "", end="")
+    print(f"{len(written)} page(s) written: {', '.join(written)}")
     return 0
 
 
@@ -188,6 +193,35 @@ def _memory(args) -> int:
     records = measure_all(study, out, progress=lambda line: print(line, flush=True), workers=args.workers)
     index = write_report(study, records, out)
     print(f"report: {index}")
+    return 0
+
+
+def _export(args) -> int:
+    from .results import export
+
+    suite = load_suite(args.suite)
+    store = _store(suite, args.out)
+    if not any(store.runs.glob("*.json")):
+        raise CommandError(f"no run of {suite.name} is recorded under {store.root}; run it first: "
+                           f"zobench run {args.suite}")
+    count = export(store, Path(args.to))
+    print(f"{count} runs of {suite.name} written to {args.to}")
+    return 0
+
+
+def _merge(args) -> int:
+    from .results import BundleError, merge
+
+    suite = load_suite(args.suite)
+    store = _store(suite, args.out)
+    try:
+        added, present = merge([Path(b) for b in args.bundles], store)
+    except BundleError as error:
+        raise CommandError(str(error)) from None
+    print(f"{added} runs merged into {store.root} ({present} already there)")
+    suite = tuning.resolved(suite, store.root)
+    if any(store.has(spec.key) for spec in suite.runs):
+        print(f"report: {write_report(suite, store)}")
     return 0
 
 
@@ -285,16 +319,26 @@ def main(argv: list[str] | None = None) -> int:
     verify = commands.add_parser("verify", help="check registered optimizers (a plugin's too) against the contract")
     verify.add_argument("names", nargs="*", help="optimizer names (default: every registered one)")
     verify.set_defaults(handler=_verify)
-    readme = commands.add_parser("readme", help="rewrite a markdown file's result tables from the reports")
-    readme.add_argument("file", nargs="?", default="README.md", help="the markdown file (default: README.md)")
-    readme.add_argument("--out", default="reports", help="results root the reports are in (default: reports/)")
-    readme.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table differs")
-    readme.set_defaults(handler=_readme)
+    pages = commands.add_parser("pages", help="write docs/results/<suite>.md from suites/<suite>.md and the reports")
+    pages.add_argument("--from", dest="reports", help="results root to take tables and figures from (e.g. reports)")
+    pages.add_argument("--check", action="store_true", help="change nothing; exit 1 if a page or table is stale")
+    pages.add_argument("--root", default=".", help="the checkout's root (default: .)")
+    pages.set_defaults(handler=_pages)
     memory = commands.add_parser("memory", help="the memory study: measure, fit, validate, predict (Table 5)")
     memory.add_argument("study", help="a memory study file, e.g. suites/memory.yaml")
     memory.add_argument("--out", default="reports", help="results root (default: reports/)")
     memory.add_argument("--workers", type=_positive, default=1, help="probes measured at once (default 1)")
     memory.set_defaults(handler=_memory)
+    export = commands.add_parser("export", help="write a suite's records and logs, with provenance, as a Parquet bundle")
+    export.add_argument("suite", help="a suite file, e.g. suites/figure2.yaml")
+    export.add_argument("--to", required=True, help="the bundle to write, e.g. results.parquet")
+    export.add_argument("--out", default="reports", help="results root (default: reports/)")
+    export.set_defaults(handler=_export)
+    merge = commands.add_parser("merge", help="merge bundles from several machines into one results folder and report")
+    merge.add_argument("bundles", nargs="+", help="Parquet bundles written by zobench export")
+    merge.add_argument("--suite", required=True, help="the suite the bundles ran, e.g. suites/figure2.yaml")
+    merge.add_argument("--out", default="reports", help="results root to merge into (default: reports/)")
+    merge.set_defaults(handler=_merge)
     schema = commands.add_parser("schema", help="write the JSON Schema of suites, task files and memory studies")
     schema.add_argument("--out", default="schemas", help="folder to write them to (default: schemas/)")
     schema.set_defaults(handler=_schema)
