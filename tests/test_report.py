@@ -119,3 +119,50 @@ report:
     assert "P(Adam g better than MeZO)" in improvement
     rows = list(csv.DictReader(open(folder / "final_improvement.csv")))
     assert {r["seed"] for r in rows} == {"estimate", "low", "high"}
+
+
+def _texts_outside_the_canvas(figure) -> list[str]:
+    """How far what is drawn (titles, labels, ticks, legends: the figure's tight box) leaves the canvas,
+    per side, in inches beyond a pixel; empty when everything is on it."""
+    figure.canvas.draw()
+    drawn, (width, height) = figure.get_tightbbox(figure.canvas.get_renderer()), figure.get_size_inches()
+    pixel = 1 / figure.dpi
+    sides = {"left": -drawn.x0, "bottom": -drawn.y0, "right": drawn.x1 - width, "top": drawn.y1 - height}
+    return [f"{side} by {beyond:.2f} in" for side, beyond in sides.items() if beyond > pixel]
+
+
+def test_no_text_leaves_the_canvas_of_any_figure_kind(tmp_path, monkeypatch):
+    """Every figure kind at the size a report writes it, with the longest titles and the most labels
+    the shipped suites give (the zoo's 22 methods, a one-panel curve figure like the quickstart's)."""
+    from zobench.optimizers.anneal import AnnealSchedule
+    from zobench.problems.test_functions import TEST_FUNCTIONS
+
+    found, close = {}, plt.close
+    monkeypatch.setattr(figures.plt, "close", lambda figure: found.setdefault(len(found), _texts_outside_the_canvas(
+        figure)) is None or close(figure))
+    labels = [f"zo-method-{i}@delta" for i in range(22)]
+    colours = figures.palette(labels)
+    curve = [[(step, 0.7 + step / 1e5) for step in range(0, 10_001, 500)]] * 3
+    figures.metric_curves({"sst2": {label: curve for label in labels[:4]}}, "accuracy", "forward passes", False,
+                          colours, tmp_path / "one.png", split="test")
+    figures.metric_curves({name: {label: curve for label in labels} for name in TEST_FUNCTIONS}, "distance", "steps",
+                          True, colours, tmp_path / "six.png")
+    figures.trajectories({name: {labels[0]: [[f.start, f.minimum]]} for name, f in TEST_FUNCTIONS.items()}, colours,
+                         tmp_path / "trajectories.png")
+    figures.anneal_schedule({"paper defaults (T1=1024, T2=16000, T3=20000)": AnnealSchedule(T1=1024, T2=16000, T3=20000),
+                             "ZO-AdaMU in this suite (T1=500, T2=8000, T3=10000)": AnnealSchedule(T1=500, T2=8000, T3=10000)},
+                            tmp_path / "anneal.png")
+    figures.ecdf({label: [10, 100, None] for label in labels}, colours, tmp_path / "ecdf.png")
+    figures.performance_profile({label: [1.0, 3.0, float("inf")] for label in labels}, colours, tmp_path / "p.png")
+    figures.scaling({"suboptimality ≤ 0.01": {label: {(10 ** d, r): 100.0 * d for d in (3, 4) for r in (8, 64)}
+                                              for label in labels[:4]}}, colours, tmp_path / "scaling.png")
+    for resolution in (0.0, 4.0):
+        figures.bars({label: [1.0, 3.0] for label in labels}, "MiB", "Peak memory of the training steps above the "
+                     "loaded model and data (process RSS)", colours, tmp_path / "bars.png", resolution=resolution)
+    figures.memory_scaling({(label, precision): [(10 ** 8, 1.0), (10 ** 11, 300.0)] for label in labels[:6]
+                            for precision in ("float16", "float32")}, {labels[0]: [(10 ** 8, 1.2)]},
+                           {"A100 80 GB": 80.0, "V100 32 GB": 32.0}, "Predicted peak memory at length 2048, batch "
+                           "1: weights, gradients, optimizer state and activations by method (solid float16, dotted "
+                           "float32)", tmp_path / "memory.png")
+    assert len(found) == 10
+    assert {index: outside for index, outside in found.items() if outside} == {}

@@ -1,8 +1,15 @@
-"""Figures: optimizer trajectories over test-function contours (Figure 2) and the anneal (Figure 1)."""
+"""Figures: trajectories over test-function contours (Figure 2), the anneal (Figure 1), curves,
+ECDFs, profiles, scaling, bars and memory.
+
+Every figure is laid out by matplotlib's constrained layout and saved by :func:`_save`, which wraps
+titles to the canvas's width first: no text leaves the canvas at the size a report writes it
+(``tests/test_report.py`` renders every kind and checks each text's extent).
+"""
 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -24,12 +31,35 @@ def palette(labels) -> dict[str, tuple]:
     return {label: colours[i % len(colours)] for i, label in enumerate(dict.fromkeys(labels))}
 
 
+def _fit(title, width_pixels: float, renderer) -> None:
+    """Breaks ``title`` into lines, measured by the renderer, until it is no wider than ``width_pixels``."""
+    text = title.get_text().replace("\n", " ")
+    characters = len(text)
+    while characters > 20 and title.get_window_extent(renderer).width > width_pixels:
+        characters = int(characters * 0.9)
+        title.set_text("\n".join(textwrap.wrap(text, characters)))
+
+
+def _save(figure, output: Path, dpi: int) -> Path:
+    """Fits the figure's and its panels' titles to their width, saves and closes the figure."""
+    renderer = figure.canvas.get_renderer()
+    if figure._suptitle is not None:
+        _fit(figure._suptitle, 0.98 * figure.bbox.width, renderer)
+    for axis in figure.axes:
+        for title in (axis.title, axis._left_title, axis._right_title):
+            if title.get_text():
+                _fit(title, axis.get_window_extent(renderer).width, renderer)
+    figure.savefig(output, dpi=dpi)
+    plt.close(figure)
+    return output
+
+
 def _panel_grid(panels: dict[str, dict], panel_height: float):
     """A figure with one panel per problem, three to a row."""
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(max(4.6 * columns, 8.0), panel_height * rows), squeeze=False)
-    return figure, axes
+    return plt.subplots(rows, columns, figsize=(max(4.6 * columns, 8.0), panel_height * rows), squeeze=False,
+                        layout="constrained")
 
 
 def _finish_grid(figure, axes, used: int, title: str, output: Path, dpi: int) -> Path:
@@ -37,12 +67,15 @@ def _finish_grid(figure, axes, used: int, title: str, output: Path, dpi: int) ->
     for axis in list(axes.flat)[used:]:
         axis.axis("off")
     handles, names = axes.flat[0].get_legend_handles_labels()
-    figure.legend(handles, names, loc="lower center", ncol=min(len(names), 4), frameon=False)
+    columns = min(len(names), 4)
+    while True:  # as many columns as fit the canvas's width
+        legend = figure.legend(handles, names, loc="outside lower center", ncol=columns, frameon=False)
+        if columns == 1 or legend.get_window_extent(figure.canvas.get_renderer()).width <= figure.bbox.width:
+            break
+        legend.remove()
+        columns -= 1
     figure.suptitle(title)
-    figure.tight_layout(rect=(0, 0.07, 1, 0.96))
-    figure.savefig(output, dpi=dpi)
-    plt.close(figure)
-    return output
+    return _save(figure, output, dpi)
 
 
 def trajectories(paths: dict[str, dict[str, list[list[tuple[float, float]]]]], colours: dict, output: Path) -> Path:
@@ -77,7 +110,8 @@ def trajectories(paths: dict[str, dict[str, list[list[tuple[float, float]]]]], c
 
 def anneal_schedule(schedules: dict[str, AnnealSchedule], output: Path) -> Path:
     """α, β1, β2 of ZO-AdaMU against the step, one panel per schedule."""
-    figure, axes = plt.subplots(1, len(schedules), figsize=(5.5 * len(schedules), 3.8), squeeze=False)
+    figure, axes = plt.subplots(1, len(schedules), figsize=(5.5 * len(schedules), 3.8), squeeze=False,
+                                layout="constrained")
     for axis, (title, schedule) in zip(axes.flat, schedules.items()):
         steps = np.arange(1, schedule.T3 + 1)
         values = np.array([schedule(int(t)) for t in steps])
@@ -89,10 +123,7 @@ def anneal_schedule(schedules: dict[str, AnnealSchedule], output: Path) -> Path:
         axis.set(title=title, xlabel="step t", ylabel="value", ylim=(-0.05, 1.1))
         axis.legend(loc="center left")
     figure.suptitle("ZO-AdaMU anneal schedule (Eq. 7)")
-    figure.tight_layout()
-    figure.savefig(output, dpi=110)
-    plt.close(figure)
-    return output
+    return _save(figure, output, dpi=110)
 
 
 def _by_label(curves: dict[str, list[list[tuple[float, float]]]]):
@@ -144,7 +175,7 @@ def scaling(costs: dict[str, dict[str, dict[tuple[int, int], float]]], colours: 
     there, and the point is left out). A line holds the other axis fixed; its style tells which value.
     """
     styles = ["-", "--", ":", "-."]
-    figure, axes = plt.subplots(len(costs), 2, figsize=(12, 4.0 * len(costs)), squeeze=False)
+    figure, axes = plt.subplots(len(costs), 2, figsize=(12, 4.0 * len(costs)), squeeze=False, layout="constrained")
     for row, (target, by_label) in enumerate(costs.items()):
         for column, (name, other) in enumerate((("d", "r"), ("r", "d"))):
             axis = axes[row, column]
@@ -162,15 +193,12 @@ def scaling(costs: dict[str, dict[str, dict[tuple[int, int], float]]], colours: 
             else:
                 axis.text(0.5, 0.5, "no shape reached this target", ha="center", transform=axis.transAxes)
     figure.suptitle("Forward passes to target on the low-rank quadratics (a missing point: not reached)")
-    figure.tight_layout(rect=(0, 0, 1, 0.97))
-    figure.savefig(output, dpi=75)
-    plt.close(figure)
-    return output
+    return _save(figure, output, dpi=75)
 
 
 def ecdf(hits: dict[str, list[int | None]], colours: dict, output: Path) -> Path:
     """COCO-style ECDF: the fraction of (run, target) pairs reached within x forward passes."""
-    figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    figure, axis = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     for label, values in sorted(hits.items()):
         reached = np.sort([v for v in values if v is not None])
         if len(reached):
@@ -182,16 +210,13 @@ def ecdf(hits: dict[str, list[int | None]], colours: dict, output: Path) -> Path
     axis.set(xscale="log", ylim=(0, 1.02), xlabel="forward passes",
              ylabel="fraction of (run, target) pairs reached",
              title="Forward passes to reach the targets (ECDF)")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(output, dpi=100)
-    plt.close(figure)
-    return output
+    figure.legend(fontsize=7, loc="outside right upper")
+    return _save(figure, output, dpi=100)
 
 
 def performance_profile(ratios: dict[str, list[float]], colours: dict, output: Path) -> Path:
     """Dolan–Moré profile: for each method, the share of problems solved within τ× the cheapest method."""
-    figure, axis = plt.subplots(figsize=(8.4, 4.6))
+    figure, axis = plt.subplots(figsize=(8.4, 4.6), layout="constrained")
     finite = [r for values in ratios.values() for r in values if np.isfinite(r)]
     right = max(finite + [2.0]) * 1.5
     for i, (label, values) in enumerate(ratios.items()):
@@ -202,28 +227,31 @@ def performance_profile(ratios: dict[str, list[float]], colours: dict, output: P
                   linestyle=("-", "--", ":")[i // 10 % 3])  # many methods: styles tell similar colours apart
     axis.set(xscale="log", xlim=(1.0, right), ylim=(0, 1.02), xlabel="τ (forward passes to target / the fewest of any method)",
              ylabel="share of (problem, target) pairs", title="Performance profile (Dolan–Moré)")
-    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    figure.tight_layout()
-    figure.savefig(output, dpi=100)
-    plt.close(figure)
-    return output
+    figure.legend(fontsize=7, loc="outside right upper")
+    return _save(figure, output, dpi=100)
 
 
-def bars(values: dict[str, list[float]], ylabel: str, title: str, colours: dict, output: Path) -> Path:
-    """One bar per label: the median over its runs (seeds, problems), whiskers from their min to max."""
+def bars(values: dict[str, list[float]], ylabel: str, title: str, colours: dict, output: Path,
+         resolution: float = 0.0) -> Path:
+    """One bar per label: the median over its runs (seeds, problems), whiskers from their min to max.
+    Below ``resolution`` (the measurement's noise) a grey band says that differences there are not
+    measured; a figure whose every value lies in it says so in its title."""
     labels = list(values)
     medians = [float(np.median(values[label])) for label in labels]
     low = [m - min(values[label]) for m, label in zip(medians, labels)]
     high = [max(values[label]) - m for m, label in zip(medians, labels)]
-    figure, axis = plt.subplots(figsize=(1.3 * len(labels) + 2.5, 3.8))
+    figure, axis = plt.subplots(figsize=(1.3 * len(labels) + 2.5, 3.8), layout="constrained")
     axis.bar(labels, medians, yerr=[low, high], color=[colours[label] for label in labels], capsize=3)
     axis.set(ylabel=ylabel)
-    axis.set_title(f"{title}\nbar: median over runs; whiskers: min to max", fontsize=9)
+    note = "Bar: median over runs; whiskers: min to max"
+    if resolution:
+        axis.axhspan(0, resolution, color="grey", alpha=0.25, lw=0, label=f"below resolution ({resolution:g} {ylabel})")
+        axis.legend(fontsize=8, loc="upper right")
+        if max(max(v) for v in values.values()) <= resolution:
+            note = f"Every value is below the measurement's resolution ({resolution:g} {ylabel}): no difference is measured"
+    axis.set_title(f"{title}. {note}", fontsize=9)
     axis.tick_params(axis="x", labelrotation=20)
-    figure.tight_layout()
-    figure.savefig(output, dpi=100)
-    plt.close(figure)
-    return output
+    return _save(figure, output, dpi=100)
 
 
 def memory_scaling(curves: dict[tuple[str, str], list[tuple[int, float]]],
@@ -232,7 +260,7 @@ def memory_scaling(curves: dict[tuple[str, str], list[tuple[int, float]]],
     """Peak memory (GiB) against parameters, log-log: per method a solid line (the first precision
     of ``curves``' keys) and a dotted one (the second, the measured one), its measured points as
     markers, and a dashed line per GPU capacity (the paper's Figure 3)."""
-    figure, axis = plt.subplots(figsize=(8, 5.5))
+    figure, axis = plt.subplots(figsize=(8, 5.5), layout="constrained")
     labels = list(dict.fromkeys(label for label, _ in curves))
     colours = dict(zip(labels, plt.cm.tab10.colors))
     precisions = list(dict.fromkeys(precision for _, precision in curves))
@@ -250,7 +278,4 @@ def memory_scaling(curves: dict[tuple[str, str], list[tuple[int, float]]],
                       xytext=(0, 3), fontsize=8)
     axis.set_title(title, fontsize=9)
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(output, dpi=dpi)
-    plt.close(figure)
-    return output
+    return _save(figure, output, dpi=dpi)
