@@ -19,7 +19,8 @@ from zobench.suite import load_suite
 SUITES = Path(__file__).parents[1] / "suites"
 SWEEPS = [SUITES / "zoo-sweep-functions.yaml", SUITES / "zoo-sweep-sst2.yaml"]
 
-HEADER = """name: zoo
+HEADER = """# yaml-language-server: $schema=../zobench/schemas/suite.schema.json
+name: zoo
 description: >
   Every registered zeroth-order method (and the forward gradient) on the six test functions of the
   paper's Figure 2 and on SST-2 head tuning (the quickstart's problem), 1000 steps, seeds 0-2. Each

@@ -153,6 +153,8 @@ def test_no_text_leaves_the_canvas_of_any_figure_kind(tmp_path, monkeypatch):
                              "ZO-AdaMU in this suite (T1=500, T2=8000, T3=10000)": AnnealSchedule(T1=500, T2=8000, T3=10000)},
                             tmp_path / "anneal.png")
     figures.ecdf({label: [10, 100, None] for label in labels}, colours, tmp_path / "ecdf.png")
+    sweep = [f"{label} (lr={lr})" for label in labels for lr in (0.1, 0.03, 0.01, 0.003, 0.001)]  # a sweep's 110
+    figures.ecdf({label: [10, 100, None] for label in sweep}, figures.palette(sweep), tmp_path / "sweep.png")
     figures.performance_profile({label: [1.0, 3.0, float("inf")] for label in labels}, colours, tmp_path / "p.png")
     figures.scaling({"suboptimality ≤ 0.01": {label: {(10 ** d, r): 100.0 * d for d in (3, 4) for r in (8, 64)}
                                               for label in labels[:4]}}, colours, tmp_path / "scaling.png")
@@ -164,5 +166,5 @@ def test_no_text_leaves_the_canvas_of_any_figure_kind(tmp_path, monkeypatch):
                            {"A100 80 GB": 80.0, "V100 32 GB": 32.0}, "Predicted peak memory at length 2048, batch "
                            "1: weights, gradients, optimizer state and activations by method (solid float16, dotted "
                            "float32)", tmp_path / "memory.png")
-    assert len(found) == 10
+    assert len(found) == 11
     assert {index: outside for index, outside in found.items() if outside} == {}

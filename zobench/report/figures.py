@@ -196,9 +196,20 @@ def scaling(costs: dict[str, dict[str, dict[tuple[int, int], float]]], colours: 
     return _save(figure, output, dpi=75)
 
 
+LEGEND_ROWS = 24  # entries a legend column holds beside a 4.2-inch-high panel at 7 points
+
+
+def _beside_legend(labels) -> tuple[int, float]:
+    """(columns, inches) of a legend beside one panel: a sweep's hundred labels widen the figure
+    rather than squeezing the panel to nothing."""
+    columns = -(-len(labels) // LEGEND_ROWS)
+    return columns, 2.2 * columns
+
+
 def ecdf(hits: dict[str, list[int | None]], colours: dict, output: Path) -> Path:
     """COCO-style ECDF: the fraction of (run, target) pairs reached within x forward passes."""
-    figure, axis = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    columns, legend_width = _beside_legend(hits)
+    figure, axis = plt.subplots(figsize=(4.6 + legend_width, 4.2), layout="constrained")
     for label, values in sorted(hits.items()):
         reached = np.sort([v for v in values if v is not None])
         if len(reached):
@@ -210,13 +221,14 @@ def ecdf(hits: dict[str, list[int | None]], colours: dict, output: Path) -> Path
     axis.set(xscale="log", ylim=(0, 1.02), xlabel="forward passes",
              ylabel="fraction of (run, target) pairs reached",
              title="Forward passes to reach the targets (ECDF)")
-    figure.legend(fontsize=7, loc="outside right upper")
+    figure.legend(fontsize=7, loc="outside right upper", ncol=columns)
     return _save(figure, output, dpi=100)
 
 
 def performance_profile(ratios: dict[str, list[float]], colours: dict, output: Path) -> Path:
     """Dolan–Moré profile: for each method, the share of problems solved within τ× the cheapest method."""
-    figure, axis = plt.subplots(figsize=(8.4, 4.6), layout="constrained")
+    columns, legend_width = _beside_legend(ratios)
+    figure, axis = plt.subplots(figsize=(6.2 + legend_width, 4.6), layout="constrained")
     finite = [r for values in ratios.values() for r in values if np.isfinite(r)]
     right = max(finite + [2.0]) * 1.5
     for i, (label, values) in enumerate(ratios.items()):
@@ -227,7 +239,7 @@ def performance_profile(ratios: dict[str, list[float]], colours: dict, output: P
                   linestyle=("-", "--", ":")[i // 10 % 3])  # many methods: styles tell similar colours apart
     axis.set(xscale="log", xlim=(1.0, right), ylim=(0, 1.02), xlabel="τ (forward passes to target / the fewest of any method)",
              ylabel="share of (problem, target) pairs", title="Performance profile (Dolan–Moré)")
-    figure.legend(fontsize=7, loc="outside right upper")
+    figure.legend(fontsize=7, loc="outside right upper", ncol=columns)
     return _save(figure, output, dpi=100)
 
 
