@@ -69,18 +69,18 @@ def test_colours_follow_the_suite_order_and_survive_an_added_entry():
 def test_a_target_table_holds_only_the_runs_that_have_that_target():
     """A suite mixing distances and accuracies names its gap targets by metric: each target's table
     has the problems whose runs have it, instead of failing on the others."""
-    from types import SimpleNamespace
+    import pandas as pd
 
     from zobench.report import _tables
     from zobench.suite import TableLayout
 
-    runs = [SimpleNamespace(key=problem, problem=problem, label="zo-sgd", seed=0) for problem in ("a", "sst2")]
-    records = {"a": {"key": "a", "metric": {"name": "distance", "higher_is_better": False}},
-               "sst2": {"key": "sst2", "metric": {"name": "accuracy", "higher_is_better": True}}}
-    targets = {"a": [{"name": "50% of the gap to the best distance", "step": 40, "forward_passes": 80}],
-               "sst2": [{"name": "50% of the gap to the best accuracy", "step": None, "forward_passes": None}]}
+    frame = pd.DataFrame({"key": ["a", "sst2"], "problem": ["a", "sst2"], "label": ["zo-sgd"] * 2, "seed": [0, 0],
+                          "metric": ["distance", "accuracy"], "higher_is_better": [False, True]})
+    targets = pd.DataFrame({"key": ["a", "sst2"], "name": ["50% of the gap to the best distance",
+                                                           "50% of the gap to the best accuracy"],
+                            "step": [40, None], "forward_passes": [80, None]}, dtype=object)
     layout = TableLayout("passes", "forward_passes_to_target", ("problem",), ("label",))
-    distance, accuracy = _tables(layout, runs, records, targets)
+    distance, accuracy = _tables(layout, frame, targets)
     assert (distance.rows, accuracy.rows) == (["a"], ["sst2"])
     assert distance.cells == {("a", "zo-sgd"): [80]} and accuracy.cells == {("sst2", "zo-sgd"): [None]}
 

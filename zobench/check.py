@@ -20,7 +20,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from .measure import peak_bytes
+from . import results
 from .store import ResultStore
 from .suite import Suite
 
@@ -28,24 +28,21 @@ TOLERANCES = {"metric_tolerance": 0.02, "passes_factor": 1.5, "memory_factor": 1
 
 
 def summary(suite: Suite, store: ResultStore) -> dict:
-    """The gate's numbers per "<label> on <problem>", from the recorded runs of ``suite``."""
-    by_label: dict[str, list[dict]] = {}
-    for spec in suite.runs:
-        by_label.setdefault(f"{spec.label} on {spec.problem}", []).append(store.record(spec.key))
+    """The gate's numbers per "<label> on <problem>": a group-by of the runs' frame over the seeds."""
+    frame = results.frame(store.record(spec.key) for spec in suite.runs)
+    frame["name"] = frame["label"] + " on " + frame["problem"]
+    frame["memory_ratio"] = frame["peak_train_bytes"] / frame["peak_eval_bytes"]
     result = {}
-    for label, records in by_label.items():
-        targets = {}
-        for index, target in enumerate(records[0]["targets"]):
-            passes = [r["targets"][index]["forward_passes"] if r["targets"][index]["reached"] else r["forward_passes"]
-                      for r in records]
-            targets[f"{target['target']:g}"] = statistics.median(passes)
-        peaks = [(peak_bytes(r["memory"], "train"), peak_bytes(r["memory"], "eval")) for r in records]
-        ratios = [train / evaluation for train, evaluation in peaks if train and evaluation]
-        result[label] = {"metric": records[0]["metric"]["name"],
-                         "higher_is_better": records[0]["metric"]["higher_is_better"],
-                         "selected_test": statistics.fmean(r["selected_test"] for r in records),
-                         "forward_passes_to_target": targets,
-                         "train_to_eval_memory": statistics.fmean(ratios) if ratios else None}
+    for name, runs in frame.groupby("name", sort=False):
+        goals = [f"{target['target']:g}" for target in runs["targets"].iloc[0]]
+        # an unreached target costs the run's whole budget
+        passes = {goal: float(statistics.median(runs[f"forward_passes_to_{goal}"].fillna(runs["forward_passes"])))
+                  for goal in goals}
+        ratios = runs["memory_ratio"].dropna()
+        result[name] = {"metric": runs["metric"].iloc[0], "higher_is_better": bool(runs["higher_is_better"].iloc[0]),
+                        "selected_test": statistics.fmean(runs["selected_test"]),
+                        "forward_passes_to_target": passes,
+                        "train_to_eval_memory": statistics.fmean(ratios) if len(ratios) else None}
     return result
 
 

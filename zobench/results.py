@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .measure import peak_bytes
 from .record import RunRecord
 from .store import ResultStore, run_record_problem
 
@@ -39,6 +40,8 @@ def _row(record: dict) -> dict:
     for phase, peaks in typed.memory.items():
         if isinstance(peaks, dict):
             row.update({f"peak_{phase}_{kind}": value for kind, value in peaks.items()})
+            row[f"peak_{phase}_bytes"] = peak_bytes(typed.memory, phase)  # GPU allocated, else CPU RSS
+    row["targets"] = [target.model_dump() for target in typed.targets]
     for target in typed.targets:
         row[f"steps_to_{target.target:g}"] = target.step
         row[f"forward_passes_to_{target.target:g}"] = target.forward_passes

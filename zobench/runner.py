@@ -26,7 +26,7 @@ from dataclasses import asdict
 
 import torch
 
-from . import optimizers
+from . import optimizers, targets
 from .measure import PhaseMeter, environment
 from .problems import build_problem
 from .record import SCHEMA_VERSION, RunRecord
@@ -156,16 +156,6 @@ def summarise(spec: RunSpec, history: list[dict], problem) -> dict:
     evaluations = [e for e in history if "dev" in e]
     last = history[-1]
     best = (max if higher else min)(evaluations, key=lambda e: e["dev"][metric])
-
-    def reached(entry, target):
-        value = entry["dev"][metric]
-        return value >= target if higher else value <= target
-
-    targets = []
-    for target in spec.targets:
-        hit = next((e for e in evaluations if reached(e, target)), None)
-        targets.append({"target": target, "reached": hit is not None, "step": hit and hit["step"],
-                        "forward_passes": hit and hit["forward_passes"]})
     final = evaluations[-1]
     return {
         "key": spec.key, "spec": asdict(spec),
@@ -177,5 +167,5 @@ def summarise(spec: RunSpec, history: list[dict], problem) -> dict:
                   **{k: last[k] for k in problem.snapshot()}},
         "best_dev": {"step": best["step"], "value": best["dev"][metric]},
         "selected_test": best["test"][metric],  # the test metric where dev was best: selected on dev
-        "targets": targets,
+        "targets": targets.absolute(history, spec.targets, metric, higher),
     }

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
+import pandas as pd
+
+from .. import results, targets
 from ..optimizers.anneal import HYPERPARAMETERS as ANNEAL_HYPERPARAMETERS
 from ..optimizers.anneal import AnnealSchedule
-from ..measure import peak_bytes
 from ..problems import quadratic
 from ..store import ResultStore
 from ..suite import RunSpec, Suite, TableLayout
@@ -30,63 +33,43 @@ def _ordered(values):
     return list(dict.fromkeys(values))
 
 
-def _peak_train_mib(record: dict) -> float | None:
-    value = peak_bytes(record["memory"], "train")
-    return value / MIB if value is not None else None
+def _runs(runs: list[RunSpec], records: dict) -> pd.DataFrame:
+    """The report's tidy frame: ``results.frame`` of the runs' records, in the suite's order, with the
+    ablation axes the registry declares (schedule, placement) beside the spec's fields."""
+    frame = results.frame([records[spec.key] for spec in runs])
+    frame["schedule"] = [spec.schedule for spec in runs]
+    frame["placement"] = [spec.placement for spec in runs]
+    frame["peak_train_mib"] = frame["peak_train_bytes"] / MIB if "peak_train_bytes" in frame else None
+    return frame
 
 
-def _metric(record: dict) -> tuple[str, bool]:
-    """A run's own metric (a suite may mix accuracy and F1 tasks) and whether higher is better."""
-    return record["metric"]["name"], record["metric"]["higher_is_better"]
+def _cells(layout: TableLayout, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each run's table row and column, as the layout names them."""
+    def joined(fields):
+        return frame[list(fields)].astype(str).agg(" ".join, axis=1)
+
+    return frame.assign(row=joined(layout.rows), column=joined(layout.columns))
 
 
-def _targets(runs, records, logs, gap_targets) -> dict[str, list[dict]]:
-    """Every run's targets, named: its absolute ones (from its record) and the suite's gap targets.
-
-    A gap target f of a run is its initial dev metric plus f times the gap to the best dev metric
-    that any run of the suite reached on the same problem.
-    """
-    best: dict[str, float] = {}
-    for spec in runs:
-        metric, higher = _metric(records[spec.key])
-        values = [e["dev"][metric] for e in logs[spec.key] if "dev" in e]
-        best[spec.problem] = (max if higher else min)(values + [best.get(spec.problem, values[0])])
-    named = {}
-    for spec in runs:
-        metric, higher = _metric(records[spec.key])
-        relation = "≥" if higher else "≤"
-        entries = [{"name": f"{metric} {relation} {t['target']:g}", "step": t["step"],
-                    "forward_passes": t["forward_passes"]} for t in records[spec.key]["targets"]]
-        evaluations = [e for e in logs[spec.key] if "dev" in e]
-        start = evaluations[0]["dev"][metric]
-        for fraction in gap_targets:
-            goal = start + fraction * (best[spec.problem] - start)
-            hit = next((e for e in evaluations if (e["dev"][metric] >= goal if higher else e["dev"][metric] <= goal)),
-                       None)
-            entries.append({"name": f"{fraction:.0%} of the gap from the initial to the best {metric}",
-                            "step": hit and hit["step"], "forward_passes": hit and hit["forward_passes"]})
-        named[spec.key] = entries
-    return named
+VALUES = {"initial_test": "initial_test", "final": "final_dev", "selected_test": "selected_test",
+          "seconds_per_step": "seconds_per_step_median", "peak_train_memory": "peak_train_mib"}
 
 
-def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, targets: dict[str, list[dict]]) -> list[Table]:
-    """The tables of one layout: one table, or one per target for the to-target quantities."""
+def _tables(layout: TableLayout, frame: pd.DataFrame, targets: pd.DataFrame) -> list[Table]:
+    """The tables of one layout, each a group-by of the run frame (or of its targets, one table per
+    target, for the to-target quantities) over the layout's rows and columns."""
     quantity = layout.quantity
     if quantity in ("steps_to_target", "forward_passes_to_target"):
         unit = "step" if quantity == "steps_to_target" else "forward_passes"
-        names = _ordered(t["name"] for spec in runs for t in targets[spec.key])
         variants = [(f"{layout.name}_{i}", name,
-                     lambda r, n=name: next(t[unit] for t in targets[r["key"]] if t["name"] == n), median_reached)
-                    for i, name in enumerate(names)]
+                     frame.merge(targets.loc[targets["name"] == name, ["key", unit]], on="key").rename(
+                         columns={unit: "value"}), median_reached)
+                    for i, name in enumerate(dict.fromkeys(targets["name"]))]
     else:
-        value = {"initial_test": lambda r: r["initial"]["test"][_metric(r)[0]],
-                 "final": lambda r: r["final"]["dev"][_metric(r)[0]], "selected_test": lambda r: r["selected_test"],
-                 "seconds_per_step": lambda r: r["time"]["seconds_per_step_median"],
-                 "peak_train_memory": _peak_train_mib}[quantity]
-        metrics = {_metric(records[spec.key])[0] for spec in runs}
-        percent = quantity in METRIC_QUANTITIES and metrics <= FRACTIONS  # shown as the paper shows them
+        percent = quantity in METRIC_QUANTITIES and set(frame["metric"]) <= FRACTIONS  # as the paper shows them
         formatter = iqm_ci if layout.statistic == "iqm" else mean_std
-        variants = [(layout.name, None, value, functools.partial(formatter, scale=100) if percent else formatter)]
+        variants = [(layout.name, None, frame.assign(value=frame[VALUES[quantity]]),
+                     functools.partial(formatter, scale=100) if percent else formatter)]
     spread = "IQM over seeds [95% bootstrap CI]" if layout.statistic == "iqm" else "mean ± std over seeds"
     default_captions = {"initial_test": f"Test {{metric}} before training (zero-shot; {spread})",
                         "final": f"Final dev {{metric}} ({spread})",
@@ -99,24 +82,20 @@ def _tables(layout: TableLayout, runs: list[RunSpec], records: dict, targets: di
                                                     "(median over the seeds that did; reached/seeds)"}
     caption = layout.caption or default_captions[quantity]
     tables = []
-    for name, target, value_of, formatter in variants:
+    for name, target, held, formatter in variants:
         # a gap target is named by its metric, so a suite mixing distances and accuracies has targets
         # that only some problems have: each target's table holds the runs that have it
-        held = [spec for spec in runs if target is None or any(t["name"] == target for t in targets[spec.key])]
-        rows = _ordered(layout.cell(spec)[0] for spec in held)
-        columns = _ordered(layout.cell(spec)[1] for spec in held)
-        cells: dict = {}
-        seeds: dict = {}
-        for spec in held:
-            cells.setdefault(layout.cell(spec), []).append(value_of(records[spec.key]))
-            seeds.setdefault(layout.cell(spec), []).append(spec.seed)
-        text = caption.format(metric=" / ".join(sorted({_metric(records[s.key])[0] for s in held})),
-                              target=target or "")
+        held = _cells(layout, held)
+        groups = held.groupby(["row", "column"], sort=False)
+        cells = {cell: [None if pd.isna(v) else v for v in values] for cell, values in groups["value"]}
+        seeds = {cell: [int(seed) for seed in values] for cell, values in groups["seed"]}
+        text = caption.format(metric=" / ".join(sorted(set(held["metric"]))), target=target or "")
         if layout.paper:
             text += "; after the slash, the paper's value"
-        tables.append(Table(name, text, " / ".join(layout.rows), rows, columns, cells, formatter, layout.paper, seeds))
+        tables.append(Table(name, text, " / ".join(layout.rows), list(dict.fromkeys(held["row"])),
+                            list(dict.fromkeys(held["column"])), cells, formatter, layout.paper, seeds))
     if layout.improvement:
-        higher = quantity in METRIC_QUANTITIES and _metric(records[runs[0].key])[1]
+        higher = quantity in METRIC_QUANTITIES and bool(frame["higher_is_better"].iloc[0])
         tables.append(_improvement_table(layout, tables[0], higher))
     return tables
 
@@ -174,22 +153,24 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
     out = store.root
     out.mkdir(parents=True, exist_ok=True)
     entries = []  # (caption, file name)
+    lines = [f"# {suite.name}", "", suite.description.strip(), ""]
     if runs:
-        targets = _targets(runs, records, logs, suite.gap_targets)
+        frame = _runs(runs, records)
+        reached = targets.resolved(frame, logs, suite.gap_targets)
         for layout in suite.tables:
-            for table in _tables(layout, runs, records, targets):
+            for table in _tables(layout, frame, reached):
                 table.write(out)
                 entries.append((table.caption, f"{table.name}.md"))
         colours = figures.palette(spec.label for spec in suite.runs)
-        entries += _figures(runs, records, logs, targets, colours, out)
+        entries += _figures(runs, frame, logs, reached, colours, out)
+        diverged = [f"{run.label} on {run.problem}, seed {run.seed}, at step {run.steps_done}"
+                    for run in frame.itertuples() if run.status == "diverged"]
+        lines += [f"{len(runs)} of {len(suite.runs)} runs recorded; {len(diverged)} diverged"
+                  + (": " + "; ".join(diverged) if diverged else "") + ".", ""]
+        lines += _provenance_lines(frame)
+    else:
+        lines += [f"0 of {len(suite.runs)} runs recorded; 0 diverged.", ""]
     entries += _anneal_figure(runs, out)
-
-    diverged = [f"{spec.label} on {spec.problem}, seed {spec.seed}, at step {records[spec.key]['steps_done']}"
-                for spec in runs if records[spec.key]["status"] == "diverged"]
-    lines = [f"# {suite.name}", "", suite.description.strip(), "",
-             f"{len(records)} of {len(suite.runs)} runs recorded; {len(diverged)} diverged"
-             + (": " + "; ".join(diverged) if diverged else "") + ".", ""]
-    lines += _provenance_lines([records[spec.key] for spec in runs])
     lines += _data_lines(runs, records)
     lines += _tuning_lines(suite, out)
     lines += [f"- [{caption}]({name})" for caption, name in entries]
@@ -200,22 +181,18 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
     return index
 
 
-def _provenance_lines(records: list[dict]) -> list[str]:
+def _provenance_lines(frame: pd.DataFrame) -> list[str]:
     """The commits the records were made at (and how many had uncommitted changes), with a warning
     when they are mixed: runs of unchanged maths are reused across commits, so a mixed report is
     sound by construction, but a reader should know which code made which numbers."""
-    commits: dict[str, list[dict]] = {}
-    for record in records:
-        environment = record.get("environment", {})
-        commits.setdefault(environment.get("git_commit") or "unknown (not a git checkout)", []).append(environment)
-    if not commits:
-        return []
+    commits = frame.assign(commit=frame["env.git_commit"].fillna("unknown (not a git checkout)"),
+                           dirty=frame["env.git_dirty"].fillna(False).astype(bool))
+    made = commits.groupby("commit", sort=False)["dirty"].agg(["size", "sum"])
     lines = ["Code: " + "; ".join(
-        f"{commit[:12]} ({len(made)} run{'s' * (len(made) != 1)}"
-        + (f", {dirty} with uncommitted changes" if (dirty := sum(bool(e.get("git_dirty")) for e in made)) else "")
-        + ")" for commit, made in commits.items()) + "."]
-    if len(commits) > 1:
-        lines.append(f"Warning: these records come from {len(commits)} commits. Runs are reused while their "
+        f"{commit[:12]} ({runs} run{'s' * (runs != 1)}" + (f", {dirty} with uncommitted changes" if dirty else "") + ")"
+        for commit, (runs, dirty) in made.iterrows()) + "."]
+    if len(made) > 1:
+        lines.append(f"Warning: these records come from {len(made)} commits. Runs are reused while their "
                      "optimizer's, problem's and scorer's revisions are unchanged; to see one commit's numbers, "
                      "rerun into a fresh --out.")
     return lines + [""]
@@ -236,53 +213,50 @@ def _data_lines(runs, records) -> list[str]:
     return lines + [""] if lines else []
 
 
-def _figures(runs, records, logs, targets, colours, out: Path) -> list[tuple[str, str]]:
+def _figures(runs, frame: pd.DataFrame, logs, reached: pd.DataFrame, colours, out: Path) -> list[tuple[str, str]]:
     entries = []
-    problems = _ordered(spec.problem for spec in runs)
+    problems = _ordered(frame["problem"])
+    metrics = dict(zip(frame["key"], frame["metric"]))
 
-    if all("x" in logs[spec.key][0] for spec in runs):
+    if all("x" in logs[key][0] for key in frame["key"]):
         paths = {problem: {} for problem in problems}
-        for spec in sorted(runs, key=lambda spec: spec.seed):
-            paths[spec.problem].setdefault(spec.label, []).append([(e["x"], e["y"]) for e in logs[spec.key]])
+        for run in frame.sort_values("seed", kind="stable").itertuples():
+            paths[run.problem].setdefault(run.label, []).append([(e["x"], e["y"]) for e in logs[run.key]])
         figures.trajectories(paths, colours, out / "trajectories.png")
         entries.append(("Trajectories over the contours of each test function (Figure 2)", "trajectories.png"))
 
-    metric = " / ".join(sorted({_metric(records[spec.key])[0] for spec in runs}))
-    finished = [spec for spec in runs if records[spec.key]["status"] != "diverged"] or runs
-    values = [e["dev"][_metric(records[s.key])[0]] for s in finished for e in logs[s.key] if "dev" in e]
-    log_y = not _metric(records[runs[0].key])[1] and min(values) > 0
+    metric = " / ".join(sorted(set(frame["metric"])))
+    finished = frame[frame["status"] != "diverged"] if (frame["status"] != "diverged").any() else frame
+    values = [e["dev"][metrics[key]] for key in finished["key"] for e in logs[key] if "dev" in e]
+    log_y = not frame["higher_is_better"].iloc[0] and min(values) > 0
     for split, axis, name in (("dev", "step", "steps"), ("dev", "forward_passes", "forward passes"),
                               ("test", "step", "steps")):  # test beside dev: selection on dev can overfit it
         curves, diverged = {problem: {} for problem in problems}, {problem: [] for problem in problems}
-        for spec in runs:
-            if records[spec.key]["status"] == "diverged":  # apart: its blown-up values would set the scale
-                diverged[spec.problem].append((spec.label, logs[spec.key][-1][axis]))
+        for run in frame.itertuples():
+            if run.status == "diverged":  # apart: its blown-up values would set the scale
+                diverged[run.problem].append((run.label, logs[run.key][-1][axis]))
                 continue
-            points = [(e[axis], e[split][_metric(records[spec.key])[0]]) for e in logs[spec.key] if split in e]
-            curves[spec.problem].setdefault(spec.label, []).append(points)
+            points = [(e[axis], e[split][run.metric]) for e in logs[run.key] if split in e]
+            curves[run.problem].setdefault(run.label, []).append(points)
         file = f"curves_{axis}.png" if split == "dev" else f"curves_{split}_{axis}.png"
         figures.metric_curves(curves, metric, name, log_y, colours, out / file, diverged, split)
         entries.append((f"{split.capitalize()} {metric} against {name}, IQM and 95% bootstrap CI over seeds", file))
 
-    hits: dict[str, list] = {}
-    for spec in runs:
-        hits.setdefault(spec.label, []).extend(t["forward_passes"] for t in targets[spec.key])
+    hits = {label: [None if pd.isna(v) else v for v in passes]
+            for label, passes in reached.groupby("label", sort=False)["forward_passes"]}
     if any(hits.values()):
         figures.ecdf(hits, colours, out / "ecdf_forward_passes.png")
         entries.append(("ECDF of forward passes to each target, over runs and targets", "ecdf_forward_passes.png"))
 
-    entries += _profile(runs, targets, colours, out)
-    entries += _scaling_figure(runs, targets, colours, out)
+    entries += _profile(reached, colours, out)
+    entries += _scaling_figure(reached, colours, out)
 
-    memory, time = {}, {}
-    for spec in runs:
-        record = records[spec.key]
-        train, load = peak_bytes(record["memory"], "train"), peak_bytes(record["memory"], "load")
-        if train is not None and load is not None:  # what training adds, not the process every run shares
-            memory.setdefault(spec.label, []).append(max(0, train - load) / MIB)
-        if record["time"]["seconds_per_step_median"] is not None:
-            time.setdefault(spec.label, []).append(record["time"]["seconds_per_step_median"] * 1e3)
-    on_gpu = "allocated_bytes" in records[runs[0].key]["memory"].get("train", {})
+    memory = {label: list(values) for label, values in  # what training adds, not the process every run shares
+              ((frame["peak_train_bytes"] - frame["peak_load_bytes"]).clip(lower=0) / MIB).groupby(
+                  frame["label"], sort=False) if values.notna().all()} if "peak_load_bytes" in frame else {}
+    time = {label: list(values.dropna() * 1e3) for label, values in
+            frame.groupby("label", sort=False)["seconds_per_step_median"] if values.notna().any()}
+    on_gpu = "peak_train_allocated_bytes" in frame
     figures.bars(memory, "MiB", "Peak memory of the training steps above the loaded model and data "
                  f"({'GPU allocated' if on_gpu else 'process RSS'})", colours, out / "peak_memory.png",
                  resolution=0.0 if on_gpu else RSS_RESOLUTION_MIB)
@@ -293,44 +267,43 @@ def _figures(runs, records, logs, targets, colours, out: Path) -> list[tuple[str
     return entries
 
 
-def _profile(runs, targets, colours, out: Path) -> list[tuple[str, str]]:
+def _median_costs(reached: pd.DataFrame, by: list[str]) -> pd.Series:
+    """The median over seeds of the forward passes to each target, per ``by`` and label (an unreached
+    seed counts as infinite, so the median is finite when more than half the seeds got there)."""
+    costs = reached.assign(cost=reached["forward_passes"].astype(float).fillna(math.inf))
+    return costs.groupby([*by, "label"], sort=False)["cost"].median()
+
+
+def _profile(reached: pd.DataFrame, colours, out: Path) -> list[tuple[str, str]]:
     """The performance profile over the suite's (problem, target) pairs, when there is a choice to profile."""
-    costs: dict[tuple[str, str], dict[str, list]] = {}
-    for spec in runs:
-        for target in targets[spec.key]:
-            costs.setdefault((spec.problem, target["name"]), {}).setdefault(spec.label, []).append(
-                target["forward_passes"])
-    labels = _ordered(spec.label for spec in runs)
-    if len(labels) < 2 or not costs:
+    labels = _ordered(reached["label"])
+    if len(labels) < 2 or reached.empty:
         return []
-    medians = {problem: {label: profiles.median_cost(by_label.get(label, [None])) for label in labels}
-               for problem, by_label in costs.items()}
+    medians = _median_costs(reached, ["problem", "name"]).unstack("label").reindex(columns=labels, fill_value=math.inf)
+    costs = {pair: dict(row.fillna(math.inf)) for pair, row in medians.iterrows()}
     (out / "performance_profile.md").write_text(
-        f"Performance profile over {len(medians)} (problem, target) pairs: ρ(τ) is the share a method solves "
+        f"Performance profile over {len(costs)} (problem, target) pairs: ρ(τ) is the share a method solves "
         "within τ× the fewest forward passes of any method (median over seeds; unreached counts as never)\n\n"
-        + profiles.table(medians))
-    figures.performance_profile(profiles.ratios(medians), colours, out / "performance_profile.png")
+        + profiles.table(costs))
+    figures.performance_profile(profiles.ratios(costs), colours, out / "performance_profile.png")
     return [("Performance profile: share of (problem, target) pairs within τ× the fewest forward passes",
              "performance_profile.md"),
             ("Performance profile (Dolan–Moré) of forward passes to target", "performance_profile.png")]
 
 
-def _scaling_figure(runs, targets, colours, out: Path) -> list[tuple[str, str]]:
+def _scaling_figure(reached: pd.DataFrame, colours, out: Path) -> list[tuple[str, str]]:
     """Forward passes to target against d and r, for a suite of low-rank quadratics of several shapes."""
-    shapes = {spec.problem: quadratic.parse(spec.problem) for spec in runs}
+    shapes = {problem: quadratic.parse(problem) for problem in reached["problem"].unique()}
     if None in shapes.values() or len({shape[:2] for shape in shapes.values()}) < 2:
         return []
-    passes: dict[str, dict[str, dict[tuple[int, int], list]]] = {}
     colours = dict(colours)  # a noisy variant takes its label's colour here, not in the report's palette
-    for spec in runs:
-        d, r, noisy = shapes[spec.problem]
-        label = f"{spec.label} (noisy)" if noisy else spec.label
-        colours.setdefault(label, colours[spec.label])
-        for target in targets[spec.key]:
-            passes.setdefault(target["name"], {}).setdefault(label, {}).setdefault((d, r), []).append(
-                target["forward_passes"])
-    medians = {target: {label: {shape: profiles.median_cost(costs) for shape, costs in by_shape.items()}
-                        for label, by_shape in by_label.items()} for target, by_label in passes.items()}
+    noisy = reached["problem"].map(lambda problem: shapes[problem][2])
+    shown = reached.assign(label=reached["label"].where(~noisy, reached["label"] + " (noisy)"))
+    for label, plain in zip(shown["label"], reached["label"]):
+        colours.setdefault(label, colours[plain])
+    medians: dict = {}
+    for (problem, target, label), cost in _median_costs(shown, ["problem", "name"]).items():
+        medians.setdefault(target, {}).setdefault(label, {})[shapes[problem][:2]] = cost
     figures.scaling(medians, colours, out / "scaling.png")
     return [("Forward passes to each target against d and against r (median over seeds)", "scaling.png")]
 

@@ -1,0 +1,53 @@
+"""Convergence targets, resolved in one place: the step and forward passes at which a run's dev
+metric first reached each of its targets.
+
+* An absolute target is a value of the metric (``targets: [0.78]``); the runner resolves it from the
+  step log into the record, so the record alone says when the run got there.
+* A gap target ``f`` (``targets: [90%]``, COCO-style) is the run's initial dev metric plus ``f`` times
+  the gap to the best dev metric that any run of the suite reached on the same problem; it depends on
+  the other runs, so it is resolved when a report is written, from the logs of all of them.
+
+A target met at step 0 costs 0 steps and 0 forward passes (profiles count it as the best, not as a
+division by zero: ``report/profiles.py``).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def first_hit(history: list[dict], metric: str, goal: float, higher: bool) -> dict | None:
+    """The first evaluated step whose dev metric reached ``goal``, or ``None``."""
+    return next((e for e in history if "dev" in e and (e["dev"][metric] >= goal if higher
+                                                       else e["dev"][metric] <= goal)), None)
+
+
+def absolute(history: list[dict], goals, metric: str, higher: bool) -> list[dict]:
+    """The record's targets: for each goal, whether, at which step and after how many forward passes."""
+    hits = [(goal, first_hit(history, metric, goal, higher)) for goal in goals]
+    return [{"target": goal, "reached": hit is not None, "step": hit and hit["step"],
+             "forward_passes": hit and hit["forward_passes"]} for goal, hit in hits]
+
+
+def resolved(runs: pd.DataFrame, logs: dict[str, list[dict]], gap_fractions) -> pd.DataFrame:
+    """One row per (run, target), absolute and gap targets alike: ``key``, ``problem``, ``label``,
+    ``seed``, ``name`` (as a report prints it), ``step`` and ``forward_passes`` (``None``: never)."""
+    rows = []
+    best = {}
+    for run in runs.itertuples():
+        values = [e["dev"][run.metric] for e in logs[run.key] if "dev" in e]
+        pick = max if run.higher_is_better else min
+        best[run.problem] = pick(values + ([best[run.problem]] if run.problem in best else []))
+    for run in runs.itertuples():
+        relation = "≥" if run.higher_is_better else "≤"
+        for target in run.targets:
+            rows.append((run.key, f"{run.metric} {relation} {target['target']:g}", target["step"],
+                         target["forward_passes"]))
+        start = next(e["dev"][run.metric] for e in logs[run.key] if "dev" in e)
+        for fraction in gap_fractions:
+            hit = first_hit(logs[run.key], run.metric, start + fraction * (best[run.problem] - start),
+                            run.higher_is_better)
+            rows.append((run.key, f"{fraction:.0%} of the gap from the initial to the best {run.metric}",
+                         hit and hit["step"], hit and hit["forward_passes"]))
+    found = pd.DataFrame(rows, columns=["key", "name", "step", "forward_passes"], dtype=object)
+    return found.merge(runs[["key", "problem", "label", "seed"]], on="key", how="left")
