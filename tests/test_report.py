@@ -75,7 +75,8 @@ def test_a_target_table_holds_only_the_runs_that_have_that_target():
     from zobench.suite import TableLayout
 
     frame = pd.DataFrame({"key": ["a", "sst2"], "problem": ["a", "sst2"], "label": ["zo-sgd"] * 2, "seed": [0, 0],
-                          "metric": ["distance", "accuracy"], "higher_is_better": [False, True]})
+                          "metric": ["distance", "accuracy"], "higher_is_better": [False, True],
+                          "forward_passes": [2000, 2000]})  # the runs' own totals: not the passes to a target
     targets = pd.DataFrame({"key": ["a", "sst2"], "name": ["50% of the gap to the best distance",
                                                            "50% of the gap to the best accuracy"],
                             "step": [40, None], "forward_passes": [80, None]}, dtype=object)

@@ -31,7 +31,8 @@ def summary(suite: Suite, store: ResultStore) -> dict:
     """The gate's numbers per "<label> on <problem>": a group-by of the runs' frame over the seeds."""
     frame = results.frame(store.record(spec.key) for spec in suite.runs)
     frame["name"] = frame["label"] + " on " + frame["problem"]
-    frame["memory_ratio"] = frame["peak_train_bytes"] / frame["peak_eval_bytes"]
+    measured = {"peak_train_bytes", "peak_eval_bytes"} <= set(frame)  # a suite of 0 steps trains nothing
+    frame["memory_ratio"] = frame["peak_train_bytes"] / frame["peak_eval_bytes"] if measured else float("nan")
     result = {}
     for name, runs in frame.groupby("name", sort=False):
         goals = [f"{target['target']:g}" for target in runs["targets"].iloc[0]]

@@ -62,8 +62,8 @@ def _tables(layout: TableLayout, frame: pd.DataFrame, targets: pd.DataFrame) -> 
     if quantity in ("steps_to_target", "forward_passes_to_target"):
         unit = "step" if quantity == "steps_to_target" else "forward_passes"
         variants = [(f"{layout.name}_{i}", name,
-                     frame.merge(targets.loc[targets["name"] == name, ["key", unit]], on="key").rename(
-                         columns={unit: "value"}), median_reached)
+                     frame.merge(targets.loc[targets["name"] == name, ["key", unit]].rename(columns={unit: "value"}),
+                                 on="key"), median_reached)
                     for i, name in enumerate(dict.fromkeys(targets["name"]))]
     else:
         percent = quantity in METRIC_QUANTITIES and set(frame["metric"]) <= FRACTIONS  # as the paper shows them
@@ -251,9 +251,11 @@ def _figures(runs, frame: pd.DataFrame, logs, reached: pd.DataFrame, colours, ou
     entries += _profile(reached, colours, out)
     entries += _scaling_figure(reached, colours, out)
 
-    memory = {label: list(values) for label, values in  # what training adds, not the process every run shares
-              ((frame["peak_train_bytes"] - frame["peak_load_bytes"]).clip(lower=0) / MIB).groupby(
-                  frame["label"], sort=False) if values.notna().all()} if "peak_load_bytes" in frame else {}
+    memory = {}  # what training adds, not the process every run shares (runs of 0 steps have no training)
+    if {"peak_train_bytes", "peak_load_bytes"} <= set(frame):
+        added = (frame["peak_train_bytes"] - frame["peak_load_bytes"]).clip(lower=0) / MIB
+        memory = {label: list(values.dropna()) for label, values in added.groupby(frame["label"], sort=False)
+                  if values.notna().any()}
     time = {label: list(values.dropna() * 1e3) for label, values in
             frame.groupby("label", sort=False)["seconds_per_step_median"] if values.notna().any()}
     on_gpu = "peak_train_allocated_bytes" in frame

@@ -259,7 +259,7 @@ def bars(values: dict[str, list[float]], ylabel: str, title: str, colours: dict,
     if resolution:
         axis.axhspan(0, resolution, color="grey", alpha=0.25, lw=0, label=f"below resolution ({resolution:g} {ylabel})")
         axis.legend(fontsize=8, loc="upper right")
-        if max(max(v) for v in values.values()) <= resolution:
+        if values and max(max(v) for v in values.values()) <= resolution:
             note = f"Every value is below the measurement's resolution ({resolution:g} {ylabel}): no difference is measured"
     axis.set_title(f"{title}. {note}", fontsize=9)
     axis.tick_params(axis="x", labelrotation=20)
