@@ -111,56 +111,58 @@ def _reported(text: str, out: Path) -> list[tuple[Path, str]]:
     return [(path, f"{suite}/{name}") for suite, name in named if (path := _inside(out, suite, name)).is_file()]
 
 
-def take(root: Path, out: Path) -> list[str]:
-    """Copies into ``docs/results/`` the tables (rows) and figures that the templates name and ``out``
-    holds; returns what it copied."""
-    taken = []
+def _each_template(root: Path, body) -> list:
+    """``body(template, text)`` for every template, in order; a refusal names the template."""
+    results = []
     for template in sorted((root / TEMPLATES).glob("*.md")):
+        text = _read(template)
         try:
-            reported = _reported(_read(template), out)
+            results.append(body(template, text))
         except PageError as error:
             raise PageError(f"{template}: {error}") from None
-        for source, name in reported:
-            target = root / PAGES / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if source.suffix == ".png":
-                shutil.copyfile(source, target)
-            else:
-                target.write_text(table_rows(source))
-            taken.append(name)
-    return taken
+    return results
+
+
+def _page(root: Path, template: Path, text: str) -> str:
+    """The page a template renders: the header, then the template with its committed tables."""
+    return HEADER.format(template=TEMPLATES / template.name) + render(text, root / PAGES)
+
+
+def take(root: Path, out: Path) -> list[str]:
+    """Copies into ``docs/results/`` the tables (rows) and figures that the templates name and ``out``
+    holds; returns what it copied. Every template is checked before anything is copied."""
+    reported = [found for each in _each_template(root, lambda template, text: _reported(text, out)) for found in each]
+    for source, name in reported:
+        target = root / PAGES / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.suffix == ".png":
+            shutil.copyfile(source, target)
+        else:
+            target.write_text(table_rows(source))
+    return [name for _, name in reported]
 
 
 def stale(root: Path, out: Path | None = None) -> list[str]:
     """What differs: a page from its template and committed tables, or (with ``out``) a committed
     table from the report in ``out`` (figures are not compared: renderers differ by the pixel)."""
-    differ = []
-    for template in sorted((root / TEMPLATES).glob("*.md")):
-        text = _read(template)
+    def differences(template: Path, text: str) -> list[str]:
         page = root / PAGES / template.name
-        try:
-            rendered = HEADER.format(template=TEMPLATES / template.name) + render(text, root / PAGES)
-        except PageError as error:
-            raise PageError(f"{template}: {error}") from None
-        if not page.is_file() or _read(page) != rendered:
-            differ.append(str(PAGES / template.name))
-        for source, name in _reported(text, out) if out else ():  # blocks() passed on this text in render()
+        differ = [] if page.is_file() and _read(page) == _page(root, template, text) else [str(PAGES / template.name)]
+        for source, name in _reported(text, out) if out else ():
             committed = root / PAGES / name
             if source.suffix == ".md" and (not committed.is_file() or committed.read_text() != table_rows(source)):
                 differ.append(f"{PAGES / name} (the report in {out} differs)")
-    return differ
+        return differ
+
+    return [difference for found in _each_template(root, differences) for difference in found]
 
 
 def write(root: Path) -> list[str]:
     """Writes every page from its template and committed tables; returns the pages written."""
-    written = []
-    for template in sorted((root / TEMPLATES).glob("*.md")):
-        try:
-            rendered = render(_read(template), root / PAGES)
-        except PageError as error:
-            raise PageError(f"{template}: {error}") from None
+    def render_page(template: Path, text: str) -> str:
         page = root / PAGES / template.name
         page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text(HEADER.format(template=TEMPLATES / template.name) + rendered)
-        written.append(str(PAGES / template.name))
-    return written
+        page.write_text(_page(root, template, text))
+        return str(PAGES / template.name)
+
+    return _each_template(root, render_page)

@@ -31,6 +31,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from .record import problem as record_problem
+
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 NAME_RULE = "1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
 def unsafe_name(name) -> str | None:
@@ -68,9 +70,7 @@ def first_link(folder: Path) -> Path | None:
 
 def run_record_problem(record: dict, key: str) -> str | None:
     """Why ``record`` is not a sound run record stored as ``key``; ``None`` if it is."""
-    from .record import problem
-
-    shape = problem(record)
+    shape = record_problem(record)
     if shape:
         return shape
     if record["key"] != key:

@@ -87,7 +87,7 @@ def _tables(layout: TableLayout, frame: pd.DataFrame, targets: pd.DataFrame) -> 
         # that only some problems have: each target's table holds the runs that have it
         held = _cells(layout, held)
         groups = held.groupby(["row", "column"], sort=False)
-        cells = {cell: [None if pd.isna(v) else v for v in values] for cell, values in groups["value"]}
+        cells = {cell: _present(values) for cell, values in groups["value"]}
         seeds = {cell: [int(seed) for seed in values] for cell, values in groups["seed"]}
         text = caption.format(metric=" / ".join(sorted(set(held["metric"]))), target=target or "")
         if layout.paper:
@@ -242,8 +242,7 @@ def _figures(runs, frame: pd.DataFrame, logs, reached: pd.DataFrame, colours, ou
         figures.metric_curves(curves, metric, name, log_y, colours, out / file, diverged, split)
         entries.append((f"{split.capitalize()} {metric} against {name}, IQM and 95% bootstrap CI over seeds", file))
 
-    hits = {label: [None if pd.isna(v) else v for v in passes]
-            for label, passes in reached.groupby("label", sort=False)["forward_passes"]}
+    hits = {label: _present(passes) for label, passes in reached.groupby("label", sort=False)["forward_passes"]}
     if any(hits.values()):
         figures.ecdf(hits, colours, out / "ecdf_forward_passes.png")
         entries.append(("ECDF of forward passes to each target, over runs and targets", "ecdf_forward_passes.png"))
@@ -269,11 +268,16 @@ def _figures(runs, frame: pd.DataFrame, logs, reached: pd.DataFrame, colours, ou
     return entries
 
 
+def _present(values) -> list:
+    """A column's values with pandas' missing markers as ``None``, as tables and profiles count them
+    (a seed without a value, a target never reached)."""
+    return [None if pd.isna(value) else value for value in values]
+
+
 def _median_costs(reached: pd.DataFrame, by: list[str]) -> pd.Series:
-    """The median over seeds of the forward passes to each target, per ``by`` and label (an unreached
-    seed counts as infinite, so the median is finite when more than half the seeds got there)."""
-    costs = reached.assign(cost=reached["forward_passes"].astype(float).fillna(math.inf))
-    return costs.groupby([*by, "label"], sort=False)["cost"].median()
+    """``profiles.median_cost`` of the forward passes to each target, per ``by`` and label."""
+    return reached.groupby([*by, "label"], sort=False)["forward_passes"].agg(
+        lambda costs: profiles.median_cost(_present(costs)))
 
 
 def _profile(reached: pd.DataFrame, colours, out: Path) -> list[tuple[str, str]]:
