@@ -23,7 +23,7 @@ import torch
 from benchmarks.optimizer_step import DIRECTIONS, MODES
 from zobench import optimizers
 from zobench.models import load_model
-from zobench.optimizers.catalog import SAMPLERS
+from zobench.optimizers.method import SAMPLERS
 from zobench.optimizers.noise import TABLE_SIZE, NoiseStream
 
 PASSES = {"mezo-loop": (4, "none; allocates a new tensor per update"), "mezo-4-pass": (4, "none"),

@@ -35,7 +35,7 @@ def _packed_signs(p, generator):
     return (2 * torch.tensor(bits, dtype=p.dtype) - 1).reshape(p.shape)
 
 
-def _probe(theta, seed, method, t, run_seed, rank, period, sparsity=0.75):
+def _probe(theta, seed, method, t, run_seed, rank, period, sparsity=0.75, scale="paper"):
     """The probe directions of one probe: one (tensor, (U, V) or None) per parameter."""
     step, lazy = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(step_seed(run_seed, -1 - (t - 1) // period))
     directions = []
@@ -50,7 +50,8 @@ def _probe(theta, seed, method, t, run_seed, rank, period, sparsity=0.75):
             u = torch.linalg.qr(torch.randn((m, r), generator=lazy, dtype=p.dtype))[0]
             v = torch.linalg.qr(torch.randn((n, r), generator=lazy, dtype=p.dtype))[0]
             core = torch.randn((r, r), generator=step, dtype=p.dtype)
-            directions.append(((u @ core @ v.T).reshape(p.shape), None))
+            stretch = math.sqrt(m * n) / r if scale == "released" else 1.0  # SubZero's released code
+            directions.append(((u @ core @ v.T * stretch).reshape(p.shape), None))
         elif method == "zo-muon" and p.dim() >= 2:
             r = min(rank, m)
             basis = torch.linalg.qr(torch.randn((m, r), generator=lazy, dtype=p.dtype))[0]
@@ -67,8 +68,9 @@ def _probe(theta, seed, method, t, run_seed, rank, period, sparsity=0.75):
 
 
 def recent_reference(method, loss_of, theta, decay, steps, lr, eps, seed, hessian_smooth=0.1, rank=None,
-                     period=7, probes=None, momentum=0.9):
-    """Runs ``method`` from ``theta`` (a list of tensors); returns the final tensors."""
+                     period=7, probes=None, momentum=0.9, rule="released", first_momentum="zero", scale="paper"):
+    """Runs ``method`` from ``theta`` (a list of tensors); returns the final tensors. ``rule`` (HiZOO),
+    ``first_momentum`` (LOZO-M) and ``scale`` (SubZero) pick a source's reading (docs/optimizers.md)."""
     rank = rank or {"lozo": 1, "lozo-m": 1, "subzero": 24, "zo-muon": 2}.get(method)
     probes = probes or {"fzoo": 8, "zo-muon": 4}.get(method)
     theta = [p.clone() for p in theta]
@@ -96,11 +98,11 @@ def recent_reference(method, loss_of, theta, decay, steps, lr, eps, seed, hessia
                 theta = [(1 - lr * wd) * p - lr * (_msign(gk.reshape(p.shape[0], -1)).reshape(p.shape) if p.dim() >= 2
                                                    else gk) for p, gk, wd in zip(theta, g, decay)]
             continue
-        probe = _probe(theta, seed_t, method, t, seed, rank, period)
+        probe = _probe(theta, seed_t, method, t, seed, rank, period, scale=scale)
         z = [d for d, _ in probe]
         if method == "hizoo":
             base = float(loss_of(theta))
-            d = [s.sqrt() * zi for s, zi in zip(sigma, z)]
+            d = [zi / s.sqrt() if rule == "paper" else s.sqrt() * zi for s, zi in zip(sigma, z)]
         else:
             d = z
         plus = [torch.add(p, di, alpha=eps) for p, di in zip(theta, d)]
@@ -110,18 +112,25 @@ def recent_reference(method, loss_of, theta, decay, steps, lr, eps, seed, hessia
         g = (l_plus - l_minus) / (2 * eps)
         if method == "hizoo":
             curvature = abs(l_plus + l_minus - 2 * base) / (2 * eps * eps)
-            sigma = [(1 - hessian_smooth) * s + hessian_smooth * curvature * zi * zi / s for s, zi in zip(sigma, z)]
-            theta = [(1 - lr * wd) * p - lr * g * s.sqrt() * zi for p, s, zi, wd in zip(theta, sigma, z, decay)]
+            if rule == "paper":  # H is the smoothed Σ⁻¹: the diagonal of c Σ^{-1/2} z zᵀ Σ^{-1/2} = c z² H
+                sigma = [(1 - hessian_smooth) * s + hessian_smooth * curvature * zi * zi * s for s, zi in zip(sigma, z)]
+                theta = [(1 - lr * wd) * p - lr * g * zi / s.sqrt() for p, s, zi, wd in zip(theta, sigma, z, decay)]
+            else:
+                sigma = [(1 - hessian_smooth) * s + hessian_smooth * curvature * zi * zi / s for s, zi in zip(sigma, z)]
+                theta = [(1 - lr * wd) * p - lr * g * s.sqrt() * zi for p, s, zi, wd in zip(theta, sigma, z, decay)]
         elif method == "lozo-m":  # N ← βN + (1−β)ĝU, carried into a new V as N V_oldᵀV/n; decoupled decay
             for k, ((zi, factors), p, wd) in enumerate(zip(probe, theta, decay)):
                 step = g * zi
                 if factors is not None:
                     u, v = factors
-                    if factor[k] is None:
-                        factor[k], basis[k] = torch.zeros_like(u), v
-                    elif not torch.equal(basis[k], v):
-                        factor[k], basis[k] = factor[k] @ (basis[k].T @ v) / v.shape[0], v
-                    factor[k] = momentum * factor[k] + (1 - momentum) * g * u
+                    if factor[k] is None and first_momentum == "estimate":  # the released code: N₁ = ĝU₁
+                        factor[k], basis[k] = g * u, v
+                    else:
+                        if factor[k] is None:
+                            factor[k], basis[k] = torch.zeros_like(u), v
+                        elif not torch.equal(basis[k], v):
+                            factor[k], basis[k] = factor[k] @ (basis[k].T @ v) / v.shape[0], v
+                        factor[k] = momentum * factor[k] + (1 - momentum) * g * u
                     step = (factor[k] @ v.T).reshape(p.shape)
                 theta[k] = (1 - lr * wd) * p - lr * step
         else:  # LOZO, SubZero, Sparse-MeZO: MeZO's update with their probes, coupled L2 decay

@@ -10,7 +10,7 @@ from zobench.cli import main
 from zobench.optimizers import Registry, ZerothOrder
 from zobench.optimizers.contract import violations
 from zobench.optimizers.noise import gaussian
-from zobench.optimizers.schedules import sgd
+from zobench.optimizers.transforms import scale_by_estimate
 
 
 def test_the_example_plugin_is_among_the_registered():
@@ -40,10 +40,9 @@ class Careless(ZerothOrder):
 def test_a_broken_optimizer_fails_one_line_per_property_naming_it():
     registry = Registry(entry_point_group="zobench.none")
 
-    @registry.register("careless", family="zo", forward_passes=2, state_buffers=0, replayable=True,
-                       description="breaks things")
+    @registry.register("careless", description="breaks things")
     def careless(params, *, lr, seed=0):
-        return Careless(params, schedule=sgd(), placement="g", sampler=gaussian, lr=lr, seed=seed)
+        return Careless(params, chain=(scale_by_estimate(),), sampler=gaussian, lr=lr, seed=seed)
 
     found = violations(registry.get("careless"))
     properties = sorted(line.split(": ")[1] for line in found)

@@ -86,11 +86,42 @@ def test_matches_dense_reference_after_20_steps(name, fused, dtype):
                                    msg=lambda text: f"{name}, {parameter_name}: {text}")
 
 
+# each source's other reading (docs/optimizers.md), against the same restatement given that reading
+READINGS = [("hizoo", {"rule": "paper"}), ("lozo-m", {"first_momentum": "estimate"}), ("subzero", {"scale": "released"})]
+
+
+@pytest.mark.parametrize("name,reading", READINGS, ids=[name for name, _ in READINGS])
+def test_each_sources_reading_matches_its_restatement(name, reading):
+    model = TinyRegression().double()
+    model.inputs, model.targets = model.inputs.double(), model.targets.double()
+    lr, eps, atol = SETTINGS[torch.float64]["lr"], SETTINGS[torch.float64]["eps"], SETTINGS[torch.float64]["atol"]
+    declared = optimizers.get(name).hyperparameters()
+    extra = {key: value for key, value in SETTINGS_OF_METHODS.items() if key in declared}
+    optimizer = optimizers.create(name, optimizers.decay_groups(model, DECAY), lr=lr, eps=eps, seed=SEED,
+                                  **extra, **reading)
+    name_of = {p: n for n, p in model.named_parameters()}
+    ordered = [p for group in optimizer.param_groups for p in group["params"]]
+    names = [name_of[p] for p in ordered]
+    initial = [p.detach().clone() for p in ordered]
+    decay = [0.0 if "bias" in n else DECAY for n in names]
+    for _ in range(STEPS):
+        optimizer.step(model)
+
+    def loss_of(values):
+        return torch.func.functional_call(model, dict(zip(names, values)))
+
+    expected = recent_reference(name, loss_of, initial, decay, STEPS, lr, eps, SEED, **reading)
+    default = recent_reference(name, loss_of, initial, decay, STEPS, lr, eps, SEED)
+    assert max(float((a - b).abs().max()) for a, b in zip(expected, default)) > 100 * atol, "the readings differ"
+    for got, want in zip(ordered, expected):
+        torch.testing.assert_close(got.detach(), want, rtol=0, atol=atol)
+
+
 @pytest.mark.parametrize("shape", [(7, 3), (3, 7), (5, 5)], ids=["tall", "wide", "square"])
 def test_newton_schulz_is_the_quintic_on_the_singular_values(shape):
     from recent_maths import _msign
 
-    from zobench.optimizers.schedules import newton_schulz
+    from zobench.optimizers.transforms import newton_schulz
 
     matrix = torch.randn(shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     got = newton_schulz(matrix)

@@ -7,7 +7,7 @@ from tiny_lm import tiny_bert, tiny_llama
 
 from zobench import optimizers
 from zobench.optimizers import NonFiniteLossError, ZerothOrder
-from zobench.optimizers import estimators, schedules
+from zobench.optimizers import estimators, transforms
 from zobench.optimizers.noise import gaussian, step_seed
 
 SEED, LR, EPS = 4, 0.05, 1e-2
@@ -30,7 +30,7 @@ def probe_noise(step, index):
 def test_multi_probe_estimates_average_their_directions(estimator, q):
     start = torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64)
     point = torch.nn.Parameter(start.clone())
-    optimizer = ZerothOrder([point], schedule=schedules.sgd(), placement="g", sampler=gaussian,
+    optimizer = ZerothOrder([point], chain=(transforms.scale_by_estimate(),), sampler=gaussian,
                             estimator=estimator, lr=LR, eps=EPS, seed=SEED)
     optimizer.step(lambda: quadratic(point))
     theta, grads, base = start, [], float(quadratic(start))
@@ -48,7 +48,7 @@ def test_multi_probe_estimates_average_their_directions(estimator, q):
 
 def test_placement_delta_takes_one_probe():
     with pytest.raises(ValueError, match="placement delta takes one probe"):
-        ZerothOrder([torch.nn.Parameter(torch.zeros(2))], schedule=schedules.adam(), placement="delta",
+        ZerothOrder([torch.nn.Parameter(torch.zeros(2))], chain=(transforms.adam(), transforms.scale_by_estimate()),
                     sampler=gaussian, estimator=estimators.central(2), lr=0.1)
 
 
@@ -59,10 +59,10 @@ def test_a_schedule_that_asks_receives_the_steps_estimate():
         seen.append(estimate)
         return x.fresh
 
-    noted = schedules.MomentumSchedule("noted", (), lambda state, x, t: x.fresh, update, decoupled_decay=True,
-                                       takes_estimate=True)
+    noted = transforms.Transform("noted", (), lambda state, x, t: x.fresh, update, takes_estimate=True)
     point = torch.nn.Parameter(torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64))
-    optimizer = ZerothOrder([point], schedule=noted, placement="g", sampler=gaussian, lr=LR, eps=EPS, seed=SEED)
+    optimizer = ZerothOrder([point], chain=(transforms.scale_by_estimate(), noted), sampler=gaussian, lr=LR, eps=EPS,
+                            seed=SEED)
     loss = optimizer.step(lambda: quadratic(point))
     plus, minus = optimizer.last_record["evaluations"]
     assert seen == [optimizer.last_estimate] and seen[0].loss == loss == plus

@@ -34,9 +34,9 @@ def test_unknown_name_is_one_line_naming_the_closest():
 
 def test_double_registration_is_refused():
     registry = Registry(entry_point_group="zobench.none")
-    registry.register("x", family="zo", forward_passes=2, state_buffers=0, description="x")(lambda p: p)
+    registry.register("x", description="x")(lambda p: p)
     with pytest.raises(ValueError, match="already registered"):
-        registry.register("x", family="zo", forward_passes=2, state_buffers=0, description="x")(lambda p: p)
+        registry.register("x", description="x")(lambda p: p)
 
 
 def test_entry_point_plugin_is_loaded_lazily(monkeypatch):
@@ -91,8 +91,18 @@ def test_zo_bench_methods_declare_their_costs():
     assert optimizers.get("forward-grad").buffers_per_parameter == 1  # the tangents, during the pass
 
 
-@pytest.mark.parametrize("passes", [0, (3, 2), (1, 2, 3), "2", 2.5])
-def test_forward_passes_must_be_a_count_or_a_range(passes):
-    with pytest.raises(ValueError, match="forward_passes must be"):
-        Registry(entry_point_group="zobench.none").register("x", family="zo", forward_passes=passes,
-                                                             state_buffers=0, description="x")
+def test_an_optimizer_that_cannot_describe_itself_is_named_in_one_line():
+    registry = Registry(entry_point_group="zobench.none")
+    registry.register("opaque", description="x")(lambda params, *, lr: torch.optim.SGD(params, lr=lr))
+    with pytest.raises(TypeError, match="opaque: its optimizer has no describe()"):
+        registry.get("opaque").family
+
+
+def test_what_the_registry_shows_is_read_from_the_built_optimizer():
+    """The axes follow the hyperparameters: FZOO's passes from its probes, a direction's sampler."""
+    fzoo, adamu = optimizers.get("fzoo"), optimizers.get("zo-adamu")
+    assert (fzoo.forward_passes, fzoo.describe(probes=16)["forward_passes"]) == (9, 17)
+    assert adamu.describe(direction="table")["sampler"] == "uncertain-table"
+    assert optimizers.get("sparse-mezo").describe(direction="rademacher")["sampler"] == "magnitude-masked rademacher"
+    assert optimizers.get("fo-sgd").describe(momentum=0.9)["state_buffers"] == 1
+    assert optimizers.get("zo-sgd").describe(lr_schedule={"name": "cosine"})["lr_schedule"] == "cosine"

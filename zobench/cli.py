@@ -241,10 +241,9 @@ OPTIMIZER_COLUMNS = [("name", 18), ("family", 6), ("fwd/step", 8), ("buffers", 7
                      ("estimator", 21), ("schedule", 8), ("at", 2), ("replay", 6), ("from", 10), ("description", 0)]
 
 
-def _declared(info) -> list:
-    """An optimizer's declared fields, in the order of OPTIMIZER_COLUMNS."""
-    low, high = info.passes_range
-    return [info.name, info.family, f"{low}" if low == high else f"{low}-{high}", info.state_buffers, info.sampler,
+def _described(info) -> list:
+    """What an optimizer built at its defaults describes, in the order of OPTIMIZER_COLUMNS."""
+    return [info.name, info.family, info.forward_passes, info.state_buffers, info.sampler,
             info.estimator, info.schedule, info.placement, "yes" if info.replayable else "no",
             info.distribution or "zobench", info.description]
 
@@ -252,7 +251,7 @@ def _declared(info) -> list:
 def _list(args) -> int:
     if args.what == "optimizers":
         infos = [optimizers.get(name) for name in optimizers.names()]
-        rows = [_declared(info) for info in infos]
+        rows = [_described(info) for info in infos]
         if args.markdown:
             print("| " + " | ".join(title for title, _ in OPTIMIZER_COLUMNS) + " |")
             print("|" + "---|" * len(OPTIMIZER_COLUMNS))
@@ -263,6 +262,8 @@ def _list(args) -> int:
         for row, info in zip(rows, infos):
             print(" ".join(f"{value!s:{width}}" for value, (_, width) in zip(row, OPTIMIZER_COLUMNS)).rstrip())
             print(" " * 19 + ", ".join(f"{k}={_default(v)}" for k, v in info.hyperparameters().items()))
+            for option, reason in getattr(info.factory, "refusals", {}).items():
+                print(" " * 19 + f"takes no {option}: {reason}")
     elif args.what == "tasks":
         from .tasks import load_task, task_names
 

@@ -8,6 +8,7 @@ import itertools
 from dataclasses import dataclass
 
 from .optimizers import REGISTRY, UnknownOptimizerError
+from .optimizers.contract import violations
 from .problems import revisions
 from .spec import RunSettings, RunSpec, Study
 from .suite_references import (check_builds, check_label, check_overrides, fail, hyperparameter_grid, run_settings,
@@ -49,6 +50,10 @@ def configurations(where: str, document: dict, problems: list[str], suite_settin
             info = REGISTRY.get(entry["name"])
         except UnknownOptimizerError as error:
             fail(f"{at}.name", str(error))
+        if ":" in entry["name"]:  # a method by reference: it keeps the contract before anything runs
+            broken = violations(info)
+            if broken:
+                fail(f"{at}.name", f"{entry['name']} breaks the optimizer contract: {'; '.join(broken)}")
         settings = run_settings(at, entry, suite_settings, test_functions, tasks)
         if settings.objective != "loss" and info.family != "zo":
             fail(f"{at}.name", f"objective {settings.objective} has no gradient; {info.name} needs one "

@@ -56,7 +56,7 @@ def plan(runs: list[RunSpec], store: ResultStore) -> list[dict]:
     for spec in runs:
         info = optimizers.get(spec.optimizer)
         steps = spec.steps
-        training = steps * info.passes_range[1]
+        training = steps * info.describe(steps, **spec.hyperparameters)["forward_passes"]
         if spec.forward_pass_budget:
             training = min(training, spec.forward_pass_budget)
         if store.has(spec.key):

@@ -14,6 +14,7 @@ the YAML path, e.g. ``figure2.yaml: optimizers[2].lr: expected a number, got 'fa
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -68,6 +69,8 @@ def load_suite(path: str | Path) -> Suite:
     if data_dir is not None and not Path(data_dir).is_absolute():
         data_dir = str((path.parent / data_dir).resolve())
 
+    if str(path.parent.resolve()) not in sys.path:  # `optimizer: module:function` imports from here
+        sys.path.insert(0, str(path.parent.resolve()))
     suite_settings = references.run_settings(where, document, RunSettings(), test_functions, tasks)
     found = configurations(where, document, [problem for problem, _ in pairs], suite_settings, tasks,
                            len(pairs) * len(seeds))

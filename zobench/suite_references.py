@@ -164,9 +164,9 @@ def search_space(where: str, space: dict, allowed: list[str]) -> dict:
                 fail(at, "an empty list gives nothing to search")
             for i, value in enumerate(values):
                 pair = isinstance(value, list) and all(isinstance(v, (int, float)) for v in value)
-                if not (pair or isinstance(value, (int, float, str, bool))):
-                    fail(f"{at}[{i}]", f"a value to search is a number, a string, true/false or a list of numbers "
-                                        f"(betas), not {value!r}")
+                if not (pair or isinstance(value, (int, float, str, bool, dict))):
+                    fail(f"{at}[{i}]", f"a value to search is a number, a string, true/false, a list of numbers "
+                                        f"(betas) or a mapping (lr_schedule), not {value!r}")
             checked[name] = [tuple(value) if isinstance(value, list) else value for value in values]
             for i, value in enumerate(checked[name]):
                 if value in checked[name][:i]:

@@ -35,8 +35,8 @@ from .suite import Study, Suite
 
 def _indexed(values) -> bool:
     """Whether Optuna searches ``values`` by index: its categorical choices are scalars, so a list
-    holding pairs (``betas``) is offered as 0, 1, … and decoded."""
-    return isinstance(values, list) and any(isinstance(v, tuple) for v in values)
+    holding pairs (``betas``) or mappings (``lr_schedule``) is offered as 0, 1, … and decoded."""
+    return isinstance(values, list) and any(isinstance(v, (tuple, dict)) for v in values)
 
 
 def _optuna_space(study: Study) -> dict:
@@ -213,7 +213,7 @@ def plan_lines(suite: Suite, root: Path) -> list[str]:
     for study in suite.studies:
         finished, best, value = progress(root, study)
         trial = study.trial
-        passes = trial.steps * optimizers.get(trial.optimizer).passes_range[1]
+        passes = trial.steps * optimizers.get(trial.optimizer).describe(trial.steps, **trial.hyperparameters)["forward_passes"]
         if trial.forward_pass_budget:
             passes = min(passes, trial.forward_pass_budget)
         remaining = max(0, study.trials - finished)

@@ -12,13 +12,18 @@ a plugin's author. The properties:
 * ``restores`` — with ``lr=0`` a step leaves the parameters where they were, in float32 and float64,
   within a few units in the last place (the in-place perturbations round);
 * ``state_dict`` — a reloaded ``state_dict`` continues bitwise as the uninterrupted optimizer;
-* ``forward_passes`` — the closure calls per step, times the declared cost of one call, lie in the
-  declared range (a first-order step calls it once and declares 3: the backward counts as two);
-* ``buffers`` — the parameter-sized tensors kept per parameter match the declared count;
+* ``describes`` — the built optimizer's ``describe()`` names its axes and costs (the registry reads them);
+* ``forward_passes`` — the closure calls per step, times the described cost of one call, equal the
+  described forward passes (a first-order step calls it once and counts 3: the backward counts as two);
+* ``buffers`` — the parameter-sized tensors kept per parameter match the described count;
+* ``options`` — each common option it accepts works: every ``direction`` steps and replays bitwise,
+  ``cache_noise=True`` takes bitwise the steps of the default, ``fused=False`` the same steps up to
+  rounding, and an ``lr_schedule`` with warm-up leaves θ in place at its first step (rate 0) and
+  replays bitwise;
 * ``non_finite`` — a NaN loss raises ``NonFiniteLossError``, leaving the parameters where they were
   (within the perturbation's rounding), or returns the non-finite loss (the harness then marks the
   run diverged);
-* ``replay`` — for optimizers declared ``replayable``: a fresh build that replays the first steps'
+* ``replay`` — for optimizers that describe themselves ``replayable``: a fresh build that replays the first steps'
   ``last_record`` and then steps on ends bitwise where the uninterrupted optimizer does, parameters
   and state — a crash and resume is invisible, which is what the harness's resume relies on.
 """
@@ -31,6 +36,9 @@ import torch
 
 from .registry import OptimizerInfo
 from .zeroth_order import NonFiniteLossError
+
+DESCRIBED = ("family", "forward_passes", "closure_cost", "state_buffers", "sampler", "estimator", "schedule",
+             "placement", "replayable")
 
 CONTEXT = {"total_steps": 5000, "seed": 3}  # a horizon long enough for any anneal's defaults
 STEPS = 4
@@ -87,6 +95,16 @@ def violations(info: OptimizerInfo) -> list[str]:
         fail("builds", f"{type(error).__name__}: {error}")
         return found
 
+    try:
+        described = info.describe()
+        missing = [key for key in DESCRIBED if key not in described]
+        if missing:
+            fail("describes", f"describe() lacks {', '.join(missing)}")
+            return found
+    except Exception as error:
+        fail("describes", f"{type(error).__name__}: {error}")
+        return found
+
     declared = {"lr", *info.hyperparameters()}
     for name, values in BAD_VALUES.items():
         for bad in values if name in declared else ():
@@ -124,15 +142,15 @@ def violations(info: OptimizerInfo) -> list[str]:
 
     calls = []
     optimizer.step(lambda: calls.append(1) or model())
-    fewest, most = info.passes_range
-    if not fewest <= len(calls) * info.closure_cost <= most:
-        fail("forward_passes", f"the closure ran {len(calls)} times in a step, {info.closure_cost} forward pass(es) "
-                               f"each; declared {info.forward_passes}")
+    if len(calls) * described["closure_cost"] != described["forward_passes"]:
+        fail("forward_passes", f"the closure ran {len(calls)} times in a step, {described['closure_cost']} forward "
+                               f"pass(es) each; describe() says {described['forward_passes']}")
 
     sizes = {p.shape for p in model.parameters()}
     kept = sum(t.shape in sizes for t in _state_tensors(optimizer)) / len(sizes)
-    if kept != info.state_buffers:
-        fail("buffers", f"keeps {kept:g} parameter-sized tensors per parameter; declared {info.state_buffers}")
+    if kept != described["state_buffers"]:
+        fail("buffers", f"keeps {kept:g} parameter-sized tensors per parameter; describe() says "
+                        f"{described['state_buffers']}")
 
     before = [p.detach().clone() for p in model.parameters()]
     try:
@@ -144,22 +162,63 @@ def violations(info: OptimizerInfo) -> list[str]:
         if not moved <= 1e-9:
             fail("non_finite", f"raised NonFiniteLossError but moved the parameters by {moved:.3g}; restore them")
 
-    if info.replayable:
+    if described["replayable"]:
         if not hasattr(optimizer, "replay"):
-            fail("replay", "declared replayable but has no replay(record); add one or declare replayable=False")
-            return found
-        model, optimizer = _build(info)
-        records = []
-        for _ in range(STEPS):
-            optimizer.step(model)
-            records.append(copy.deepcopy(optimizer.last_record))
-        resumed_model, resumed = _build(info)
-        for record in records[:STEPS // 2]:
-            resumed.replay(record)
-        _run(resumed, resumed_model, STEPS - STEPS // 2)
-        states = zip(_state_tensors(optimizer), _state_tensors(resumed))
-        if not _same(model, resumed_model) or not all(torch.equal(a, b) for a, b in states):
-            fail("replay", "replaying the first steps' records and stepping on does not end bitwise where the "
-                           "uninterrupted run does; put what a step decides into its record, or declare "
+            fail("replay", "describes itself replayable but has no replay(record); add one or describe "
                            "replayable=False")
+            return found
+        if not _replays(info):
+            fail("replay", "replaying the first steps' records and stepping on does not end bitwise where the "
+                           "uninterrupted run does; put what a step decides into its record, or describe "
+                           "replayable=False")
+    found += [f"{info.name}: options: {problem}" for problem in _option_problems(info, declared, described)]
     return found
+
+
+def _replays(info: OptimizerInfo, **hyperparameters) -> bool:
+    """Replaying the first half of the steps' records, then stepping on, ends bitwise where the
+    uninterrupted run does, parameters and state."""
+    model, optimizer = _build(info, **hyperparameters)
+    records = []
+    for _ in range(STEPS):
+        optimizer.step(model)
+        records.append(copy.deepcopy(optimizer.last_record))
+    resumed_model, resumed = _build(info, **hyperparameters)
+    for record in records[:STEPS // 2]:
+        resumed.replay(record)
+    _run(resumed, resumed_model, STEPS - STEPS // 2)
+    states = zip(_state_tensors(optimizer), _state_tensors(resumed))
+    return _same(model, resumed_model) and all(torch.equal(a, b) for a, b in states)
+
+
+def _stepped(info: OptimizerInfo, steps: int = STEPS, **hyperparameters) -> torch.nn.Module:
+    model, optimizer = _build(info, **hyperparameters)
+    _run(optimizer, model, steps)
+    return model
+
+
+def _option_problems(info: OptimizerInfo, declared: set, described: dict) -> list[str]:
+    """What breaks among the common options the optimizer accepts (see the module docstring)."""
+    from .method import SAMPLERS
+
+    problems, default = [], _stepped(info)
+    for direction in SAMPLERS if "direction" in declared else ():
+        try:
+            if described["replayable"] and not _replays(info, direction=direction):
+                problems.append(f"direction={direction} does not replay bitwise")
+        except Exception as error:
+            problems.append(f"direction={direction} fails: {type(error).__name__}: {error}")
+    if "cache_noise" in declared and not _same(default, _stepped(info, cache_noise=True)):
+        problems.append("cache_noise=True does not take bitwise the default's steps")
+    if "fused" in declared:
+        unfused = _stepped(info, fused=False)
+        if not all(torch.allclose(a, b, rtol=1e-9, atol=1e-12) for a, b in zip(default.parameters(), unfused.parameters())):
+            problems.append("fused=False does not take the default's steps up to rounding")
+    if "lr_schedule" in declared:
+        schedule = {"name": "cosine", "warmup": 2, "total": 10}
+        first, start = _stepped(info, steps=1, lr=0.1, lr_schedule=schedule), _Quadratic()
+        if not all(torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(first.parameters(), start.parameters())):
+            problems.append("lr_schedule with warm-up moves θ at its first step, whose rate is 0")
+        if described["replayable"] and not _replays(info, lr_schedule=schedule):
+            problems.append("lr_schedule does not replay bitwise")
+    return problems

@@ -46,6 +46,8 @@ class Estimator(NamedTuple):
     name: str
     probes: int  # q, the probe directions a step draws
     estimate: Callable[[Probe], Estimate]
+    calls: int  # closure calls per step (the forward passes, unless forward_mode)
+    forward_mode: bool = False  # each call is one forward pass with tangents (counts as three)
 
 
 def central(q: int = 1) -> Estimator:
@@ -66,7 +68,7 @@ def central(q: int = 1) -> Estimator:
                 probe.move(+1.0, i)
         return Estimate(losses[0], tuple(grads), tuple(losses))
 
-    return Estimator("central" if q == 1 else f"central×{q}", q, estimate)
+    return Estimator("central" if q == 1 else f"central×{q}", q, estimate, 2 * q)
 
 
 def central_with_base() -> Estimator:
@@ -79,7 +81,7 @@ def central_with_base() -> Estimator:
         plus, grads, losses = central().estimate(probe)
         return Estimate(plus, grads, (base, *losses))
 
-    return Estimator("central+base", 1, estimate)
+    return Estimator("central+base", 1, estimate, 3)
 
 
 def one_sided(q: int = 1) -> Estimator:
@@ -95,7 +97,7 @@ def one_sided(q: int = 1) -> Estimator:
                 probe.move(-1.0, i)
         return Estimate(base, tuple((loss - base) / probe.eps for loss in losses), (base, *losses))
 
-    return Estimator("one-sided" if q == 1 else f"one-sided×{q}", q, estimate)
+    return Estimator("one-sided" if q == 1 else f"one-sided×{q}", q, estimate, q + 1)
 
 
 def normalised(inner: Estimator, floor: float = 1e-8) -> Estimator:
@@ -111,7 +113,7 @@ def normalised(inner: Estimator, floor: float = 1e-8) -> Estimator:
         spread = statistics.stdev(losses[1:]) if len(losses) > 2 else 0.0
         return Estimate(loss, tuple(g / (spread + floor) for g in grads), losses)
 
-    return Estimator(f"normalised({inner.name})", inner.probes, estimate)
+    return Estimator(f"normalised({inner.name})", inner.probes, estimate, inner.calls)
 
 
 def signed(inner: Estimator) -> Estimator:
@@ -122,7 +124,7 @@ def signed(inner: Estimator) -> Estimator:
         loss, grads, losses = inner.estimate(probe)
         return Estimate(loss, tuple(float((g > 0) - (g < 0)) for g in grads), losses)
 
-    return Estimator(f"sign({inner.name})", inner.probes, estimate)
+    return Estimator(f"sign({inner.name})", inner.probes, estimate, inner.calls)
 
 
 def conservative(inner: Estimator | None = None) -> Estimator:
@@ -151,7 +153,7 @@ def conservative(inner: Estimator | None = None) -> Estimator:
 
     if inner.probes != 1:
         raise ValueError("the conservative estimator takes an estimator with one probe")
-    return Estimator(f"conservative({inner.name})", 1, estimate)
+    return Estimator(f"conservative({inner.name})", 1, estimate, inner.calls + 3)
 
 
 def forward_gradient() -> Estimator:
@@ -164,4 +166,4 @@ def forward_gradient() -> Estimator:
         loss, derivative = probe.derivative(0)
         return Estimate(loss, (derivative,), (loss,))
 
-    return Estimator("forward-jvp", 1, estimate)
+    return Estimator("forward-jvp", 1, estimate, 1, forward_mode=True)

@@ -118,14 +118,28 @@ class Sample(NamedTuple):
     factors: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
-Sampler = Callable[[NoiseStream, torch.Tensor, int], Sample]
+class Sampler(NamedTuple):
+    """A named ``draw(stream, param, t) -> Sample``; the name is the ablation axis reports show."""
+
+    name: str
+    draw: Callable[[NoiseStream, torch.Tensor, int], Sample]
+
+    def __call__(self, stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
+        return self.draw(stream, param, t)
 
 
+def sampler(name: str):
+    """Decorator: a draw function as a :class:`Sampler` called ``name``."""
+    return lambda draw: Sampler(name, draw)
+
+
+@sampler("gaussian")
 def gaussian(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
     """z ~ N(0, I), MeZO's probe."""
     return Sample(stream.normal(param))
 
 
+@sampler("rademacher")
 def rademacher(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
     """z with independent ±1 entries, from packed random bits (:meth:`NoiseStream.signs`)."""
     return Sample(stream.signs(param))
@@ -148,6 +162,7 @@ def noise_table(size: int = TABLE_SIZE, seed: int = 0) -> Sampler:
     ``size`` well above the largest tensor. Memory: the table, once per process, whatever the model.
     """
 
+    @sampler("table")
     def sample(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
         count = param.numel()
         if count > size:
@@ -159,17 +174,20 @@ def noise_table(size: int = TABLE_SIZE, seed: int = 0) -> Sampler:
     return sample
 
 
-def uncertain_gaussian(anneal: AnnealSchedule) -> Sampler:
+def uncertain(anneal: AnnealSchedule, base: Sampler = gaussian) -> Sampler:
     r"""ZO-AdaMU's two-part perturbation (Eq. 4): :math:`\dot z \sim \mathcal N(0, \alpha_t I)` as
     ``fresh`` and the zero-mean part :math:`\sqrt{1-\alpha_t}\,\xi` of
     :math:`\ddot z \sim \mathcal N(m_{t-1}, (1-\alpha_t) I)` as ``jitter`` (the schedule adds
     :math:`m_{t-1}`). :math:`\sqrt{\alpha}` is read as the standard deviation, as in the released code.
+    The two unit draws z and ξ come from ``base``, one after the other: Gaussian by default (the paper's),
+    or any fast sampler (with the table both are views, scaled into new tensors).
     """
 
+    @sampler(f"uncertain-{base.name}")
     def sample(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
         alpha = anneal(t).alpha
-        fresh = stream.normal(param).mul_(alpha ** 0.5)
-        jitter = stream.normal(param).mul_((1.0 - alpha) ** 0.5)
+        fresh = base(stream, param, t).fresh * alpha ** 0.5
+        jitter = base(stream, param, t).fresh * (1.0 - alpha) ** 0.5
         return Sample(fresh, jitter)
 
     return sample
@@ -194,6 +212,7 @@ def low_rank(rank: int, period: int) -> Sampler:
     here V is regenerated from the run's seed and the block, the same distribution with no state.
     """
 
+    @sampler("low-rank")
     def sample(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
         shape = _as_matrix(param)
         if shape is None:
@@ -205,21 +224,35 @@ def low_rank(rank: int, period: int) -> Sampler:
     return sample
 
 
-def subspace(rank: int, period: int) -> Sampler:
+SUBSPACE_SCALES = ("paper", "released")
+
+
+def subspace(rank: int, period: int, scale: str = "paper") -> Sampler:
     r"""SubZero's perturbation (Yu et al., ICCV 2025): for each weight matrix :math:`z = U Z V^\top` with
     column-orthonormal :math:`U, V` (QR of Gaussian matrices) kept for ``period`` steps and a fresh
     :math:`r\times r` Gaussian core Z every step (r capped at the matrix's smaller side);
     vectors get a Gaussian z. U and V are regenerated
     from the run's seed and the block in each pass (a QR of an m×r matrix, cheap for small r).
-    """
 
+    ``scale``: ``"paper"`` (the default) perturbs with :math:`UZV^\top` as the paper writes it, whose
+    entries have variance about :math:`r^2/(mn)`; ``"released"`` multiplies it by :math:`\sqrt{mn}/r` as
+    SubZero's released code does, which brings them to about 1, a Gaussian probe's scale (so ε and η mean
+    what they mean for MeZO).
+    """
+    if scale not in SUBSPACE_SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SUBSPACE_SCALES)}, not {scale!r}")
+
+    @sampler("subspace")
     def sample(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
         shape = _as_matrix(param)
         if shape is None:
             return Sample(stream.normal(param))
         block, r = (t - 1) // period, min(rank, *shape)
         u, v = (_orthonormal(stream.lazy_normal((n, r), param, block)) for n in shape)
-        return Sample((u @ stream.normal(param, (r, r)) @ v.T).view_as(param))
+        z = u @ stream.normal(param, (r, r)) @ v.T
+        if scale == "released":
+            z.mul_(math.sqrt(shape[0] * shape[1]) / r)
+        return Sample(z.view_as(param))
 
     return sample
 
@@ -232,6 +265,7 @@ def projected(rank: int, period: int) -> Sampler:
     and the block in each pass, as SubZero's U and V.
     """
 
+    @sampler("projected")
     def sample(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
         shape = _as_matrix(param)
         if shape is None:
@@ -264,6 +298,7 @@ def magnitude_masked(inner: Sampler, sparsity: float) -> Sampler:
     """
     masks: dict[torch.Tensor, tuple[int, torch.Tensor]] = {}  # param -> (step, mask)
 
+    @sampler(f"magnitude-masked {inner.name}")
     def sample(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
         if param not in masks or masks[param][0] != t:
             masks[param] = (t, smallest_magnitudes(param, sparsity))  # the step's first pass: θ unperturbed

@@ -11,6 +11,8 @@ that fails to load is reported once, in one line naming its distribution, and th
 from __future__ import annotations
 
 import difflib
+import functools
+import importlib
 import inspect
 import sys
 from dataclasses import dataclass, replace
@@ -18,44 +20,54 @@ from importlib import metadata
 from typing import Callable
 
 ENTRY_POINT_GROUP = "zobench.optimizers"
-# zo: forward passes only; fo: backpropagation; fg: forward-mode AD (one forward pass with tangents)
-FAMILIES = ("zo", "fo", "fg")
 # A backward pass costs about two forward passes (it multiplies by the weights and by the activations:
 # twice a forward's matrix work), so a first-order step counts as three forward passes on every
 # forward-pass axis, and ZO and first-order runs share that axis honestly. A forward pass with
 # tangents costs the same: each linear layer computes W·x and, for the tangent, Ẇ·x + W·ẋ.
 BACKWARD_IN_FORWARDS = 2
-PLACEMENT_SYMBOLS = ("δ", "g", "-")
 
 
 class UnknownOptimizerError(ValueError):
     """An optimizer name that is not registered; the message names the closest registered ones."""
 
 
+DESCRIBE_STEPS = 5000  # the horizon an optimizer is described at, unless a run's steps are given
+
+
 @dataclass(frozen=True)
 class OptimizerInfo:
-    """What the harness and ``zobench list`` know about a registered optimizer."""
+    """A registered optimizer: its factory, and what the harness and ``zobench list`` read from it.
+
+    The ablation axes and costs (family, sampler, estimator, schedule, placement, forward passes,
+    buffers, replay) are not declared: they are read from an optimizer the factory builds, through its
+    ``describe()``, so they cannot disagree with it. :meth:`describe` reads them for any hyperparameters;
+    the properties give those of the defaults.
+    """
 
     name: str
     factory: Callable
-    family: str  # "zo" (forward passes only), "fo" (backpropagation), "fg" (forward-mode AD)
-    forward_passes: int | tuple[int, int]  # per step, or (fewest, most); a backward or tangent pass counts two
-    state_buffers: int  # parameter-sized tensors kept per parameter between steps
     description: str
     distribution: str | None = None  # the plugin's distribution; None for zobench's own
-    schedule: str = ""  # the momentum schedule, an ablation axis (sgd, adam, adamu, …)
-    placement: str = "-"  # where the schedule acts: "δ" (the perturbation), "g" (the estimate), "-" neither
-    sampler: str = "-"  # the probe directions' distribution (gaussian, rademacher, …), "-" for none
-    estimator: str = "-"  # how losses become a gradient estimate (central, conservative, backprop, …)
-    replayable: bool = False  # replay(record) rebuilds a step bitwise from its ``last_record``: resumable
-    closure_cost: int = 1  # forward passes one closure call counts for (backprop or tangents: 3)
     revision: int = 1  # bumped by the author when the maths changes: a run's key includes it (fingerprint.py)
 
+    def describe(self, steps: int | None = None, **hyperparameters) -> dict:
+        """The built optimizer's ``describe()`` for ``hyperparameters`` (``lr`` defaults to 1e-3) in a run
+        of ``steps`` steps (default 5000), on a two-tensor problem."""
+        return _describe(self, tuple(sorted((k, _hashable(v)) for k, v in hyperparameters.items())), steps)
+
     @property
-    def passes_range(self) -> tuple[int, int]:
-        """(fewest, most) forward passes per step."""
-        passes = self.forward_passes
-        return tuple(passes) if isinstance(passes, (tuple, list)) else (passes, passes)
+    def described(self) -> dict:
+        return self.describe()
+
+    family = property(lambda self: self.described["family"])  # zo, fo (backpropagation), fg (forward-mode AD)
+    forward_passes = property(lambda self: self.described["forward_passes"])  # a backward or tangents count two
+    state_buffers = property(lambda self: self.described["state_buffers"])  # parameter-sized tensors kept
+    schedule = property(lambda self: self.described["schedule"])  # the momentum schedule (sgd, adam, adamu, …)
+    placement = property(lambda self: self.described["placement"])  # δ, g, or - (first-order)
+    sampler = property(lambda self: self.described["sampler"])
+    estimator = property(lambda self: self.described["estimator"])
+    replayable = property(lambda self: self.described["replayable"])  # resumes by replaying step records
+    closure_cost = property(lambda self: self.described["closure_cost"])  # forward passes per closure call
 
     @property
     def buffers_per_parameter(self) -> int:
@@ -81,8 +93,51 @@ class OptimizerInfo:
         return self.factory(params, **hyperparameters)
 
 
+def _hashable(value):
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _unhashable(value):
+    return dict((k, _unhashable(v)) for k, v in value) if isinstance(value, tuple) and value and all(
+        isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) for item in value) else value
+
+
+@functools.lru_cache(maxsize=1024)
+def _describe(info: OptimizerInfo, hyperparameters: tuple, steps: int | None) -> dict:
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(4, 3, generator=generator)), torch.nn.Parameter(torch.zeros(5))]
+    optimizer = info.create(params, context={"total_steps": steps or DESCRIBE_STEPS, "seed": 0},
+                            **{"lr": 1e-3, **{k: _unhashable(v) for k, v in hyperparameters}})
+    if not hasattr(optimizer, "describe"):
+        raise TypeError(f"{info.name}: its optimizer has no describe(); build it from zobench's parts, or give it "
+                        f"one returning family, forward_passes, closure_cost, state_buffers, sampler, estimator, "
+                        f"schedule, placement and replayable")
+    return optimizer.describe()
+
+
+def _reference(name: str) -> OptimizerInfo:
+    """``module:function`` as an optimizer: ``function(**own) -> Method`` (a composition, which gets the
+    common options) or a factory ``function(params, *, lr, ...)``; the module is imported from
+    ``sys.path`` (a suite's folder is put on it), so a method needs no installed package."""
+    from .method import MethodBuilder
+
+    module_name, _, attribute = name.partition(":")
+    try:
+        target = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise UnknownOptimizerError(f"optimizer {name!r} does not import ({type(error).__name__}: {error}); put "
+                                    f"{module_name}.py beside the suite, or install the package that has it") from None
+    factory = target if "params" in inspect.signature(target).parameters else MethodBuilder(name, target, {})
+    summary = (inspect.getdoc(target) or name).splitlines()[0]
+    return OptimizerInfo(name, factory, summary, module_name)
+
+
 class Registry:
-    """A name -> :class:`OptimizerInfo` map with lazy entry-point plugins."""
+    """A name -> :class:`OptimizerInfo` map with lazy entry-point plugins and ``module:function`` references."""
 
     def __init__(self, entry_point_group: str = ENTRY_POINT_GROUP):
         self._entries: dict[str, OptimizerInfo] = {}
@@ -90,29 +145,18 @@ class Registry:
         self._plugins_loaded = False
         self._loading: str | None = None  # the distribution whose plugin is being loaded
 
-    def register(self, name: str, *, family: str, forward_passes: int | tuple[int, int], state_buffers: int,
-                 description: str, schedule: str = "", placement: str = "-", sampler: str = "-",
-                 estimator: str = "-", replayable: bool = False, closure_cost: int = 1, revision: int = 1) -> Callable:
-        """Decorator: register ``factory(params, **hyperparameters)`` under ``name``, with the
-        ablation axes suites, reports and tests read (sampler, estimator, schedule, placement), never
-        parsed from names; ``replayable`` lets the harness resume a run from its step records;
-        ``revision`` counts changes of its maths (bump it and earlier runs are not reused)."""
-        if family not in FAMILIES:
-            raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
-        if placement not in PLACEMENT_SYMBOLS:
-            raise ValueError(f"placement must be one of {PLACEMENT_SYMBOLS}, not {placement!r}")
-        passes = forward_passes if isinstance(forward_passes, (tuple, list)) else (forward_passes,)
-        if not all(isinstance(p, int) and p >= 1 for p in passes) or len(passes) > 2 or sorted(passes) != list(passes):
-            raise ValueError(f"forward_passes must be a count >= 1 or a (fewest, most) pair, not {forward_passes!r}")
+    def register(self, name: str, *, description: str, revision: int = 1) -> Callable:
+        """Decorator: register ``build(params, *, lr, **hyperparameters)`` under ``name``. What a suite,
+        a report or a test needs to know of it is read from what it builds (``describe()``), never
+        declared or parsed from names; ``revision`` counts changes of its maths (bump it and earlier runs
+        are not reused)."""
         if not isinstance(revision, int) or isinstance(revision, bool) or revision < 1:
             raise ValueError(f"revision must be a whole number >= 1, not {revision!r}")
 
         def decorator(factory: Callable) -> Callable:
             if name in self._entries:
                 raise ValueError(f"optimizer {name!r} is already registered")
-            self._entries[name] = OptimizerInfo(
-                name, factory, family, forward_passes, state_buffers, description, self._loading,
-                schedule or name, placement, sampler, estimator, replayable, closure_cost, revision)
+            self._entries[name] = OptimizerInfo(name, factory, description, self._loading, revision)
             return factory
 
         return decorator
@@ -125,6 +169,8 @@ class Registry:
                                       distribution=self._loading)
 
     def get(self, name: str) -> OptimizerInfo:
+        if name not in self._entries and ":" in name:
+            self._entries[name] = _reference(name)
         if name not in self._entries:
             self.load_plugins()
         if name not in self._entries:

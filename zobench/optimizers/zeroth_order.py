@@ -6,12 +6,13 @@ r"""The zeroth-order optimizer: a composition of the four ablation axes.
   :math:`\hat g = (\mathcal L(\theta + \epsilon d) - \mathcal L(\theta - \epsilon d)) / 2\epsilon`,
   the directional derivative along :math:`d`; with q probes the input below is
   :math:`\frac1q\sum_i \hat g_i z_i`;
-* **momentum schedule** (:mod:`.schedules`): turns one input per step into a direction :math:`n_t`
-  (a schedule that ``takes_estimate`` also receives the step's :class:`~.estimators.Estimate`);
-* **placement**: ``g`` puts the schedule on the gradient estimate (probe :math:`d = z`, input
-  :math:`\hat g z`, :math:`\theta \leftarrow \theta - \eta n_t`; ZO-AdaMM), ``delta`` puts it on the
-  perturbation (input :math:`z`, probe = the schedule's first moment,
-  :math:`\theta \leftarrow \theta - \eta \hat g n_t`; ZO-AdaMU).
+* **momentum schedule and placement** (:mod:`.transforms`): a chain of transforms after the
+  estimate, in optax's manner. Its preconditioner (momentum, Adam, AdaMU, …) turns one input per step
+  into a direction :math:`n_t`; where ĝ enters the chain is the placement: ``g`` puts the
+  preconditioner on the gradient estimate (probe :math:`d = z`, input :math:`\hat g z`,
+  :math:`\theta \leftarrow \theta - \eta n_t`; ZO-AdaMM), ``delta`` on the perturbation (input :math:`z`,
+  probe = its first moment, :math:`\theta \leftarrow \theta - \eta \hat g n_t`; ZO-AdaMU). The chain
+  ends in the learning rate, the group's η times a :mod:`.lr_schedules` factor of the step.
 
 Memory: the parameters are perturbed in place and the noise is regenerated in each pass, one tensor
 at a time, so the step needs the inference memory, the schedule's buffers, and a few temporaries of
@@ -30,9 +31,9 @@ same value), so no in-place scheme without a stored copy restores every fp32 val
 ``tests/test_zeroth_order.py`` bounds the drift at a few units in the last place.
 
 Weight decay (``weight_decay`` per parameter group; groups from :func:`decay_groups` skip biases
-and norms as MeZO does) is coupled L2 in placement ``g`` for schedules without decoupled decay
+and norms as MeZO does) is coupled L2 where the chain adds it before the preconditioner
 (:math:`x = \hat g z + \lambda\theta`) and decoupled (:math:`\theta \leftarrow (1 - \eta\lambda)\theta`)
-otherwise; in placement ``delta`` the moments never see a gradient, so decay is always decoupled.
+where it comes after; in placement ``delta`` the moments never see a gradient, so decay is decoupled.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ import torch
 
 from .estimators import Estimate, Estimator, central
 from .noise import NoiseStream, Sample, Sampler, step_seed
-from .schedules import MomentumSchedule
+from .lr_schedules import LearningRateSchedule
+from .transforms import compile_chain
 
 PLACEMENTS = ("g", "delta")
 
@@ -70,7 +72,7 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class ZerothOrder(torch.optim.Optimizer):
-    """Forward-only optimizer built from a sampler, an estimator, a schedule and a placement.
+    """Forward-only optimizer built from a sampler, an estimator and a chain of transforms.
 
     ``step(closure)`` calls ``closure()`` under ``torch.no_grad()`` as often as the estimator asks
     (twice for the default central estimate); the closure returns the loss on the current batch.
@@ -80,13 +82,12 @@ class ZerothOrder(torch.optim.Optimizer):
     estimator did with the values (a conservative step's branch is a function of them).
     """
 
-    def __init__(self, params, *, schedule: MomentumSchedule, placement: str, sampler: Sampler,
-                 lr: float, estimator: Estimator | None = None, eps: float = 1e-3, weight_decay: float = 0.0,
+    def __init__(self, params, *, chain, sampler: Sampler, lr: float, estimator: Estimator | None = None,
+                 lr_schedule: LearningRateSchedule | None = None, eps: float = 1e-3, weight_decay: float = 0.0,
                  seed: int = 0, cache_noise: bool = False, fused: bool = True):
-        if placement not in PLACEMENTS:
-            raise ValueError(f"placement must be one of {PLACEMENTS}, not {placement!r}")
+        self.chain = compile_chain(chain)
         estimator = estimator or central()
-        if placement == "delta" and estimator.probes != 1:
+        if self.chain.placement == "delta" and estimator.probes != 1:
             raise ValueError("placement delta takes one probe per step: its probe is the schedule's moment")
         check_number("lr", lr)
         check_number("eps", eps, strict=True)
@@ -96,7 +97,8 @@ class ZerothOrder(torch.optim.Optimizer):
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be true or false, not {value!r}")
         super().__init__(params, {"lr": lr, "weight_decay": weight_decay})
-        self.schedule, self.placement, self.sampler, self.estimator = schedule, placement, sampler, estimator
+        self.preconditioner, self.placement = self.chain.preconditioner, self.chain.placement
+        self.sampler, self.estimator, self.lr_schedule = sampler, estimator, lr_schedule
         self.eps, self.seed, self.fused = eps, seed, fused
         self.cache_noise, self._noise_cache = cache_noise, {}
         self.steps = 0
@@ -106,6 +108,18 @@ class ZerothOrder(torch.optim.Optimizer):
         self._seeds: list[int] = []
         self._displacement: dict[tuple[int, str], float] = {}  # (probe, unit) -> how far θ is moved
         self._closure, self._evaluations, self._replaying = None, [], None
+
+    def describe(self) -> dict:
+        """The ablation axes and costs of this optimizer, read from its parts (the registry, ``zobench
+        list`` and the reports show these; nothing about them is declared twice)."""
+        from .registry import BACKWARD_IN_FORWARDS
+        cost = 1 + BACKWARD_IN_FORWARDS if self.estimator.forward_mode else 1
+        return {"family": "fg" if self.estimator.forward_mode else "zo",
+                "forward_passes": self.estimator.calls * cost, "closure_cost": cost,
+                "state_buffers": len(self.preconditioner.buffers) if self.preconditioner else 0,
+                "sampler": self.sampler.name, "estimator": self.estimator.name, "schedule": self.chain.schedule,
+                "placement": "δ" if self.placement == "delta" else "g", "replayable": True,
+                "lr_schedule": self.lr_schedule.name if self.lr_schedule else "constant"}
 
     @property
     def noise(self) -> NoiseStream:
@@ -118,9 +132,10 @@ class ZerothOrder(torch.optim.Optimizer):
             for param in group["params"]:
                 if param.requires_grad:
                     state = self.state[param]
-                    if len(state) < len(self.schedule.buffers):
-                        for name in self.schedule.buffers:
-                            state[name] = torch.full_like(param, self.schedule.initial,
+                    buffers = self.preconditioner.buffers if self.preconditioner else ()
+                    if len(state) < len(buffers):
+                        for name in buffers:
+                            state[name] = torch.full_like(param, self.preconditioner.initial,
                                                           memory_format=torch.preserve_format)
                     yield group, param, state
 
@@ -135,13 +150,17 @@ class ZerothOrder(torch.optim.Optimizer):
     def _probe(self, state, sample: Sample) -> torch.Tensor:
         if self.placement == "g":
             return sample.fresh
-        return self.schedule.preview(state, sample, self.steps)
+        return self.preconditioner.preview(state, sample, self.steps)
 
     # -- what an estimator sees of the step (the estimators.Probe protocol) --------------------------
 
+    def _rate(self, group: dict) -> float:
+        """The group's learning rate at this step: η, times the schedule's factor of the steps before it."""
+        return group["lr"] if self.lr_schedule is None else group["lr"] * self.lr_schedule.factor(self.steps - 1)
+
     def _unit(self, unit: str, group: dict) -> float:
-        """The length a move's scale counts in: ε, or the group's learning rate η."""
-        return self.eps if unit == "eps" else group["lr"]
+        """The length a move's scale counts in: ε, or the group's learning rate η at this step."""
+        return self.eps if unit == "eps" else self._rate(group)
 
     def move(self, scale: float, index: int = 0, unit: str = "eps") -> None:
         """θ ← θ + scale·ε·d (``unit="lr"``: scale·η·d), regenerating probe ``index``'s direction d."""
@@ -199,8 +218,8 @@ class ZerothOrder(torch.optim.Optimizer):
     # -- the step --------------------------------------------------------------------------------------
 
     def _update(self, group, param, state, samples: list[Sample], grads: tuple[float, ...]) -> None:
-        lr, decay = group["lr"], group["weight_decay"]
-        coupled = self.placement == "g" and not self.schedule.decoupled_decay
+        lr, decay = self._rate(group), group["weight_decay"]
+        coupled = self.chain.coupled_decay
         if self.placement == "g":
             estimate = samples[0].fresh * (grads[0] / len(grads))  # a new tensor: a draw may be a shared view
             for sample, grad in zip(samples[1:], grads[1:]):
@@ -221,7 +240,8 @@ class ZerothOrder(torch.optim.Optimizer):
         displacement :math:`a_i` still on θ, :math:`\theta \leftarrow (1-\eta\lambda)\theta +
         \sum_i ((1-\eta\lambda)(-a_i) - \eta\hat g_i/q)\,z_i` — coupled L2 and decoupled decay coincide
         when :math:`n_t = x_t`. No estimate-sized temporary and one pass fewer than restore-then-update."""
-        lr, shrink = group["lr"], 1.0 - group["lr"] * group["weight_decay"]
+        lr = self._rate(group)
+        shrink = 1.0 - lr * group["weight_decay"]
         if shrink != 1.0:
             param.mul_(shrink)
         for index, (sample, grad) in enumerate(zip(samples, grads)):
@@ -236,9 +256,9 @@ class ZerothOrder(torch.optim.Optimizer):
         return factors[0] * grads[0], factors[1]
 
     def _absorb(self, state, x: Sample) -> torch.Tensor:
-        if self.schedule.takes_estimate:
-            return self.schedule.update(state, x, self.steps, self.last_estimate)
-        return self.schedule.update(state, x, self.steps)
+        if self.preconditioner.takes_estimate:
+            return self.preconditioner.update(state, x, self.steps, self.last_estimate)
+        return self.preconditioner.update(state, x, self.steps)
 
     def _restore_and_update(self, grads: tuple[float, ...]) -> None:
         """The update pass; the restore of the estimator's last displacement is fused into it."""
@@ -246,7 +266,7 @@ class ZerothOrder(torch.optim.Optimizer):
             self.restore()
         for index, stream in enumerate(self.streams):
             stream.restart(self._seeds[index], self.seed)
-        linear = self.placement == "g" and self.schedule.linear
+        linear = self.chain.linear
         for group, param, state in self._parameters():
             samples = [self._sample(param, index) for index in range(len(self.streams))]
             if linear:
