@@ -1,4 +1,4 @@
-"""The README's step-cost table from one run: a ZO-SGD step's time over its two forward passes, by mode.
+"""The README's step-cost table from one run: a ZO step's time over its two forward passes, by mode.
 
 ``python -m benchmarks.step_cost`` measures MiniLM-L6 (the packaged encoder, all 22.7M parameters
 trainable) at batch 16 × 64 tokens on the CPU; ``--model random:opt-1.3b --dtype float16 --device
@@ -8,7 +8,9 @@ cuda`` measures a random-weight OPT shape (its causal-LM loss). Rows:
   ``torch.normal`` per tensor, allocating ``param.data = param.data + …`` updates, four draws a step;
 * ``mezo-4-pass``, ``fused``, ``fused+cache`` — zobench's ``zo-sgd`` in its three modes, with each
   sampler (``direction``): Gaussian draws (MeZO's), packed-bit Rademacher signs, and windows of the
-  shared Gaussian table.
+  shared Gaussian table;
+* ``zo-adamu`` — the paper's method (its uncertain perturbation draws two noise tensors per parameter,
+  from the chosen sampler), by default and with ``cache_noise``, with each sampler.
 
 Every time is device-synchronised; a row is the median of ``--steps`` timed steps after two warm-ups,
 and the forward pass is the median of as many (taken before and after the steps).
@@ -28,8 +30,9 @@ from zobench.optimizers.noise import TABLE_SIZE, NoiseStream
 
 PASSES = {"mezo-loop": (4, "none; allocates a new tensor per update"), "mezo-4-pass": (4, "none"),
           "fused": (3, "none"), "fused+cache": (1, "one parameter copy")}
-LOOP = ("mezo-loop", "gaussian")  # MeZO's own trainer: Gaussian draws only
-ROWS = [LOOP] + [(mode, direction) for direction in DIRECTIONS for mode in MODES]
+LOOP = ("mezo-loop", "mezo-loop", "gaussian")  # MeZO's own trainer: Gaussian draws only
+ROWS = ([LOOP] + [("zo-sgd", mode, direction) for direction in DIRECTIONS for mode in MODES]
+        + [("zo-adamu", mode, direction) for direction in DIRECTIONS for mode in ("fused", "fused+cache")])
 
 
 def synchronised_median(call, device: torch.device, repeat: int) -> float:
@@ -107,32 +110,36 @@ def measure(model_name: str, dtype: str, device: str, batch: int, length: int, s
         perturbation_pass()  # the table is built once per process, not per pass
         passes[direction] = synchronised_median(perturbation_pass, where, steps)
     step_times = {}
-    for mode, direction in ROWS:
+    for name, mode, direction in ROWS:
         if mode == "mezo-loop":
             def step():
                 mezo_loop_step(params, loss)
         else:
-            optimizer = optimizers.create("zo-sgd", params, lr=0.0, direction=direction, **MODES[mode])
+            # ZO-AdaMU within its anneal (T1 = 1): every step draws both parts of its perturbation
+            horizon = {"total_steps": 1000, "T1": 1} if name == "zo-adamu" else {}
+            optimizer = optimizers.create(name, params, lr=0.0, direction=direction, **MODES[mode], **horizon)
 
             def step():
                 optimizer.step(loss)
         for _ in range(2):
             step()
-        step_times[mode, direction] = synchronised_median(step, where, steps)
+        step_times[name, mode, direction] = synchronised_median(step, where, steps)
     after = synchronised_median(forward, where, steps)
     return {"forward": min(before, after), "perturbation_pass": passes, "steps": step_times}
 
 
 def table(result: dict) -> str:
     forward = result["forward"]
-    lines = ["| ZO-SGD step | noise | regenerations | extra memory | step time | step / two forward passes |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| optimizer | mode | noise | regenerations | extra memory during the step | step time | "
+             "step / two forward passes |", "|---|---|---|---|---|---|---|"]
     table_memory = f"the table ({TABLE_SIZE * 4 >> 20} MiB in fp32)"
-    for (mode, direction), seconds in result["steps"].items():
+    for (name, mode, direction), seconds in result["steps"].items():
         regenerations, memory = PASSES[mode]
+        if name == "zo-adamu" and mode == "fused+cache":
+            memory = "two parameter copies (its two draws)"
         if direction == "table":
             memory = table_memory if memory == "none" else f"{memory} (views) + {table_memory}"
-        lines.append(f"| {mode} | {direction} | {regenerations} | {memory} | {1e3 * seconds:.1f} ms | "
+        lines.append(f"| {name} | {mode} | {direction} | {regenerations} | {memory} | {1e3 * seconds:.1f} ms | "
                      f"{seconds / (2 * forward):.2f} |")
     return "\n".join(lines)
 
@@ -153,8 +160,8 @@ def main() -> None:
           f"{1e3 * result['forward']:.1f} ms; one perturbation pass (draw z, add it): {passes}")
     print(table(result))
     mezo = result["steps"][LOOP]
-    print("speed-up over MeZO's loop: " + ", ".join(f"{mode} {direction} {mezo / seconds:.2f}×"
-                                                   for (mode, direction), seconds in result["steps"].items()
+    print("speed-up over MeZO's loop: " + ", ".join(f"{name} {mode} {direction} {mezo / seconds:.2f}×"
+                                                   for (name, mode, direction), seconds in result["steps"].items()
                                                    if mode != "mezo-loop"))
 
 
