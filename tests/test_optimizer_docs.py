@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from zobench import harness
 from zobench.cli import main
 from zobench.optimizers import REGISTRY, Registry, method
 from zobench.optimizers.contract import violations
 from zobench.optimizers.lr_schedules import learning_rate_schedule
 from zobench.optimizers.noise import step_seed
+from zobench.store import ResultStore
+from zobench.suite import SuiteError, load_suite
 
 DOCS = Path(__file__).parents[1] / "docs" / "optimizers.md"
 
@@ -96,3 +99,58 @@ def test_a_module_function_reference_is_verified(tmp_path, monkeypatch, capsys):
     assert main(["verify", "my_methods:zo_sgd_nesterov", "my_methods:mezo_q4_cosine"]) == 0
     assert capsys.readouterr().out.splitlines() == ["my_methods:zo_sgd_nesterov: keeps the contract",
                                                     "my_methods:mezo_q4_cosine: keeps the contract"]
+
+
+REFERENCED = """
+name: referenced
+problems: [a]
+optimizers:
+  - {name: "my_methods:zo_sgd_nesterov", label: Nesterov, lr: 0.01}
+  - {name: "my_methods:mezo_q4_cosine", label: q4 cosine, lr: 0.01}
+seeds: [0]
+budget: {steps: 20, eval_every: 10}
+"""
+
+BROKEN = '''
+from zobench.optimizers import Method, transforms
+
+
+def careless(momentum=0.9):
+    """Momentum whose value is never checked."""
+    return Method(chain=(transforms.scale_by_estimate(), transforms.momentum(momentum)))
+'''
+
+
+def test_a_suite_runs_a_method_by_reference_from_its_folder(tmp_path, monkeypatch):
+    (tmp_path / "my_methods.py").write_text(example())
+    (tmp_path / "referenced.yaml").write_text(REFERENCED)
+    monkeypatch.setattr(method, "REGISTRY", Registry(entry_point_group="zobench.none"))
+    monkeypatch.setattr(REGISTRY, "_entries", dict(REGISTRY._entries))
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))  # the suite's folder is added for its import
+    suite = load_suite(tmp_path / "referenced.yaml")
+    store = ResultStore(tmp_path / "out" / suite.name)
+    assert harness.execute(suite, store, quiet=True) == []
+    records = store.records()
+    assert sorted(r["spec"]["optimizer"] for r in records) == ["my_methods:mezo_q4_cosine", "my_methods:zo_sgd_nesterov"]
+    assert all(r["steps_done"] == 20 and r["final"]["dev"]["distance"] < r["initial"]["dev"]["distance"]
+               for r in records)
+
+
+@pytest.mark.parametrize("module, message", [
+    (BROKEN, "optimizers[0].name: careless_methods:careless breaks the optimizer contract: careless_methods:careless: "
+             "validates: momentum=1.5 is accepted"),
+    (None, "optimizers[0].name: optimizer 'missing_methods:careless' does not import (ModuleNotFoundError"),
+])
+def test_a_referenced_method_that_breaks_the_contract_or_does_not_import_fails_at_load(tmp_path, monkeypatch, module,
+                                                                                      message):
+    name = "careless_methods" if module else "missing_methods"
+    if module:
+        (tmp_path / f"{name}.py").write_text(module)
+    (tmp_path / "careless.yaml").write_text(REFERENCED.split("optimizers:")[0] + "optimizers:\n"
+                                            f'  - {{name: "{name}:careless", lr: 0.01}}\n'
+                                            "seeds: [0]\nbudget: {steps: 20}\n")
+    monkeypatch.setattr(REGISTRY, "_entries", dict(REGISTRY._entries))
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))
+    with pytest.raises(SuiteError) as error:
+        load_suite(tmp_path / "careless.yaml")
+    assert message in str(error.value) and "\n" not in str(error.value)

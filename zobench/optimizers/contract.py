@@ -60,7 +60,9 @@ class _Quadratic(torch.nn.Module):
 # values every optimizer declaring the hyperparameter must refuse when built
 BAD_VALUES = {"lr": [-1.0, float("nan")], "eps": [0.0, float("inf")], "betas": [(1.5, 0.999), (0.9,)],
               "sigma": [-1.0], "seed": ["x", -1], "weight_decay": [-0.1], "momentum": [1.5],
-              "sparsity": [1.0, -0.5], "rank": [0], "period": [0], "probes": [0]}
+              "sparsity": [1.0, -0.5], "rank": [0], "period": [0], "probes": [0], "direction": ["uniform"],
+              "lr_schedule": [{"name": "cosin"}, "cosine"], "rule": ["newton"], "first_momentum": ["one"],
+              "scale": ["both"], "fused": ["yes"], "cache_noise": [1]}
 
 
 def _build(info: OptimizerInfo, lr: float = 1e-3, dtype=torch.float64, **hyperparameters):
