@@ -50,12 +50,32 @@ def test_every_built_in_optimizer_has_a_dense_reference():
     assert ZO_BENCH | RECENT <= set(BUILT_IN)
 
 
-@pytest.mark.parametrize("dtype", SETTINGS, ids=["fp32", "fp64"])
-@pytest.mark.parametrize("name,fused", CASES, ids=[f"{n}-{'fused' if f else 'mezo-passes'}" for n, f in CASES])
-def test_matches_dense_reference_after_20_steps(name, fused, dtype):
+def _stepped(name, dtype, lr, weight_decay, **hyperparameters):
+    """``name`` stepped STEPS times on the tiny regression, with what a restatement needs to follow it:
+    (parameters in the optimizer's order, their names, initial values, decay per tensor, the loss)."""
     torch.manual_seed(0)
     model = TinyRegression().to(dtype)
     model.inputs, model.targets = model.inputs.to(dtype), model.targets.to(dtype)
+    optimizer = optimizers.create(name, optimizers.decay_groups(model, weight_decay), lr=lr, seed=SEED,
+                                  **hyperparameters)
+    # noise is drawn in the optimizer's parameter order: group by group, as torch.optim iterates
+    name_of = {p: n for n, p in model.named_parameters()}
+    ordered = [p for group in optimizer.param_groups for p in group["params"]]
+    names = [name_of[p] for p in ordered]
+    initial = [p.detach().clone() for p in ordered]
+    decay = [0.0 if "bias" in n else weight_decay for n in names]
+    for _ in range(STEPS):
+        optimizer.step(model)
+
+    def loss_of(values):
+        return torch.func.functional_call(model, dict(zip(names, values)))
+
+    return ordered, names, initial, decay, loss_of
+
+
+@pytest.mark.parametrize("dtype", SETTINGS, ids=["fp32", "fp64"])
+@pytest.mark.parametrize("name,fused", CASES, ids=[f"{n}-{'fused' if f else 'mezo-passes'}" for n, f in CASES])
+def test_matches_dense_reference_after_20_steps(name, fused, dtype):
     lr, eps, atol = SETTINGS[dtype]["lr"], SETTINGS[dtype]["eps"], SETTINGS[dtype]["atol"]
     if optimizers.get(name).estimator.startswith("normalised"):
         lr *= eps  # a normalised step is ĝ/σ, about 1/ε larger than the others': steps of comparable size
@@ -63,20 +83,7 @@ def test_matches_dense_reference_after_20_steps(name, fused, dtype):
     extra = {key: value for key, value in {**SETTINGS_OF_METHODS, "eps": eps, "fused": fused}.items()
              if key in declared}
     weight_decay = DECAY if "weight_decay" in declared else 0.0
-    optimizer = optimizers.create(name, optimizers.decay_groups(model, weight_decay), lr=lr, seed=SEED, **extra)
-    # noise is drawn in the optimizer's parameter order: group by group, as torch.optim iterates
-    name_of = {p: n for n, p in model.named_parameters()}
-    ordered = [p for group in optimizer.param_groups for p in group["params"]]
-    names = [name_of[p] for p in ordered]
-    initial = [p.detach().clone() for p in ordered]
-    decay = [0.0 if "bias" in n else weight_decay for n in names]
-
-    for _ in range(STEPS):
-        optimizer.step(model)
-
-    def loss_of(values):
-        return torch.func.functional_call(model, dict(zip(names, values)))
-
+    ordered, names, initial, decay, loss_of = _stepped(name, dtype, lr, weight_decay, **extra)
     extra_reference = ({"anneal": (ANNEAL["T1"], ANNEAL["T2"], ANNEAL["T3"])} if name not in ZO_BENCH | RECENT
                        else {})
     expected = reference_of(name)(loss_of, initial, decay, STEPS, lr, eps, SEED, **extra_reference)
@@ -92,24 +99,10 @@ READINGS = [("hizoo", {"rule": "paper"}), ("lozo-m", {"first_momentum": "estimat
 
 @pytest.mark.parametrize("name,reading", READINGS, ids=[name for name, _ in READINGS])
 def test_each_sources_reading_matches_its_restatement(name, reading):
-    model = TinyRegression().double()
-    model.inputs, model.targets = model.inputs.double(), model.targets.double()
     lr, eps, atol = SETTINGS[torch.float64]["lr"], SETTINGS[torch.float64]["eps"], SETTINGS[torch.float64]["atol"]
     declared = optimizers.get(name).hyperparameters()
     extra = {key: value for key, value in SETTINGS_OF_METHODS.items() if key in declared}
-    optimizer = optimizers.create(name, optimizers.decay_groups(model, DECAY), lr=lr, eps=eps, seed=SEED,
-                                  **extra, **reading)
-    name_of = {p: n for n, p in model.named_parameters()}
-    ordered = [p for group in optimizer.param_groups for p in group["params"]]
-    names = [name_of[p] for p in ordered]
-    initial = [p.detach().clone() for p in ordered]
-    decay = [0.0 if "bias" in n else DECAY for n in names]
-    for _ in range(STEPS):
-        optimizer.step(model)
-
-    def loss_of(values):
-        return torch.func.functional_call(model, dict(zip(names, values)))
-
+    ordered, _, initial, decay, loss_of = _stepped(name, torch.float64, lr, DECAY, eps=eps, **extra, **reading)
     expected = recent_reference(name, loss_of, initial, decay, STEPS, lr, eps, SEED, **reading)
     default = recent_reference(name, loss_of, initial, decay, STEPS, lr, eps, SEED)
     assert max(float((a - b).abs().max()) for a, b in zip(expected, default)) > 100 * atol, "the readings differ"
