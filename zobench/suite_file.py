@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
+from .optimizers.lr_schedules import LearningRateSchedule
 from .problems import DTYPES, PEFT_MODES
 from .schema import Declared, NonNegativeInt, Number, PositiveInt
 from .tasks.data import PROTOCOLS
@@ -97,6 +98,8 @@ class OptimizerEntry(Declared):
     objective: Objective = None
     dtype: Dtype = None
     tune: Tune = None
+    # a hyperparameter (a list is a grid), declared here for its checks and an editor's completion
+    lr_schedule: LearningRateSchedule | list[LearningRateSchedule] = None
 
 
 class SuiteFile(Declared):

@@ -24,7 +24,8 @@ from .store import unsafe_name
 from .suite_file import OptimizerEntry
 from .tasks import DEFINITIONS, Task, TaskError, check_data, load_task
 
-ENTRY_KEYS = tuple(OptimizerEntry.model_fields)  # an optimizer entry's other keys are hyperparameters
+# an optimizer entry's other keys, and lr_schedule, are hyperparameters
+ENTRY_KEYS = tuple(key for key in OptimizerEntry.model_fields if key != "lr_schedule")
 
 
 def fail(where: str, message: str):

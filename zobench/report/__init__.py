@@ -120,6 +120,16 @@ def _improvement_table(layout: TableLayout, table: Table, higher_is_better: bool
                  table.row_header, table.rows + [every], columns, cells, _probability_text, {}, seeds)
 
 
+
+def _flow(value) -> str:
+    """A chosen hyperparameter as a suite writes it: 0.03, (0.9, 0.999), {name: cosine, warmup: 200}."""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
 def _tuning_lines(suite: Suite, root: Path) -> list[str]:
     """The tuning protocol and what it chose: per optimizer and problem, the values its best trial had."""
     from ..tuning import progress
@@ -133,7 +143,7 @@ def _tuning_lines(suite: Suite, root: Path) -> list[str]:
     for study in suite.studies:
         finished, best, value = progress(root, study)
         budget = f"{study.trial.steps} steps" + (f", {study.trial.seconds_budget:g} s" if study.trial.seconds_budget else "")
-        chosen = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (best or {}).items())
+        chosen = ", ".join(f"{k}={_flow(v)}" for k, v in (best or {}).items())
         lines.append(f"| {study.label} | {study.trial.problem} | {finished}/{study.trials} | {study.sampler} | {budget} "
                      f"| {chosen or '—'} | {'—' if value is None else f'{value:.4g}'} |")
     return lines + [""]
