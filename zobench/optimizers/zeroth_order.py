@@ -45,6 +45,7 @@ import torch
 from .estimators import Estimate, Estimator, central
 from .noise import NoiseStream, Sample, Sampler, step_seed
 from .lr_schedules import LearningRateSchedule
+from .registry import BACKWARD_IN_FORWARDS
 from .transforms import compile_chain
 
 PLACEMENTS = ("g", "delta")
@@ -112,7 +113,6 @@ class ZerothOrder(torch.optim.Optimizer):
     def describe(self) -> dict:
         """The ablation axes and costs of this optimizer, read from its parts (the registry, ``zobench
         list`` and the reports show these; nothing about them is declared twice)."""
-        from .registry import BACKWARD_IN_FORWARDS
         cost = 1 + BACKWARD_IN_FORWARDS if self.estimator.forward_mode else 1
         return {"family": "fg" if self.estimator.forward_mode else "zo",
                 "forward_passes": self.estimator.calls * cost, "closure_cost": cost,
