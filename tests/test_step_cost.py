@@ -3,6 +3,7 @@
 import torch
 
 from benchmarks.step_cost import ROWS, measure, mezo_loop_step
+from zobench import optimizers
 
 
 def test_mezo_loop_step_is_mezos_update_with_the_global_seed():
@@ -32,3 +33,21 @@ def test_measure_runs_every_mode_and_sampler_on_the_random_minilm_encoder():
     result = measure("random:minilm-l6", "float32", "cpu", batch=1, length=8, steps=1)
     assert set(result["steps"]) == set(ROWS)
     assert result["forward"] > 0 and all(seconds > 0 for seconds in result["steps"].values())
+
+
+def test_the_registry_benchmark_measures_every_method_with_every_sampler_it_accepts():
+    from benchmarks.registry_step import OWN, rows, step_function
+
+    measured = rows()
+    factories = {id(optimizers.get(n).factory) for n in optimizers.names() if optimizers.get(n).family != "fo"}
+    assert len({id(optimizers.get(name).factory) for name, _ in measured[1:]}) == len(factories)
+    assert measured[0] == ("mezo-loop", "gaussian") and len(set(measured)) == len(measured)
+    for name, direction in measured[1:]:
+        accepted = "direction" in optimizers.get(name).hyperparameters()
+        assert (direction == OWN) != accepted, (name, direction)
+    assert ("zo-adamu@delta", "table") in measured and ("zo-adam@g", "gaussian") in measured
+    point = [torch.nn.Parameter(torch.zeros(4, 3))]
+    step, passes = step_function("fzoo", OWN, point, lambda: point[0].square().sum())
+    calls = []
+    step_function("zo-adamu@delta", "table", point, lambda: calls.append(1) or point[0].sum())[0]()
+    assert passes == 9 and len(calls) == 2

@@ -1,0 +1,155 @@
+"""The step cost of every registered method, with every sampler it accepts, generated from the registry.
+
+A method registered tomorrow (zobench's or a plugin's) is measured with no edit here. The ratio is a
+step's time over its own forward passes, ``step / (passes × one forward)``: 1.0 means the noise and the
+update cost nothing beyond the forward passes. ``mezo-loop`` (MeZO's own trainer loop, two passes) is
+the reference row. Every step runs at learning rate 0 on one fixed random batch.
+
+* asv: ``track_step_over_forwards`` and ``peakmem_step`` per method × sampler × shape, on random
+  weights of the MiniLM-L6 shape (22.7M parameters, the packaged encoder's) and of OPT-125m;
+* ``python -m benchmarks.registry_step [--model random:opt-125m]``: the same rows from one process,
+  printed as the markdown table of docs/benchmarking.md, with the machine named.
+"""
+
+import argparse
+import platform
+import statistics
+
+import torch
+
+from benchmarks.optimizer_step import DIRECTIONS
+from benchmarks.step_cost import build, mezo_loop_step, synchronised_median
+from zobench import optimizers
+
+SHAPES = {"minilm-l6": "random:minilm-l6", "opt-125m": "random:opt-125m"}
+BATCH, LENGTH = 16, 64
+OWN = "own"  # the sampler of a method that draws its own probes
+
+
+def rows() -> list[tuple[str, str]]:
+    """(method, sampler) for every zeroth-order and forward-gradient name (one name per factory:
+    aliases are not measured twice), each sampler it accepts, after MeZO's loop."""
+    named = {}  # factory -> the last of its names in sorted order: zo-adam@g, not its alias zo-adam
+    for name in optimizers.names():
+        if optimizers.get(name).family != "fo":
+            named[id(optimizers.get(name).factory)] = name
+    found = [("mezo-loop", "gaussian")]
+    for name in sorted(named.values()):
+        directions = DIRECTIONS if "direction" in optimizers.get(name).hyperparameters() else [OWN]
+        found += [(name, direction) for direction in directions]
+    return found
+
+
+def step_function(name: str, direction: str, params, loss):
+    """(a function taking one step at learning rate 0, the forward passes it spends)."""
+    if name == "mezo-loop":
+        return lambda: mezo_loop_step(params, loss), 2
+    info = optimizers.get(name)
+    hyperparameters = {} if direction == OWN else {"direction": direction}
+    if "T1" in info.hyperparameters():
+        hyperparameters["T1"] = 1  # ZO-AdaMU inside its anneal: both parts of its perturbation drawn
+    optimizer = info.create(params, context={"total_steps": 1000}, lr=0.0, **hyperparameters)
+    return lambda: optimizer.step(loss), info.describe(1000, **hyperparameters)["forward_passes"]
+
+
+def measure(model: str, steps: int, selected=None, device: str = "cpu") -> dict:
+    """Seconds of one forward and of each row's step (medians after two warm-up steps)."""
+    params, loss = build(model, "float32", device, BATCH, LENGTH)
+    where = torch.device(device)
+
+    def forward():
+        with torch.no_grad():
+            loss()
+
+    forward()
+    before = synchronised_median(forward, where, steps)
+    result = {}
+    for name, direction in selected or rows():
+        step, passes = step_function(name, direction, params, loss)
+        for _ in range(2):
+            step()
+        result[name, direction] = (synchronised_median(step, where, steps), passes)
+    after = synchronised_median(forward, where, steps)
+    return {"forward": min(before, after), "steps": result}
+
+
+def table(result: dict) -> str:
+    forward = result["forward"]
+    by_method: dict[str, dict[str, str]] = {}
+    for (name, direction), (seconds, passes) in result["steps"].items():
+        by_method.setdefault(name, {})[direction] = f"{seconds / (passes * forward):.2f} ({passes} × {1e3 * forward:.0f} ms)"
+    lines = ["| method | " + " | ".join(DIRECTIONS + [OWN + " sampler"]) + " |", "|---|" + "---|" * (len(DIRECTIONS) + 1)]
+    for name, cells in by_method.items():
+        lines.append(f"| `{name}` | " + " | ".join(cells.get(d, "") for d in DIRECTIONS + [OWN]) + " |")
+    return "\n".join(lines)
+
+
+def _forward_model(shape):
+    params, loss = build(SHAPES[shape], "float32", "cpu", BATCH, LENGTH)
+    return params, loss
+
+
+class RegistryStep:
+    """Every registered method's step over its own forward passes, per sampler and shape."""
+
+    params = ([f"{name}|{direction}" for name, direction in rows()], list(SHAPES))
+    param_names = ["method|sampler", "shape"]
+    timeout = 600
+
+    def setup(self, row, shape):
+        name, direction = row.split("|")
+        self.params_, self.loss = _forward_model(shape)
+        self.step, self.passes = step_function(name, direction, self.params_, self.loss)
+        self.step()  # state buffers exist before measuring
+
+    def track_step_over_forwards(self, row, shape):
+        step = synchronised_median(self.step, torch.device("cpu"), 5)
+
+        def forward():
+            with torch.no_grad():
+                self.loss()
+
+        return step / (self.passes * synchronised_median(forward, torch.device("cpu"), 5))
+
+    track_step_over_forwards.unit = "ratio"
+
+
+class RegistryMemory:
+    """Peak memory of one step of every registered method (setup builds and never steps, so the step's
+    first call, which creates the state, is the peak asv reads) and of one forward."""
+
+    params = RegistryStep.params
+    param_names = RegistryStep.param_names
+    timeout = 600
+
+    def setup(self, row, shape):
+        name, direction = row.split("|")
+        self.params_, self.loss = _forward_model(shape)
+        self.step, _ = step_function(name, direction, self.params_, self.loss)
+
+    def peakmem_step(self, row, shape):
+        self.step()
+
+    def peakmem_inference(self, row, shape):
+        with torch.no_grad():
+            self.loss()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="random:minilm-l6", help="random:minilm-l6 (default), random:opt-125m, …")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per row (median)")
+    parser.add_argument("--only", nargs="*", help="methods to measure (default: the whole registry)")
+    args = parser.parse_args()
+    selected = [row for row in rows() if not args.only or row[0] in args.only or row[0] == "mezo-loop"]
+    result = measure(args.model, args.steps, selected)
+    print(f"{args.model}, float32, batch {BATCH} × {LENGTH}, {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads; one forward {1e3 * result['forward']:.1f} ms; step / (its forward "
+          f"passes × one forward), median of {args.steps} steps:")
+    print(table(result))
+    medians = [seconds / (passes * result["forward"]) for seconds, passes in result["steps"].values()]
+    print(f"median over the rows: {statistics.median(medians):.2f}")
+
+
+if __name__ == "__main__":
+    main()
