@@ -109,3 +109,16 @@ def test_replay_is_bitwise_with_the_cheap_samplers(name, direction):
     for _ in range(2):
         resumed.step(resumed_model)
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), resumed_model.parameters()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_the_histogram_threshold_is_kthvalue_exactly(dtype):
+    """Sparse-MeZO's threshold through the bit histogram equals torch's kthvalue, ties and zeros included."""
+    from zobench.optimizers.noise import HISTOGRAM_FROM, kth_smallest
+
+    generator = torch.Generator().manual_seed(1)
+    n = HISTOGRAM_FROM + 4_321
+    for values in (torch.randn(n, generator=generator).to(dtype).abs(),
+                   torch.randint(0, 5, (n,), generator=generator).to(dtype), torch.zeros(n, dtype=dtype)):
+        for k in (1, 2, n // 4, n // 2 + 1, n - 1, n):
+            assert torch.equal(kth_smallest(values, k), values.kthvalue(k).values), (k, values[:3])
