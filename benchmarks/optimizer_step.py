@@ -1,6 +1,7 @@
-"""asv benchmarks of the optimizer step: time, its ratio to forward passes, and peak memory.
+"""asv benchmarks of ZO-SGD's step by implementation and sampler, and of the first-order baselines.
 
-Models are random-weight OPT-style decoders (no download), at two sizes; batch 4 × 64 tokens.
+Models are random-weight OPT-style decoders (no download), at two sizes; batch 4 × 64 tokens. Every
+registered method's step is measured by ``benchmarks/registry_step.py``.
 asv reads every number as lower-is-better, which holds for all of these.
 """
 
@@ -11,7 +12,6 @@ from transformers import OPTConfig, OPTForCausalLM
 
 from zobench import optimizers
 
-ZO = ["zo-sgd", "zo-adamu", "zo-adam@delta", "zo-adam@g"]
 SIZES = {"small": (256, 4), "medium": (512, 8)}  # hidden size, layers
 
 
@@ -29,71 +29,12 @@ MODES = {"mezo-4-pass": {"fused": False}, "fused": {}, "fused+cache": {"cache_no
 DIRECTIONS = ["gaussian", "rademacher", "table"]  # zo-sgd's samplers: draws, packed-bit signs, table windows
 
 
-def _zo_setup(name, size):
-    """(model, batch, optimizer ``name`` over the model), no step taken."""
-    model, batch = _model(size)
-    extra = {"T1": 10} if "adamu" in name else {}
-    optimizer = optimizers.get(name).create(model.parameters(), context={"total_steps": 10_000}, lr=1e-6, **extra)
-    return model, batch, optimizer
-
-
 def step_over_two_forwards(optimizer, loss, repeat: int = 5) -> tuple[float, float, float]:
     """(step time / two forward passes, step seconds, forward seconds), each the best of ``repeat``."""
     step = min(timeit.repeat(lambda: optimizer.step(loss), number=1, repeat=repeat))
     with torch.no_grad():
         forward = min(timeit.repeat(loss, number=1, repeat=repeat))
     return step / (2 * forward), step, forward
-
-
-class ZerothOrderStep:
-    """One ZO step (two forward passes plus the perturbation passes) and one forward pass."""
-
-    params = (ZO, list(SIZES))
-    param_names = ["optimizer", "size"]
-    timeout = 300
-
-    def setup(self, name, size):
-        self.model, self.batch, self.optimizer = _zo_setup(name, size)
-        self.optimizer.step(self.loss)  # state buffers exist before measuring
-
-    def loss(self):
-        return self.model(input_ids=self.batch, labels=self.batch).loss
-
-    def time_step(self, name, size):
-        self.optimizer.step(self.loss)
-
-    def time_forward(self, name, size):
-        with torch.no_grad():
-            self.loss()
-
-    def track_step_over_two_forwards(self, name, size):
-        """The ZO overhead: a step's time over that of its two forward passes (1.0 would be free)."""
-        return step_over_two_forwards(self.optimizer, self.loss)[0]
-
-    track_step_over_two_forwards.unit = "ratio"
-
-
-class ZerothOrderMemory:
-    """Peak memory of a ZO step and of inference on the same model. asv reads a process's peak,
-    setup included, so setup here builds and never steps: a step's peak (its first, which also
-    creates the schedule's buffers) is not mixed into inference's."""
-
-    params = (ZO, list(SIZES))
-    param_names = ["optimizer", "size"]
-    timeout = 300
-
-    def setup(self, name, size):
-        self.model, self.batch, self.optimizer = _zo_setup(name, size)
-
-    def loss(self):
-        return self.model(input_ids=self.batch, labels=self.batch).loss
-
-    def peakmem_step(self, name, size):
-        self.optimizer.step(self.loss)
-
-    def peakmem_inference(self, name, size):
-        with torch.no_grad():
-            self.loss()
 
 
 class FirstOrderStep:
