@@ -18,7 +18,7 @@ import statistics
 import torch
 
 from benchmarks.optimizer_step import DIRECTIONS
-from benchmarks.step_cost import build, mezo_loop_step, synchronised_median
+from benchmarks.step_cost import build, forward_seconds, mezo_loop_step, synchronised_median
 from zobench import optimizers
 
 SHAPES = {"minilm-l6": "random:minilm-l6", "opt-125m": "random:opt-125m"}
@@ -56,20 +56,14 @@ def measure(model: str, steps: int, selected=None, device: str = "cpu") -> dict:
     """Seconds of one forward and of each row's step (medians after two warm-up steps)."""
     params, loss = build(model, "float32", device, BATCH, LENGTH)
     where = torch.device(device)
-
-    def forward():
-        with torch.no_grad():
-            loss()
-
-    forward()
-    before = synchronised_median(forward, where, steps)
+    before = forward_seconds(loss, where, steps, warm=True)
     result = {}
     for name, direction in selected or rows():
         step, passes = step_function(name, direction, params, loss)
         for _ in range(2):
             step()
         result[name, direction] = (synchronised_median(step, where, steps), passes)
-    after = synchronised_median(forward, where, steps)
+    after = forward_seconds(loss, where, steps)
     return {"forward": min(before, after), "steps": result}
 
 
@@ -103,13 +97,8 @@ class RegistryStep:
         self.step()  # state buffers exist before measuring
 
     def track_step_over_forwards(self, row, shape):
-        step = synchronised_median(self.step, torch.device("cpu"), 5)
-
-        def forward():
-            with torch.no_grad():
-                self.loss()
-
-        return step / (self.passes * synchronised_median(forward, torch.device("cpu"), 5))
+        cpu = torch.device("cpu")
+        return synchronised_median(self.step, cpu, 5) / (self.passes * forward_seconds(self.loss, cpu, 5))
 
     track_step_over_forwards.unit = "ratio"
 

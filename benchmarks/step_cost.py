@@ -49,6 +49,17 @@ def synchronised_median(call, device: torch.device, repeat: int) -> float:
     return statistics.median(times)
 
 
+def forward_seconds(loss, device: torch.device, repeat: int, warm: bool = False) -> float:
+    """The median seconds of one forward pass without gradients (after one untimed pass if ``warm``)."""
+    def forward():
+        with torch.no_grad():
+            loss()
+
+    if warm:
+        forward()
+    return synchronised_median(forward, device, repeat)
+
+
 def mezo_loop_step(params, loss, *, eps: float = 1e-3, lr: float = 0.0, seed: int = 0) -> float:
     """One step of MeZO's trainer as MeZO writes it (global seed, ``torch.normal``, allocating adds)."""
 
@@ -91,13 +102,7 @@ def measure(model_name: str, dtype: str, device: str, batch: int, length: int, s
     """Forward time, perturbation-pass time and every mode's step time (seconds)."""
     params, loss = build(model_name, dtype, device, batch, length)
     where = torch.device(device)
-
-    def forward():
-        with torch.no_grad():
-            loss()
-
-    forward()
-    before = synchronised_median(forward, where, steps)
+    before = forward_seconds(loss, where, steps, warm=True)
     noise = NoiseStream()
     passes = {}
     for direction in DIRECTIONS:
@@ -124,7 +129,7 @@ def measure(model_name: str, dtype: str, device: str, batch: int, length: int, s
         for _ in range(2):
             step()
         step_times[name, mode, direction] = synchronised_median(step, where, steps)
-    after = synchronised_median(forward, where, steps)
+    after = forward_seconds(loss, where, steps)
     return {"forward": min(before, after), "perturbation_pass": passes, "steps": step_times}
 
 
