@@ -141,7 +141,7 @@ def table(result: dict) -> str:
     for (name, mode, direction), seconds in result["steps"].items():
         regenerations, memory = PASSES[mode]
         if name == "zo-adamu" and mode == "fused+cache":
-            memory = "two parameter copies (its two draws)"
+            memory = "three parameter copies (its two draws and its probe)"
         if direction == "table":
             memory = table_memory if memory == "none" else f"{memory} (views) + {table_memory}"
         lines.append(f"| {name} | {mode} | {direction} | {regenerations} | {memory} | {1e3 * seconds:.1f} ms | "

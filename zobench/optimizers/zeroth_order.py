@@ -22,8 +22,8 @@ A step makes three passes over the parameters (MeZO makes four): :math:`+\epsilo
 :math:`-2\epsilon d`, then one pass that restores (:math:`+\epsilon d`) and applies the update with
 the same regenerated noise. ``fused=False`` gives MeZO's separate restore and update passes.
 ``cache_noise=True`` draws the noise once per step and keeps it for the later passes: one more copy
-of the trainable parameters (two for a two-part sampler) in exchange for two fewer regenerations, with
-bitwise the same result as the default.
+of the trainable parameters (two for a two-part sampler, and one more for the probe in placement δ,
+formed once too) in exchange for two fewer regenerations, with bitwise the same result as the default.
 
 The in-place restore is exact up to floating-point rounding, not bitwise: :math:`\mathrm{fl}(\theta +
 \epsilon z)` cannot be inverted where :math:`|\epsilon z| \gg |\theta|` (many :math:`\theta` round to the
@@ -147,10 +147,19 @@ class ZerothOrder(torch.optim.Optimizer):
             self._noise_cache[param, index] = self.sampler(self.streams[index], param, self.steps)
         return self._noise_cache[param, index]
 
-    def _probe(self, state, sample: Sample) -> torch.Tensor:
+    def _probe(self, param, state, index: int = 0, sample: Sample | None = None) -> torch.Tensor:
+        """Probe ``index``'s direction for ``param``: its noise (placement g) or the preconditioner's
+        preview of it (δ); with ``cache_noise`` a preview is formed once per step, as the noise is drawn
+        once (the state does not change before the update, so every pass sees the same tensor). A pass
+        that has drawn the noise already passes its ``sample``: drawing again would move the stream."""
+        sample = self._sample(param, index) if sample is None else sample
         if self.placement == "g":
             return sample.fresh
-        return self.preconditioner.preview(state, sample, self.steps)
+        if not self.cache_noise:
+            return self.preconditioner.preview(state, sample, self.steps)
+        if (param, index, "probe") not in self._noise_cache:
+            self._noise_cache[param, index, "probe"] = self.preconditioner.preview(state, sample, self.steps)
+        return self._noise_cache[param, index, "probe"]
 
     # -- what an estimator sees of the step (the estimators.Probe protocol) --------------------------
 
@@ -166,7 +175,7 @@ class ZerothOrder(torch.optim.Optimizer):
         """θ ← θ + scale·ε·d (``unit="lr"``: scale·η·d), regenerating probe ``index``'s direction d."""
         self.streams[index].restart(self._seeds[index], self.seed)
         for group, param, state in self._parameters():
-            param.add_(self._probe(state, self._sample(param, index)), alpha=scale * self._unit(unit, group))
+            param.add_(self._probe(param, state, index), alpha=scale * self._unit(unit, group))
         key = (index, unit)
         self._displacement[key] = self._displacement.get(key, 0.0) + scale
 
@@ -202,7 +211,7 @@ class ZerothOrder(torch.optim.Optimizer):
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
         self.streams[index].restart(self._seeds[index], self.seed)
-        params = [(param, self._probe(state, self._sample(param, index))) for _, param, state in self._parameters()]
+        params = [(param, self._probe(param, state, index)) for _, param, state in self._parameters()]
         with forward_ad.dual_level(), sdpa_kernel(SDPBackend.MATH):
             duals = [forward_ad.make_dual(param.detach(), tangent) for param, tangent in params]
             for (param, _), dual in zip(params, duals):
@@ -274,7 +283,8 @@ class ZerothOrder(torch.optim.Optimizer):
                 continue
             for (index, unit), scale in self._displacement.items():
                 if scale:
-                    param.add_(self._probe(state, samples[index]), alpha=-scale * self._unit(unit, group))
+                    back = -scale * self._unit(unit, group)
+                    param.add_(self._probe(param, state, index, samples[index]), alpha=back)
             self._update(group, param, state, samples, grads)
 
     def _run(self, closure, record: dict | None) -> Estimate:
