@@ -123,6 +123,33 @@ def test_newton_schulz_is_the_quintic_on_the_singular_values(shape):
     assert singular_values.min() > 0.6 and singular_values.max() < 1.25  # near-orthogonal, as Muon's
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16], ids=["fp64", "bf16"])
+def test_orthogonalisation_in_the_subspace_is_the_full_one(dtype):
+    """NS(L Rᵀ) computed from the factors (thin QR of L, the iteration on r × n) is the full-space value."""
+    from zobench.optimizers.noise import Sample
+    from zobench.optimizers.transforms import orthogonalised
+
+    generator = torch.Generator().manual_seed(3)
+    left, right = (torch.randn(shape, generator=generator, dtype=torch.float64) for shape in [(40, 2), (30, 2)])
+    full = orthogonalised().update({}, Sample(left @ right.T), 1)
+    factored = orthogonalised().update({}, Sample((left @ right.T).to(dtype), factors=(left.to(dtype), right.to(dtype))), 1)
+    atol = 1e-12 if dtype == torch.float64 else 0.05  # bf16 keeps 8 bits: |entries| ≤ 1, a few roundings
+    torch.testing.assert_close(factored.double(), full, rtol=0, atol=atol)
+
+
+def test_zo_muon_orthogonalises_in_its_subspace(monkeypatch):
+    """ZO-Muon's probes share their kept basis, so the step iterates on the r × n coordinates, never m × n."""
+    from zobench.optimizers import transforms
+
+    seen = []
+    original = transforms.newton_schulz
+    monkeypatch.setattr(transforms, "newton_schulz", lambda matrix, steps=5: seen.append(tuple(matrix.shape)) or original(matrix, steps))
+    weight = torch.nn.Parameter(torch.randn(64, 48, dtype=torch.float64))
+    optimizer = optimizers.create("zo-muon", [weight], lr=1e-3, probes=3, rank=2, seed=0)
+    optimizer.step(lambda: (weight ** 2).sum())
+    assert seen == [(2, 48)]
+
+
 def test_sparse_mezo_moves_only_the_smallest_magnitudes(tiny_model):
     weight = tiny_model.hidden.weight
     before = weight.detach().clone()

@@ -212,7 +212,8 @@ def sparse_mezo(sparsity=0.75):
     return Method(sampler=lambda direction: noise.magnitude_masked(direction, sparsity))
 
 
-@register_method("zo-muon", description="ZO-Muon: one-sided probes P Ψ in a kept subspace, estimate orthogonalised by Newton–Schulz")
+@register_method("zo-muon", revision=2,
+                 description="ZO-Muon: one-sided probes P Ψ in a kept subspace, estimate orthogonalised by Newton–Schulz")
 def zo_muon(probes=4, rank=2, period=100):
     r"""ZO-Muon (Lang et al., "Powering Up Zeroth-Order Training via Subspace Gradient Orthogonalization",
     2026): N one-sided probes :math:`z_i = P\Psi_i` (:func:`~zobench.optimizers.noise.projected`) around a

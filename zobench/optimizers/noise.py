@@ -110,7 +110,8 @@ class Sample(NamedTuple):
     ``fresh`` is the new random direction. ``jitter`` is optional extra noise that a schedule adds
     around its own first moment (ZO-AdaMU's momentum-centred Gaussian); ``None`` for plain samplers.
     ``factors`` is ``(left, right)`` where ``fresh`` is the low-rank product ``left @ right.T`` (LOZO's
-    U and V), for a schedule that keeps its state in factored form (LOZO-M); ``None`` otherwise.
+    U and V, ZO-Muon's P and Ψᵀ), for a transform that works in factored form (LOZO-M's momentum,
+    ZO-Muon's orthogonalisation); ``None`` otherwise.
     """
 
     fresh: torch.Tensor
@@ -262,7 +263,8 @@ def projected(rank: int, period: int) -> Sampler:
     column-orthonormal :math:`P \in \mathbb R^{m\times r}` (QR of a Gaussian matrix) kept for ``period``
     steps and a fresh Gaussian :math:`\Psi \in \mathbb R^{r\times n}` every step (r capped at m): SubZero's
     subspace on the left side only. Vectors get a Gaussian z. P is regenerated from the run's seed
-    and the block in each pass, as SubZero's U and V.
+    and the block in each pass, as SubZero's U and V. The sample carries the factors
+    :math:`(P, \Psi^\top)`, so the step can orthogonalise in the subspace.
     """
 
     @sampler("projected")
@@ -272,7 +274,8 @@ def projected(rank: int, period: int) -> Sampler:
             return Sample(stream.normal(param))
         r = min(rank, shape[0])
         basis = _orthonormal(stream.lazy_normal((shape[0], r), param, (t - 1) // period))
-        return Sample((basis @ stream.normal(param, (r, shape[1]))).view_as(param))
+        coordinates = stream.normal(param, (r, shape[1]))
+        return Sample((basis @ coordinates).view_as(param), factors=(basis, coordinates.T))
 
     return sample
 

@@ -258,11 +258,20 @@ class ZerothOrder(torch.optim.Optimizer):
             param.add_(sample.fresh, alpha=shrink * back - lr * grad / len(grads))
 
     def _scaled_factors(self, samples: list[Sample], grads: tuple[float, ...]):
-        """The factors (ĝU, V) of a one-probe estimate ĝUVᵀ, for a factored schedule (LOZO-M); else None."""
-        factors = samples[0].factors
-        if len(samples) != 1 or factors is None:
+        """The estimate as one low-rank product, for a factored transform; else None. One probe ĝUVᵀ gives
+        (ĝU, V) (LOZO-M keeps momentum on the left factor); probes sharing their left factor P (ZO-Muon's
+        kept subspace) give (P, Σᵢ ĝᵢ/q · Rᵢ)."""
+        first = samples[0].factors
+        if first is None:
             return None
-        return factors[0] * grads[0], factors[1]
+        if len(samples) == 1:
+            return first[0] * grads[0], first[1]
+        if any(s.factors is None or not torch.equal(s.factors[0], first[0]) for s in samples[1:]):
+            return None
+        right = first[1] * (grads[0] / len(grads))
+        for sample, grad in zip(samples[1:], grads[1:]):
+            right.add_(sample.factors[1], alpha=grad / len(grads))
+        return first[0], right
 
     def _absorb(self, state, x: Sample) -> torch.Tensor:
         if self.preconditioner.takes_estimate:
