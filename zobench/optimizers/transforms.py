@@ -181,8 +181,8 @@ def adam(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8) -> Trans
         x = _plain(x)
         m = _ema(state, "m", x, beta1)
         v = state["v"].mul_(beta2).addcmul_(x, x, value=1.0 - beta2)
-        denominator = (v.sqrt() / (1.0 - beta2 ** t) ** 0.5).add_(sigma)
-        return (m / (1.0 - beta1 ** t)).div_(denominator)
+        denominator = v.sqrt().div_((1.0 - beta2 ** t) ** 0.5).add_(sigma)
+        return torch.div(m, 1.0 - beta1 ** t).div_(denominator)
 
     return Transform("adam", ("m", "v"), _corrected_first_moment(beta1), update)
 
@@ -201,7 +201,7 @@ def adamax(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8) -> Tra
         x = _plain(x)
         m = _ema(state, "m", x, beta1)
         u = torch.maximum(state["u"].mul_(beta2), x.abs().add_(sigma), out=state["u"])
-        return m / u / (1.0 - beta1 ** t)
+        return torch.div(m, u).div_(1.0 - beta1 ** t)
 
     return Transform("adamax", ("m", "u"), _corrected_first_moment(beta1), update)
 
@@ -220,7 +220,8 @@ def adamm(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8) -> Tran
         m = _ema(state, "m", x, beta1)
         v = state["v"].mul_(beta2).addcmul_(x, x, value=1.0 - beta2)
         v_max = torch.maximum(state["v_max"], v, out=state["v_max"])
-        return m / v_max.sqrt().add_(sigma)
+        denominator = v_max.sqrt().add_(sigma)
+        return torch.div(m, denominator, out=denominator)
 
     return Transform("adamm", ("m", "v", "v_max"), preview, update)
 
@@ -261,7 +262,7 @@ def adamu(anneal: AnnealSchedule, sigma: float = 1e-8, denominator: str = "alg1"
             v.mul_(v)
         m = state["m"]
         torch.add(fresh * values.beta1, centre, alpha=1.0 - values.beta1, out=m)
-        return m / v.add_(sigma).sqrt_()
+        return torch.div(m, v.add_(sigma).sqrt_(), out=v)
 
     return Transform("adamu", ("m",), preview, update)
 
@@ -291,7 +292,8 @@ def hessian_diagonal(smooth: float, eps: float, rule: str = "released") -> Trans
     paper = rule == "paper"
 
     def scaled(hessian, z):
-        return z / hessian.sqrt() if paper else hessian.sqrt() * z
+        root = hessian.sqrt()
+        return torch.div(z, root, out=root) if paper else root.mul_(z)
 
     def preview(state, x, t):
         return scaled(state["sigma"], _plain(x))
@@ -301,7 +303,7 @@ def hessian_diagonal(smooth: float, eps: float, rule: str = "released") -> Trans
         base, plus, minus = estimate.losses[:3]
         curvature = abs(plus + minus - 2.0 * base) / (2.0 * eps * eps)
         hessian = state["sigma"]
-        observed = z * z * hessian if paper else z * z / hessian  # with the previous H
+        observed = (z * z).mul_(hessian) if paper else (z * z).div_(hessian)  # with the previous H
         hessian.mul_(1.0 - smooth).add_(observed, alpha=smooth * curvature)
         return scaled(hessian, z)
 
