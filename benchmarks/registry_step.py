@@ -104,8 +104,8 @@ class RegistryStep:
 
 
 class RegistryMemory:
-    """Peak memory of one step of every registered method (setup builds and never steps, so the step's
-    first call, which creates the state, is the peak asv reads) and of one forward."""
+    """Peak memory of one step of every registered method. Setup builds and never steps, so the step's
+    first call, which creates the state, is the peak asv reads (the whole process's, setup included)."""
 
     params = RegistryStep.params
     param_names = RegistryStep.param_names
@@ -119,7 +119,18 @@ class RegistryMemory:
     def peakmem_step(self, row, shape):
         self.step()
 
-    def peakmem_inference(self, row, shape):
+
+class InferenceMemory:
+    """One forward's peak, the floor every step's peak is compared with (once per shape)."""
+
+    params = (list(SHAPES),)
+    param_names = ["shape"]
+    timeout = 600
+
+    def setup(self, shape):
+        self.params_, self.loss = _forward_model(shape)
+
+    def peakmem_inference(self, shape):
         with torch.no_grad():
             self.loss()
 

@@ -51,3 +51,27 @@ def test_the_registry_benchmark_measures_every_method_with_every_sampler_it_acce
     calls = []
     step_function("zo-adamu@delta", "table", point, lambda: calls.append(1) or point[0].sum())[0]()
     assert passes == 9 and len(calls) == 2
+
+
+def test_the_readme_table_is_the_committed_asv_run_rendered():
+    """README's whole-registry table is `registry_report.table` of the kept asv results file, and its
+    cells are that file's numbers (read here from the raw JSON, not through asv)."""
+    import json
+    from itertools import product
+
+    from benchmarks.registry_report import BEGIN, END, MEASURED, README, table
+
+    assert MEASURED.exists(), f"{MEASURED} is missing; run python -m benchmarks.registry_report RESULTS --write"
+    rendered = table(MEASURED)
+    readme = README.read_text()
+    assert readme[readme.index(BEGIN) + len(BEGIN):readme.index(END)].strip() == rendered.strip(), \
+        "README's step-cost table is stale: run python -m benchmarks.registry_report --write"
+    raw = json.loads(MEASURED.read_text())
+    ratios, params = raw["results"]["registry_step.RegistryStep.track_step_over_forwards"][:2]
+    cells = dict(zip(product(*params), ratios))
+    value = cells["'zo-sgd|table'", "'minilm-l6'"]
+    row = next(line for line in rendered.splitlines() if line.startswith("| `zo-sgd` |"))
+    assert row.split(" | ")[3] == f"{value:.2f}"
+    named = {line.split("`")[1] for line in rendered.splitlines() if line.startswith("| `")}
+    from benchmarks.registry_step import rows
+    assert named == {name for name, _ in rows()}  # every registered method has a row, measured or "—"
