@@ -10,6 +10,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from zobench import optimizers
+from zobench.optimizers.noise import Sample
 
 ANNEAL = dict(T1=2, T3=10)
 
@@ -82,6 +83,31 @@ def test_same_seed_gives_bitwise_identical_parameters(name):
         runs.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.equal(runs[0], runs[1])
     assert not torch.equal(runs[0], runs[2])
+
+
+@pytest.mark.parametrize("name", ZO_NAMES)
+def test_slice_by_slice_updates_are_bitwise_the_whole_ones(name, monkeypatch):
+    """An elementwise chain moves large tensors in slices (zeroth_order.PIECE); with slices of 3 entries,
+    which cut every tensor of the model at odd places, parameters and state end bitwise where whole-tensor
+    updates put them, in fp32 (its vectorised kernels and their scalar tails)."""
+    from zobench.optimizers import zeroth_order
+
+    runs = []
+    for piece in (1 << 30, 3):
+        monkeypatch.setitem(zeroth_order.PIECE, "cpu", piece)
+        torch.manual_seed(0)
+        model = TinyRegression()
+        optimizer = build(name, model, seed=2)
+        for _ in range(5):
+            optimizer.step(model)
+        runs.append([p.detach().clone() for p in model.parameters()]
+                    + [b.clone() for state in optimizer.state.values() for b in state.values() if torch.is_tensor(b)])
+        preconditioner = getattr(optimizer, "preconditioner", None)
+        if preconditioner is not None and preconditioner.elementwise:  # the slicing ran
+            weight = model.hidden.weight
+            pieces = list(optimizer._pieces(weight, optimizer.state[weight], [Sample(torch.zeros_like(weight))]))
+            assert len(pieces) == (1 if piece > weight.numel() else -(-weight.numel() // piece))
+    assert all(torch.equal(x, y) for x, y in zip(*runs))
 
 
 @pytest.mark.parametrize("name", optimizers.names())

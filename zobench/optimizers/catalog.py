@@ -93,7 +93,7 @@ def _adamu(placement):
         _check_momentum(sigma=sigma)
         anneal = AnnealSchedule.for_run(total_steps, T1=T1, T2=T2, T3=T3, last_phase=last_phase,
                                         phi_alpha=phi_alpha, phi_beta1=phi_beta1, phi_beta2=phi_beta2)
-        around = (lambda direction: noise.uncertain(anneal, direction)) if placement == "delta" else None
+        around = noise.uncertain if placement == "delta" else None
         return Method(chain=_placed(adamu(anneal, sigma, denominator), placement), sampler=around)
     return recipe
 

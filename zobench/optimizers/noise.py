@@ -17,7 +17,6 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from .anneal import AnnealSchedule
 
 
 def step_seed(base_seed: int, step: int) -> int:
@@ -107,8 +106,8 @@ def gaussian_table(size: int, seed: int, dtype: torch.dtype, device: torch.devic
 class Sample(NamedTuple):
     """What a sampler draws for one parameter tensor.
 
-    ``fresh`` is the new random direction. ``jitter`` is optional extra noise that a schedule adds
-    around its own first moment (ZO-AdaMU's momentum-centred Gaussian); ``None`` for plain samplers.
+    ``fresh`` is the new random direction. ``jitter`` is optional extra unit noise that a schedule scales
+    and adds around its own first moment (ZO-AdaMU's momentum-centred Gaussian); ``None`` for plain samplers.
     ``factors`` is ``(left, right)`` where ``fresh`` is the low-rank product ``left @ right.T`` (LOZO's
     U and V, ZO-Muon's P and Ψᵀ), for a transform that works in factored form (LOZO-M's momentum,
     ZO-Muon's orthogonalisation); ``None`` otherwise.
@@ -175,21 +174,19 @@ def noise_table(size: int = TABLE_SIZE, seed: int = 0) -> Sampler:
     return sample
 
 
-def uncertain(anneal: AnnealSchedule, base: Sampler = gaussian) -> Sampler:
-    r"""ZO-AdaMU's two-part perturbation (Eq. 4): :math:`\dot z \sim \mathcal N(0, \alpha_t I)` as
-    ``fresh`` and the zero-mean part :math:`\sqrt{1-\alpha_t}\,\xi` of
-    :math:`\ddot z \sim \mathcal N(m_{t-1}, (1-\alpha_t) I)` as ``jitter`` (the schedule adds
-    :math:`m_{t-1}`). :math:`\sqrt{\alpha}` is read as the standard deviation, as in the released code.
-    The two unit draws z and ξ come from ``base``, one after the other: Gaussian by default (the paper's),
-    or any fast sampler (with the table both are views, scaled into new tensors).
+def uncertain(base: Sampler = gaussian) -> Sampler:
+    r"""ZO-AdaMU's two-part perturbation (Eq. 4), as two unit draws per tensor, one after the other from
+    ``base`` (Gaussian by default, the paper's; any fast sampler, with the table both are views): z as
+    ``fresh`` and ξ as ``jitter``. The AdaMU transform (:func:`~zobench.optimizers.transforms.adamu`)
+    scales them by its anneal, :math:`\dot z = \sqrt{\alpha_t}\,z \sim \mathcal N(0, \alpha_t I)` and
+    :math:`\ddot z = m_{t-1} + \sqrt{1-\alpha_t}\,\xi \sim \mathcal N(m_{t-1}, (1-\alpha_t) I)`
+    (:math:`\sqrt{\alpha}` read as the standard deviation, as in the released code): scaled there, slice by
+    slice, the draws cost no parameter-sized temporary.
     """
 
     @sampler(f"uncertain-{base.name}")
     def sample(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
-        alpha = anneal(t).alpha
-        fresh = base(stream, param, t).fresh * alpha ** 0.5
-        jitter = base(stream, param, t).fresh * (1.0 - alpha) ** 0.5
-        return Sample(fresh, jitter)
+        return Sample(base(stream, param, t).fresh, base(stream, param, t).fresh)
 
     return sample
 

@@ -54,16 +54,20 @@ class Transform(NamedTuple):
     linear: bool = False  # the identity on its input: the fused single-pass update survives it
     takes_estimate: bool = False  # update(state, x, t, estimate) also gets the step's losses and ĝ
     initial: float = 0.0  # the value every buffer starts from
+    elementwise: bool = False  # each entry's output depends on that entry alone: may run slice by slice
 
 
 def transform(name: str, update, preview=None, *, buffers: tuple[str, ...] = (), takes_estimate: bool = False,
-              initial: float = 0.0) -> Transform:
+              initial: float = 0.0, elementwise: bool = False) -> Transform:
     """A preconditioner from its ``update(state, x, t) -> tensor`` over a plain tensor x, and optionally its
-    ``preview`` (needed only to sit on the perturbation); the short way for a plugin's own rule."""
+    ``preview`` (needed only to sit on the perturbation); the short way for a plugin's own rule. Declare
+    ``elementwise=True`` when each entry's output depends on that entry alone, so that the optimizer may
+    run it on slices of a large tensor (:data:`~zobench.optimizers.zeroth_order.PIECE`)."""
     def plain_update(state, x, t, *estimate):
         return update(state, _plain(x), t, *estimate)
     plain_preview = None if preview is None else (lambda state, x, t: preview(state, _plain(x), t))
-    return Transform(name, buffers, plain_preview, plain_update, takes_estimate=takes_estimate, initial=initial)
+    return Transform(name, buffers, plain_preview, plain_update, takes_estimate=takes_estimate, initial=initial,
+                     elementwise=elementwise)
 
 
 def scale_by_estimate() -> Transform:
@@ -166,7 +170,7 @@ def momentum(mu: float = 0.9) -> Transform:
     def update(state, x, t):
         return state["momentum"].mul_(mu).add_(_plain(x))
 
-    return Transform("momentum", ("momentum",), preview, update)
+    return Transform("momentum", ("momentum",), preview, update, elementwise=True)
 
 
 def adam(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8) -> Transform:
@@ -184,7 +188,7 @@ def adam(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8) -> Trans
         denominator = v.sqrt().div_((1.0 - beta2 ** t) ** 0.5).add_(sigma)
         return torch.div(m, 1.0 - beta1 ** t).div_(denominator)
 
-    return Transform("adam", ("m", "v"), _corrected_first_moment(beta1), update)
+    return Transform("adam", ("m", "v"), _corrected_first_moment(beta1), update, elementwise=True)
 
 
 def adamw(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8) -> Transform:
@@ -203,7 +207,7 @@ def adamax(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8) -> Tra
         u = torch.maximum(state["u"].mul_(beta2), x.abs().add_(sigma), out=state["u"])
         return torch.div(m, u).div_(1.0 - beta1 ** t)
 
-    return Transform("adamax", ("m", "u"), _corrected_first_moment(beta1), update)
+    return Transform("adamax", ("m", "u"), _corrected_first_moment(beta1), update, elementwise=True)
 
 
 def adamm(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8) -> Transform:
@@ -223,14 +227,16 @@ def adamm(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8) -> Tran
         denominator = v_max.sqrt().add_(sigma)
         return torch.div(m, denominator, out=denominator)
 
-    return Transform("adamm", ("m", "v", "v_max"), preview, update)
+    return Transform("adamm", ("m", "v", "v_max"), preview, update, elementwise=True)
 
 
 def adamu(anneal: AnnealSchedule, sigma: float = 1e-8, denominator: str = "alg1") -> Transform:
     r"""ZO-AdaMU's moments: a mixture of a fresh sample and a momentum-centred one.
 
     With :math:`(\alpha_t, \beta_{1,t}, \beta_{2,t})` from the anneal (Eq. 7), the fresh part
-    :math:`\dot z = x.\mathrm{fresh}` and the centred part :math:`\ddot z = m_{t-1} + x.\mathrm{jitter}`:
+    :math:`\dot z = \sqrt{\alpha_t}\,x.\mathrm{fresh}` and the centred part
+    :math:`\ddot z = m_{t-1} + \sqrt{1-\alpha_t}\,x.\mathrm{jitter}` (the two unit draws of
+    :func:`~zobench.optimizers.noise.uncertain`, scaled here, slice by slice):
 
     .. math::
         m_t = \beta_{1,t}\,\dot z + (1-\beta_{1,t})\,\ddot z,\qquad
@@ -240,16 +246,18 @@ def adamu(anneal: AnnealSchedule, sigma: float = 1e-8, denominator: str = "alg1"
 
     The probe is :math:`m_t`. Only :math:`m` is kept between steps: as in Algorithm 1, :math:`v` is a
     mixture of this step's two samples, not a running average. In placement ``delta`` the sampler is
-    :func:`~zobench.optimizers.noise.uncertain_gaussian` and this is exactly Algorithm 1. In placement
-    ``g`` the fresh part is the estimate :math:`\hat g z` and the jitter is zero, so
+    :func:`~zobench.optimizers.noise.uncertain` and this is exactly Algorithm 1. In placement
+    ``g`` the fresh part is the estimate :math:`\hat g z` (not scaled) and there is no jitter, so
     :math:`\ddot z = m_{t-1}`: the same annealed mixing of new and old, applied to the gradient.
     """
     if denominator not in ("alg1", "eq6"):
         raise ValueError(f"denominator must be 'alg1' or 'eq6', not {denominator!r}")
 
     def parts(state, x, t):
-        centre = state["m"] if x.jitter is None else state["m"] + x.jitter
-        return x.fresh, centre, anneal(t)
+        values = anneal(t)
+        if x.jitter is None:  # placement g: the estimate, and the moment itself as the centred part
+            return x.fresh, state["m"], values
+        return x.fresh * values.alpha ** 0.5, state["m"] + x.jitter * (1.0 - values.alpha) ** 0.5, values
 
     def preview(state, x, t):
         fresh, centre, values = parts(state, x, t)
@@ -264,7 +272,7 @@ def adamu(anneal: AnnealSchedule, sigma: float = 1e-8, denominator: str = "alg1"
         torch.add(fresh * values.beta1, centre, alpha=1.0 - values.beta1, out=m)
         return torch.div(m, v.add_(sigma).sqrt_(), out=v)
 
-    return Transform("adamu", ("m",), preview, update)
+    return Transform("adamu", ("m",), preview, update, elementwise=True)
 
 
 HESSIAN_RULES = ("released", "paper")
@@ -307,7 +315,7 @@ def hessian_diagonal(smooth: float, eps: float, rule: str = "released") -> Trans
         hessian.mul_(1.0 - smooth).add_(observed, alpha=smooth * curvature)
         return scaled(hessian, z)
 
-    return Transform("hessian", ("sigma",), preview, update, takes_estimate=True, initial=1.0)
+    return Transform("hessian", ("sigma",), preview, update, takes_estimate=True, initial=1.0, elementwise=True)
 
 
 FIRST_MOMENTA = ("zero", "estimate")

@@ -49,6 +49,11 @@ from .registry import BACKWARD_IN_FORWARDS
 from .transforms import compile_chain
 
 PLACEMENTS = ("g", "delta")
+# Entries per slice when an elementwise chain moves a large tensor slice by slice (``_pieces``): its
+# temporaries then take a slice's memory, not the tensor's, and on a CPU they stay in cache. Accelerators
+# take larger slices, since each slice costs every operation one more kernel launch.
+PIECE = {"cpu": 1 << 20}
+PIECE_ON_ACCELERATORS = 1 << 26
 
 
 def is_real(value) -> bool:
@@ -175,7 +180,9 @@ class ZerothOrder(torch.optim.Optimizer):
         """θ ← θ + scale·ε·d (``unit="lr"``: scale·η·d), regenerating probe ``index``'s direction d."""
         self.streams[index].restart(self._seeds[index], self.seed)
         for group, param, state in self._parameters():
-            param.add_(self._probe(param, state, index), alpha=scale * self._unit(unit, group))
+            alpha = scale * self._unit(unit, group)
+            for piece, piece_state, (sample,) in self._pieces(param, state, [self._sample(param, index)]):
+                piece.add_(self._probe(piece, piece_state, index, sample), alpha=alpha)
         key = (index, unit)
         self._displacement[key] = self._displacement.get(key, 0.0) + scale
 
@@ -290,11 +297,30 @@ class ZerothOrder(torch.optim.Optimizer):
             if linear:
                 self._linear_update(group, param, samples, grads)
                 continue
-            for (index, unit), scale in self._displacement.items():
-                if scale:
-                    back = -scale * self._unit(unit, group)
-                    param.add_(self._probe(param, state, index, samples[index]), alpha=back)
-            self._update(group, param, state, samples, grads)
+            for piece, piece_state, piece_samples in self._pieces(param, state, samples):
+                for (index, unit), scale in self._displacement.items():
+                    if scale:
+                        back = -scale * self._unit(unit, group)
+                        piece.add_(self._probe(piece, piece_state, index, piece_samples[index]), alpha=back)
+                self._update(group, piece, piece_state, piece_samples, grads)
+
+    def _pieces(self, param, state, samples: list[Sample]):
+        """(θ, its state, its samples), whole or, where the chain is elementwise and θ holds more than
+        :data:`PIECE` entries, as matching flat slices: the same values bit for bit (an elementwise
+        kernel's result does not depend on where a slice starts; tested for every such optimizer) in a
+        slice's memory. Whole with ``cache_noise`` (its kept probe is a whole tensor by design) and for
+        factored samples (their transforms are not elementwise)."""
+        size = PIECE.get(param.device.type, PIECE_ON_ACCELERATORS)
+        tensors = [param, *state.values(), *(d for s in samples for d in (s.fresh, s.jitter) if d is not None)]
+        if (self.cache_noise or self.preconditioner is None or not self.preconditioner.elementwise
+                or param.numel() <= size or any(s.factors is not None for s in samples)
+                or not all(isinstance(t, torch.Tensor) and t.numel() == param.numel() and t.is_contiguous() for t in tensors)):
+            yield param, state, samples
+            return
+        for start in range(0, param.numel(), size):
+            cut = slice(start, start + size)
+            yield (param.view(-1)[cut], {key: buffer.view(-1)[cut] for key, buffer in state.items()},
+                   [Sample(s.fresh.view(-1)[cut], None if s.jitter is None else s.jitter.view(-1)[cut]) for s in samples])
 
     def _run(self, closure, record: dict | None) -> Estimate:
         seed = step_seed(self.seed, self.steps + 1)
