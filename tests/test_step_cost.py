@@ -74,4 +74,4 @@ def test_the_readme_table_is_the_committed_asv_run_rendered():
     assert row.split(" | ")[3] == f"{value:.2f}"
     named = {line.split("`")[1] for line in rendered.splitlines() if line.startswith("| `")}
     from benchmarks.registry_step import rows
-    assert named == {name for name, _ in rows()}  # every registered method has a row, measured or "—"
+    assert named == {name for name, _ in rows() if name == "mezo-loop" or optimizers.get(name).distribution is None}

@@ -15,8 +15,9 @@ r"""The zeroth-order optimizer: a composition of the four ablation axes.
   ends in the learning rate, the group's η times a :mod:`.lr_schedules` factor of the step.
 
 Memory: the parameters are perturbed in place and the noise is regenerated in each pass, one tensor
-at a time, so the step needs the inference memory, the schedule's buffers, and a few temporaries of
-the largest single parameter tensor.
+at a time, so the step needs the inference memory, the schedule's buffers, the noise of the largest single
+parameter tensor, and a few temporaries of a slice of it (elementwise chains run on slices of
+:data:`PIECE` entries) or of the whole tensor (other chains).
 
 A step makes three passes over the parameters (MeZO makes four): :math:`+\epsilon d`, then
 :math:`-2\epsilon d`, then one pass that restores (:math:`+\epsilon d`) and applies the update with
