@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 from asv.results import Results
 
-from benchmarks.registry_step import OWN, SHAPES, rows
+from benchmarks.optimizer_step import DIRECTIONS
+from benchmarks.registry_step import BATCH, LENGTH, OWN, SHAPES, rows
 from zobench import optimizers
 from zobench.models import random_model
 from zobench.optimizers.noise import TABLE_SIZE
@@ -32,7 +33,7 @@ ROOT = Path(__file__).parents[1]
 README = ROOT / "README.md"
 MEASURED = Path(__file__).with_name("registry-step.asv.json")
 BEGIN, END = "<!-- registry-step: begin -->", "<!-- registry-step: end -->"
-SAMPLERS = ["gaussian", "rademacher", "table", OWN]
+SAMPLERS = DIRECTIONS + [OWN]
 KEYS = {"ratio": "registry_step.RegistryStep.track_step_over_forwards",
         "step": "registry_step.RegistryMemory.peakmem_step",
         "inference": "registry_step.InferenceMemory.peakmem_inference"}
@@ -60,7 +61,7 @@ def table(path: Path, shape: str = "minilm-l6") -> str:
     ratio, step, inference = (_values(results, key) for key in KEYS.values())
     forward_peak = inference.get((shape,))
     bytes_ = parameter_bytes(shape)
-    by_method: dict[str, dict[str, tuple[str, str]]] = {}
+    by_method: dict[str, dict[str, tuple[float | None, float | None]]] = {}  # method -> sampler -> (ratio, peak)
     for name, sampler in rows():
         if name != "mezo-loop" and optimizers.get(name).distribution is not None:
             continue  # a plugin's rows are measured by asv, but the README shows zobench's own methods
@@ -69,7 +70,7 @@ def table(path: Path, shape: str = "minilm-l6") -> str:
     machine = results.params.get("machine", "?")
     lines = [f"asv run of commit `{results.commit_hash[:8]}` on `{machine}` ({results.params.get('cpu', '?')}, "
              f"{results.params.get('num_cpu', '?')} cores), shape `{SHAPES[shape]}` "
-             f"({bytes_ / 4e6:.1f}M parameters), batch 16 × 64; one forward's peak "
+             f"({bytes_ / 4e6:.1f}M parameters), batch {BATCH} × {LENGTH}; one forward's peak "
              f"{forward_peak / 2 ** 20:.0f} MiB." if forward_peak else "",
              "",
              "| method | " + " | ".join(SAMPLERS[:-1]) + " | own sampler | buffers | peak step / (forward + buffers) |",

@@ -312,10 +312,13 @@ class ZerothOrder(torch.optim.Optimizer):
         slice's memory. Whole with ``cache_noise`` (its kept probe is a whole tensor by design) and for
         factored samples (their transforms are not elementwise)."""
         size = PIECE.get(param.device.type, PIECE_ON_ACCELERATORS)
-        tensors = [param, *state.values(), *(d for s in samples for d in (s.fresh, s.jitter) if d is not None)]
-        if (self.cache_noise or self.preconditioner is None or not self.preconditioner.elementwise
-                or param.numel() <= size or any(s.factors is not None for s in samples)
-                or not all(isinstance(t, torch.Tensor) and t.numel() == param.numel() and t.is_contiguous() for t in tensors)):
+        sliceable = (not self.cache_noise and self.preconditioner is not None and self.preconditioner.elementwise
+                     and param.numel() > size and all(s.factors is None for s in samples))
+        if sliceable:  # the per-tensor checks only where slicing is possible: this runs in every pass
+            tensors = [param, *state.values(), *(d for s in samples for d in (s.fresh, s.jitter) if d is not None)]
+            sliceable = all(isinstance(t, torch.Tensor) and t.numel() == param.numel() and t.is_contiguous()
+                            for t in tensors)
+        if not sliceable:
             yield param, state, samples
             return
         for start in range(0, param.numel(), size):
