@@ -40,6 +40,7 @@ where it comes after; in placement ``delta`` the moments never see a gradient, s
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 
@@ -252,7 +253,7 @@ class ZerothOrder(torch.optim.Optimizer):
             param.mul_(1.0 - lr * decay)
         param.add_(direction, alpha=-step_size)
 
-    def _linear_update(self, group, param, samples: list[Sample], grads: tuple[float, ...]) -> None:
+    def _linear_update(self, group, param, samples: Iterable[Sample], grads: tuple[float, ...]) -> None:
         r"""Restore and update of a linear schedule in placement g, one add per probe: with the probe's
         displacement :math:`a_i` still on θ, :math:`\theta \leftarrow (1-\eta\lambda)\theta +
         \sum_i ((1-\eta\lambda)(-a_i) - \eta\hat g_i/q)\,z_i` — coupled L2 and decoupled decay coincide
@@ -294,10 +295,11 @@ class ZerothOrder(torch.optim.Optimizer):
             stream.restart(self._seeds[index], self.seed)
         linear = self.chain.linear
         for group, param, state in self._parameters():
-            samples = [self._sample(param, index) for index in range(len(self.streams))]
-            if linear:
-                self._linear_update(group, param, samples, grads)
+            if linear:  # each probe drawn as it is added (one stream each): one draw alive, not q
+                draws = (self._sample(param, index) for index in range(len(self.streams)))
+                self._linear_update(group, param, draws, grads)
                 continue
+            samples = [self._sample(param, index) for index in range(len(self.streams))]
             for piece, piece_state, piece_samples in self._pieces(param, state, samples):
                 for (index, unit), scale in self._displacement.items():
                     if scale:
