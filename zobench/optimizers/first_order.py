@@ -34,15 +34,19 @@ def first_order(torch_optimizer: type[torch.optim.Optimizer], schedule: str) -> 
         self.scheduler = (None if self.lr_schedule is None
                           else torch.optim.lr_scheduler.LambdaLR(self, self.lr_schedule.factor))
 
-    def step(self, closure) -> float:
-        self.zero_grad(set_to_none=True)
-        with torch.enable_grad():
-            loss = closure()
-            loss.backward()
+    def step(self, closure=None) -> float | None:
+        """With a closure, zobench's way: backpropagate its loss, then step. Without, torch's: step on
+        the gradients the caller computed (a stock training loop, a Hugging Face ``Trainer``)."""
+        loss = None
+        if closure is not None:
+            self.zero_grad(set_to_none=True)
+            with torch.enable_grad():
+                loss = closure()
+                loss.backward()
         torch_optimizer.step(self)
         if self.scheduler is not None:
             self.scheduler.step()
-        return float(loss.detach())
+        return None if loss is None else float(loss.detach())
 
     def state_dict(self):
         state = torch_optimizer.state_dict(self)
