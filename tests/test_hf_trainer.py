@@ -208,7 +208,7 @@ def test_lora_steps_only_the_adapters(tmp_path):
         id(p) for p in model.parameters() if p.requires_grad}
 
 
-@pytest.mark.parametrize("setting", [{"model_dtype": torch.bfloat16}, {"bf16": True}])
+@pytest.mark.parametrize("setting", [{"model_dtype": torch.bfloat16}, {"model_dtype": torch.float16}, {"bf16": True}, {"fp16": True}])
 def test_half_precision_steps(setting, tmp_path):
     model = tiny_llama().to(setting.pop("model_dtype", torch.float32))
     before = flat(model).clone()
@@ -228,3 +228,4 @@ def test_bad_names_and_arguments_give_one_line(optimizer, kwargs, overrides, mes
         ZOTrainer(model=TinyClassifier(), args=arguments(tmp_path, **overrides), optimizer=optimizer,
                   optimizer_kwargs=kwargs, train_dataset=classification_data())
     assert message in str(error.value) and "\n" not in str(error.value)
+

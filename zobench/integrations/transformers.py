@@ -28,6 +28,8 @@ What each part of the trainer means for a zeroth-order step:
   (a backward or tangents count two, as in zobench's records) and ``zo_seed``; no ``grad_norm``.
 * **Precision.** A half-precision model steps in its own dtype; with ``bf16``/``fp16`` the passes run
   under the trainer's autocast, and fp16's gradient scaler is switched off (no gradient to scale).
+* **Placement.** A ``device_map`` model keeps its placement: each parameter's noise is drawn and
+  applied on its own device, as in the harness's ``device: sharded`` runs.
 * **First-order names** (``fo-adam``, …) build zobench's optimizer and keep the trainer's own
   backward step.
 """
