@@ -12,7 +12,7 @@ its estimator needs, under ``torch.no_grad()``, and never calls ``backward()``. 
 A checkpoint is the trainable weights, ``optimizer.state_dict()`` (its buffers and step count: the
 noise of step t is regenerated from the seed and t) and the step; with batches drawn from (seed, step)
 the resumed run ends bit for bit where an uninterrupted one does. With ``accelerate``, prepare the
-model and the data loader and keep the optimizer as it is: the closure is all it needs.
+model and the data loader; the optimizer may be prepared too (its wrapper passes the closure through).
 
 The model and data are those of ``examples/hf_trainer.py`` (MiniLM on SST-2).
 """

@@ -229,3 +229,26 @@ def test_bad_names_and_arguments_give_one_line(optimizer, kwargs, overrides, mes
                   optimizer_kwargs=kwargs, train_dataset=classification_data())
     assert message in str(error.value) and "\n" not in str(error.value)
 
+
+
+@pytest.mark.parametrize("prepare_optimizer", [False, True])
+def test_an_accelerate_loop_takes_the_same_steps(prepare_optimizer):
+    """``accelerate`` users prepare the model and the loader (and may prepare the optimizer: its wrapper
+    passes the closure through); the steps are the plain loop's."""
+    from accelerate import Accelerator
+
+    runs = []
+    for accelerated in (False, True):
+        model, data = TinyClassifier(), classification_data()
+        loader = torch.utils.data.DataLoader(data, batch_size=BATCH)
+        optimizer = optimizers.create("zo-adam", model.parameters(), lr=1e-2, seed=3)
+        if accelerated:
+            accelerator = Accelerator(cpu=True)
+            model, loader = accelerator.prepare(model, loader)
+            if prepare_optimizer:
+                optimizer = accelerator.prepare(optimizer)
+        model.eval()
+        for batch in loader:
+            optimizer.step(lambda: model(**batch)["loss"])
+        runs.append(flat(model))
+    assert torch.equal(runs[0], runs[1])
