@@ -26,7 +26,7 @@ def _model(size):
 
 
 MODES = {"mezo-4-pass": {"fused": False}, "fused": {}, "fused+cache": {"cache_noise": True}}  # see README
-DIRECTIONS = ["gaussian", "rademacher", "table"]  # zo-sgd's samplers: draws, packed-bit signs, table windows
+DIRECTIONS = ["gaussian", "gaussian-blocks", "rademacher", "table"]  # draws, the same in parallel blocks, packed-bit signs, table windows
 
 
 def step_over_two_forwards(optimizer, loss, repeat: int = 5) -> tuple[float, float, float]:

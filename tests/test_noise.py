@@ -9,7 +9,8 @@ import torch
 from conftest import TinyRegression
 
 from zobench import optimizers
-from zobench.optimizers.noise import NoiseStream, gaussian_table, noise_table, rademacher
+from zobench.optimizers import noise
+from zobench.optimizers.noise import NoiseStream, gaussian_blocks, gaussian_table, noise_table, rademacher
 
 WITH_DIRECTION = [name for name in optimizers.names() if "direction" in optimizers.get(name).hyperparameters()]
 
@@ -28,7 +29,8 @@ def _probes(sampler, shape, count, dtype=torch.float64):
     return torch.stack(rows)
 
 
-@pytest.mark.parametrize("sampler", [noise_table(2 ** 16), rademacher], ids=["table", "packed-signs"])
+@pytest.mark.parametrize("sampler", [noise_table(2 ** 16), rademacher, gaussian_blocks],
+                         ids=["table", "packed-signs", "gaussian-blocks"])
 def test_probe_covariance_is_the_identity(sampler):
     z = _probes(sampler, (4, 8), 4000)
     covariance = z.T @ z / len(z)
@@ -46,6 +48,48 @@ def test_packed_signs_are_the_bits_of_the_draws():
     words = torch.randint(-2 ** 63, 2 ** 63 - 1, (3,), generator=generator, dtype=torch.int64).tolist()
     bits = [(word >> k) & 1 for word in words for k in range(64)][:130]
     assert z.tolist() == [2.0 * bit - 1 for bit in bits]
+
+
+def blocks_by_hand(seed: int, draw: int, count: int, block: int) -> torch.Tensor:
+    """The blocked draw restated: block b is torch's randn from the blake2b hash of "seed:draw:b"."""
+    import hashlib
+
+    parts = []
+    for index, start in enumerate(range(0, count, block)):
+        digest = hashlib.blake2b(f"{seed}:{draw}:{index}".encode(), digest_size=8, person=b"zobench-blocks").digest()
+        generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+        parts.append(torch.randn(min(block, count - start), generator=generator, dtype=torch.float64))
+    return torch.cat(parts)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_blocked_draws_are_torchs_normals_whatever_the_threads(threads, monkeypatch):
+    monkeypatch.setattr(noise, "BLOCK", 64)
+    monkeypatch.setattr(noise, "_POOLS", {})
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)  # the pool's size
+    stream, like = NoiseStream(), torch.zeros(10, 30, dtype=torch.float64)  # 300 entries: 4 full blocks and 44
+    stream.restart(7)
+    first, second = stream.blocked_normal(like), stream.blocked_normal(like)
+    assert torch.equal(first.flatten(), blocks_by_hand(7, 0, 300, 64))
+    assert torch.equal(second.flatten(), blocks_by_hand(7, 1, 300, 64))
+    stream.restart(7)
+    assert torch.equal(stream.blocked_normal(like), first)  # every pass of the step draws the same
+
+
+def test_blocked_draws_are_standard_normal_and_blocks_independent(monkeypatch):
+    """200k entries in 4096-entry blocks: mean and variance within 4 standard errors of N(0, 1), and
+    neighbouring blocks uncorrelated within 5/√4096, the 5-sigma band for 48 pairs (a repeated seed
+    would give correlation 1)."""
+    monkeypatch.setattr(noise, "BLOCK", 4096)
+    stream = NoiseStream()
+    stream.restart(11)
+    z = stream.blocked_normal(torch.zeros(200_704, dtype=torch.float64))
+    n = len(z)
+    assert abs(float(z.mean())) < 4 / n ** 0.5
+    assert abs(float(z.var()) - 1) < 4 * (2 / n) ** 0.5
+    blocks = z.view(-1, 4096)
+    correlations = (blocks[1:] * blocks[:-1]).mean(1) / (blocks[1:].std(1) * blocks[:-1].std(1))
+    assert correlations.abs().max() < 5 / 4096 ** 0.5
 
 
 def test_table_estimate_is_unbiased_on_a_quadratic():
@@ -88,7 +132,7 @@ def test_steps_never_write_into_the_shared_table(name, pristine_table):
     assert torch.equal(gaussian_table(2 ** 25, 0, torch.float64, torch.device("cpu")), pristine_table)
 
 
-@pytest.mark.parametrize("direction", ["table", "rademacher"])
+@pytest.mark.parametrize("direction", ["table", "rademacher", "gaussian-blocks"])
 @pytest.mark.parametrize("name", WITH_DIRECTION)
 def test_replay_is_bitwise_with_the_cheap_samplers(name, direction):
     info = optimizers.get(name)

@@ -30,8 +30,10 @@ from .registry import DESCRIBE_STEPS, REGISTRY
 from .transforms import scale_by_estimate
 from .zeroth_order import ZerothOrder
 
-# ``direction``: Gaussian draws (MeZO's), packed-bit signs, or windows of the shared Gaussian table
-SAMPLERS = {"gaussian": noise.gaussian, "rademacher": noise.rademacher, "table": noise.noise_table()}
+# ``direction``: Gaussian draws (MeZO's), the same drawn in parallel blocks, packed-bit signs, or windows
+# of the shared Gaussian table
+SAMPLERS = {"gaussian": noise.gaussian, "gaussian-blocks": noise.gaussian_blocks, "rademacher": noise.rademacher,
+            "table": noise.noise_table()}
 COMMON = {"eps": 1e-3, "weight_decay": 0.0, "seed": 0, "fused": True, "cache_noise": False,
           "direction": "gaussian", "lr_schedule": None}
 CONTEXT = ("total_steps",)  # what the harness knows of a run, passed to a method that declares it

@@ -12,12 +12,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import os
 import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, NamedTuple
 
 import torch
 
-
+BLOCK = 1 << 20  # entries of one separately seeded block of a blocked draw: fixed, so no value depends on threads
 
 def step_seed(base_seed: int, step: int) -> int:
     """The seed of step ``step``: a hash of ``(base_seed, step)``.
@@ -42,11 +45,13 @@ class NoiseStream:
         self._offsets = random.Random(0)  # table windows: host-side, so a GPU never syncs for an offset
         self._lazy: dict[torch.device, torch.Generator] = {}
         self._seed, self._run_seed, self._block, self._block_seed = 0, 0, None, 0
+        self._blocked_draws = 0  # blocked draws since the restart: the index in each block's seed
+        self._block_generators: dict[torch.device, torch.Generator] = {}
         self.restarts = 0  # how many times the step's noise was (re)generated; tests count passes
 
     def restart(self, seed: int, run_seed: int = 0) -> None:
         """Replays the draws of step seed ``seed``; ``run_seed`` seeds the lazy draws' blocks."""
-        self._seed, self._run_seed, self._block = seed, run_seed, None
+        self._seed, self._run_seed, self._block, self._blocked_draws = seed, run_seed, None, 0
         self.restarts += 1
         self._offsets.seed(seed)
         for generator in self._generators.values():
@@ -61,6 +66,26 @@ class NoiseStream:
         """Standard normals shaped like ``like`` (or ``shape``), with its dtype and device."""
         return torch.randn(like.shape if shape is None else shape, generator=self._generator(like.device),
                            dtype=like.dtype, device=like.device)
+
+    def blocked_normal(self, like: torch.Tensor) -> torch.Tensor:
+        """Standard normals shaped like ``like``, drawn as blocks of :data:`BLOCK` entries. Block b of the
+        k-th blocked draw since the restart comes from its own generator, seeded by a hash of (step
+        seed, k, b), so the blocks can be drawn in parallel: on a CPU, whose ``randn`` runs on one
+        thread, by a pool of ``torch.get_num_threads()`` threads. Every value is torch's own standard
+        normal, and the same whatever the number of threads or the device's speed."""
+        draw, self._blocked_draws = self._blocked_draws, self._blocked_draws + 1
+        out = torch.empty(like.shape, dtype=like.dtype, device=like.device)
+        flat = out.view(-1)
+        blocks = [(flat[start:start + BLOCK], _block_seed(self._seed, draw, index))
+                  for index, start in enumerate(range(0, flat.numel(), BLOCK))]
+        if like.device.type == "cpu" and len(blocks) > 1:
+            list(_block_pool().map(_fill_block, blocks))
+        else:
+            if like.device not in self._block_generators:
+                self._block_generators[like.device] = torch.Generator(device=like.device)
+            for block, seed in blocks:
+                block.normal_(generator=self._block_generators[like.device].manual_seed(seed))
+        return out
 
     def signs(self, like: torch.Tensor) -> torch.Tensor:
         """Independent ±1 shaped like ``like``: 64 signs per 64-bit draw, unpacked a byte at a time
@@ -86,6 +111,30 @@ class NoiseStream:
         if like.device not in self._lazy:
             self._lazy[like.device] = torch.Generator(device=like.device).manual_seed(self._block_seed)
         return torch.randn(shape, generator=self._lazy[like.device], dtype=like.dtype, device=like.device)
+
+
+def _block_seed(seed: int, draw: int, block: int) -> int:
+    """The seed of one block of a blocked draw (its own hash domain: never a step's or a probe's seed)."""
+    digest = hashlib.blake2b(f"{seed}:{draw}:{block}".encode(), digest_size=8, person=b"zobench-blocks").digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+_THREAD = threading.local()  # each pool thread's CPU generator
+_POOLS: dict[int, ThreadPoolExecutor] = {}  # per process: a forked worker must not inherit its parent's pool
+
+
+def _block_pool() -> ThreadPoolExecutor:
+    pid = os.getpid()
+    if pid not in _POOLS:
+        _POOLS[pid] = ThreadPoolExecutor(max_workers=torch.get_num_threads(), thread_name_prefix="zobench-noise")
+    return _POOLS[pid]
+
+
+def _fill_block(job: tuple[torch.Tensor, int]) -> None:
+    block, seed = job
+    if not hasattr(_THREAD, "generator"):
+        _THREAD.generator = torch.Generator()
+    block.normal_(generator=_THREAD.generator.manual_seed(seed))
 
 
 @functools.lru_cache(maxsize=8)
@@ -137,6 +186,15 @@ def sampler(name: str):
 def gaussian(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
     """z ~ N(0, I), MeZO's probe."""
     return Sample(stream.normal(param))
+
+
+@sampler("gaussian-blocks")
+def gaussian_blocks(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
+    """z ~ N(0, I) as ``gaussian``, drawn in separately seeded blocks in parallel
+    (:meth:`NoiseStream.blocked_normal`): the same distribution, other values for the same seed, and on a
+    CPU several times faster. Not the default: every Gaussian run's numbers would change, and on a GPU,
+    whose ``randn`` is already parallel, it launches one kernel per block."""
+    return Sample(stream.blocked_normal(param))
 
 
 @sampler("rademacher")
