@@ -216,12 +216,14 @@ def test_a_run_that_raises_is_reported_and_the_others_are_recorded(tmp_path, mon
     assert len(store.keys()) == len(suite.runs) - 1
 
 
-@pytest.mark.parametrize("kind", ["local", "slurm-debug"])
+@pytest.mark.parametrize("kind", ["local", "slurm-debug", "slurm-local"])
 def test_other_executors_give_the_inline_records(tmp_path, kind):
+    """The slurm kinds send the suite's runs as one batch (a job array on Slurm; separate processes on
+    submitit's local cluster, two at a time)."""
     text = SMALL.replace("seeds: [0, 1]", "seeds: [0]").replace("problems: [a, c]", "problems: [c]")
     _, inline, _ = run_suite(tmp_path, text, tmp_path / "inline")
     executor = local_pool(2) if kind == "local" else make_executor("slurm", folder=tmp_path / "slurm",
-                                                                       cluster="debug")
+                                                                       cluster=kind.split("-")[1], parallel=2)
     _, other, failures = run_suite(tmp_path, text, tmp_path / kind, executor=executor)
     assert not failures and other.keys() == inline.keys()
     for key in inline.keys():

@@ -25,8 +25,10 @@ import tempfile
 from pathlib import Path
 
 from . import __version__, optimizers, tuning
+from .distributed import SPLITS, from_environment
 from .executors import make_executor
-from .harness import FilterError, environment_notes, execute, plan, print_plan, select, select_studies
+from .harness import (DistributedRunError, FilterError, environment_notes, execute, plan, print_plan, select,
+                      select_studies)
 from .memory.study import MemoryStudyError
 from .report import write_report
 from .store import ResultStore, inside
@@ -98,13 +100,33 @@ def _run(args) -> int:
         for note in environment_notes(runs):
             print(f"note: {note}")
         return 0
+    world = from_environment(args.split)
+    if world.size > 1:
+        return _run_distributed(args, suite, store, world)
     executor = make_executor(args.executor, workers=args.workers, folder=store.root / "slurm",
                              partition=args.slurm_partition, time_minutes=args.slurm_time, gpus=args.slurm_gpus,
-                             cluster=args.slurm_cluster)
+                             cluster=args.slurm_cluster, parallel=args.slurm_parallel)
     failures = execute(suite, store, executor=executor, only=args.only, quiet=args.quiet)
     for line in failures:
         print(f"zobench: {line}", file=sys.stderr)
     print(f"report: {write_report(tuning.resolved(suite, store.root), store)}")
+    return 1 if failures else 0
+
+
+def _run_distributed(args, suite, store, world) -> int:
+    """Every rank runs the suite's runs in the same order, inline; rank 0 writes and reports."""
+    if args.executor != "inline":
+        raise CommandError(f"under torchrun the ranks run each run together; drop --executor {args.executor}")
+    if suite.studies:
+        raise CommandError(f"{suite.name} tunes some entries; tune in one process first (zobench run without "
+                           "torchrun), then rerun under torchrun")
+    if not world.leader:
+        _quiet()
+    failures = execute(suite, store, only=args.only, quiet=args.quiet or not world.leader, world=world)
+    if world.leader:
+        for line in failures:
+            print(f"zobench: {line}", file=sys.stderr)
+        print(f"report: {write_report(suite, store)}")
     return 1 if failures else 0
 
 
@@ -264,6 +286,8 @@ def _list(args) -> int:
             print(" " * 19 + ", ".join(f"{k}={_default(v)}" for k, v in info.hyperparameters().items()))
             for option, reason in getattr(info.factory, "refusals", {}).items():
                 print(" " * 19 + f"takes no {option}: {reason}")
+            if info.described.get("splits"):
+                print(" " * 19 + f"splits over torchrun ranks: {', '.join(info.described['splits'])}")
     elif args.what == "tasks":
         from .tasks import load_task, task_names
 
@@ -308,8 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--slurm-partition", help="Slurm partition")
     run.add_argument("--slurm-time", type=int, default=60, help="Slurm time limit per run, minutes (default 60)")
     run.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per Slurm job (default 1)")
+    run.add_argument("--slurm-parallel", type=_positive, default=16,
+                     help="the most jobs of the suite's job array running at once (default 16)")
     run.add_argument("--slurm-cluster", choices=("slurm", "local", "debug"),
                      help="submitit cluster (default: Slurm when available)")
+    run.add_argument("--split", choices=SPLITS, default="data",
+                     help="under torchrun: each rank takes a shard of the batch (data, default) or of the "
+                          "step's evaluations (probes)")
     check = commands.add_parser("check", help="run a suite and compare it with a committed baseline")
     check.add_argument("suite", help="a suite file, e.g. suites/ci.yaml")
     check.add_argument("--baseline", required=True, help="the baseline JSON, e.g. benchmarks/baselines/ci.json")
@@ -351,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (SuiteError, FilterError, MemoryStudyError, CommandError, optimizers.UnknownOptimizerError) as error:
+    except (SuiteError, FilterError, MemoryStudyError, CommandError, optimizers.UnknownOptimizerError,
+            DistributedRunError) as error:
         print(f"zobench: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (zobench list | head): nothing left to say

@@ -3,10 +3,12 @@
 * ``inline`` — in this process, one after another (the default; progress per step).
 * ``local`` — a process pool on this machine. With GPUs, one worker per GPU, each pinned to its GPU
   through ``CUDA_VISIBLE_DEVICES``; without, ``workers`` CPU workers sharing the cores.
-* ``slurm`` — one Slurm job per run through ``submitit`` (its ``debug`` and ``local`` clusters run
-  the same code on a machine without Slurm, which is how the tests exercise this path). Its jobs are
-  wrapped as ``concurrent.futures`` futures, so the harness waits on every kind with
-  ``futures.wait(FIRST_COMPLETED)`` rather than polling.
+* ``slurm`` — Slurm jobs through ``submitit`` (its ``debug`` and ``local`` clusters run the same code
+  on a machine without Slurm, which is how the tests exercise this path). A suite's pending runs go
+  out as one job array (:meth:`SubmititExecutor.batch`), at most ``parallel`` of them running at once;
+  a job that is preempted or times out is requeued with the same run, which resumes from its log
+  (:class:`Resumable`). Its jobs are wrapped as ``concurrent.futures`` futures, so the harness waits
+  on every kind with ``futures.wait(FIRST_COMPLETED)`` rather than polling.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import multiprocessing
 import os
 import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -56,15 +59,39 @@ def local_pool(workers: int | None = None) -> ProcessPoolExecutor:
 
 class SubmititExecutor(Executor):
     """A submitit executor behind ``concurrent.futures``: each job's future is settled by a thread that
-    waits on ``job.result()`` (submitit polls the scheduler there), so callers need no polling loop."""
+    waits on ``job.result()`` (submitit polls the scheduler there), so callers need no polling loop.
+    Every call is submitted as :class:`Resumable`; ``future.job`` is its submitit job."""
 
     def __init__(self, executor):
         self.executor = executor
+        self._held: list[tuple[object, Future]] | None = None  # jobs of an open batch: not submitted yet
+
+    @contextmanager
+    def batch(self):
+        """Submissions inside go out together when it closes: on Slurm, one job array."""
+        self._held = []
+        try:
+            with self.executor.batch():
+                yield
+        finally:
+            held, self._held = self._held, None
+        for job, future in held:
+            self._settle(job, future)
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
-        job = self.executor.submit(fn, *args, **kwargs)
-        future: Future = Future()
+        from .slurm_jobs import Resumable
 
+        job = self.executor.submit(Resumable(fn), *args, **kwargs)
+        future: Future = Future()
+        future.job = job
+        if self._held is not None:
+            self._held.append((job, future))
+        else:
+            self._settle(job, future)
+        return future
+
+    @staticmethod
+    def _settle(job, future: Future) -> None:
         def settle():
             try:
                 future.set_result(job.result())
@@ -72,16 +99,17 @@ class SubmititExecutor(Executor):
                 future.set_exception(error)
 
         threading.Thread(target=settle, daemon=True).start()
-        return future
 
 
 def slurm(folder: Path, *, partition: str | None = None, time_minutes: int = 60, gpus: int = 1,
-          cluster: str | None = None) -> SubmititExecutor:
-    """A submitit executor; ``cluster="debug"`` or ``"local"`` runs without Slurm."""
+          cluster: str | None = None, parallel: int = 16) -> SubmititExecutor:
+    """A submitit executor; ``cluster="debug"`` or ``"local"`` runs without Slurm. ``parallel``: the most
+    jobs of an array running at once (Slurm's ``--array=0-N%parallel``)."""
     import submitit
 
     executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=cluster)
-    parameters = {"timeout_min": time_minutes, "gpus_per_node": gpus, "name": "zobench"}
+    parameters = {"timeout_min": time_minutes, "gpus_per_node": gpus, "name": "zobench",
+                  "slurm_array_parallelism": parallel}
     if partition:
         parameters["slurm_partition"] = partition
     executor.update_parameters(**parameters)

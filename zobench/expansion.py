@@ -138,5 +138,5 @@ def expand(where: str, common: Common, pairs: list[tuple[str, str]], found: list
                                  _spec(common, problem, model, configuration, trial_settings, tune["seed"],
                                        f"{configuration.label} (tuning)", ()),
                                  _spec(common, problem, model, configuration, settings, common.seeds[0]),
-                                 common.seeds, higher_is_better=bool(model)))
+                                 common.seeds, higher_is_better=bool(model), storage=tune.get("storage")))
     return runs, studies

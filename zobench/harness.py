@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import sys
 from concurrent import futures
+from contextlib import nullcontext
 
 from tqdm import tqdm
 
 from . import optimizers, tuning
+from .distributed import SINGLE, World, shared
 from .executors import InlineExecutor
 from .measure import host_memory_bytes
 from .runner import run
@@ -16,6 +18,10 @@ from .store import ResultStore
 from .suite import RunSpec, Suite
 
 FILTER_FIELDS = ("key", "problem", "model", "peft", "optimizer", "label", "seed", "schedule", "placement")
+
+
+class DistributedRunError(RuntimeError):
+    """A run that failed on one rank of a distributed run: the rank stops, so the others stop too."""
 
 
 class FilterError(ValueError):
@@ -160,9 +166,10 @@ def run_in_worker(spec: RunSpec, root: str) -> dict:
 
 
 def execute(suite: Suite, store: ResultStore, *, executor=None, only: str | None = None,
-            quiet: bool = False) -> list[str]:
+            quiet: bool = False, world: World = SINGLE) -> list[str]:
     """Tunes the suite's tuned entries, then runs every selected run that has no record (the tuned
-    entries' included); returns one line per failed run or trial (none: success)."""
+    entries' included); returns one line per failed run or trial (none: success). ``world``: the ranks
+    of a distributed run, which run every run together, inline (rank 0 decides which are pending)."""
     executor = executor or InlineExecutor()
     failures = []
     suite = select_studies(suite, only)
@@ -171,7 +178,7 @@ def execute(suite: Suite, store: ResultStore, *, executor=None, only: str | None
                                 quiet=quiet)
         suite = tuning.resolved(suite, store.root)
     runs = select(suite.runs, only)
-    pending = [spec for spec in runs if not store.has(spec.key)]
+    pending = shared(world, [spec for spec in runs if not store.has(spec.key)] if world.leader else None)
     recorded = len(runs) - len(pending)
     for model, reason in unreachable_models(pending).items():  # said once for all its runs, not once per run
         skipped = [spec for spec in pending if spec.model == model]
@@ -192,7 +199,9 @@ def execute(suite: Suite, store: ResultStore, *, executor=None, only: str | None
                               leave=False, disable=quiet, file=sys.stderr) as steps:
                         outcome = []
                         failure = _attempt(spec, lambda: outcome.append(
-                            run(spec, store, progress=_step_progress(steps), wait=wait)))
+                            run(spec, store, progress=_step_progress(steps), wait=wait, world=world)))
+                    if failure and world.size > 1:  # the other ranks must not wait for this one
+                        raise DistributedRunError(failure)
                     if failure:
                         failures.append(failure)
                     elif outcome[0] is None:
@@ -204,7 +213,8 @@ def execute(suite: Suite, store: ResultStore, *, executor=None, only: str | None
             # runs another `zobench run` holds are left to it, then waited for (and run, if it died)
             run_inline(run_inline(pending, wait=False), wait=True)
         else:
-            jobs = {executor.submit(run_in_worker, spec, str(store.root)): spec for spec in pending}
+            with getattr(executor, "batch", nullcontext)():  # Slurm: one job array for the suite
+                jobs = {executor.submit(run_in_worker, spec, str(store.root)): spec for spec in pending}
             while jobs:
                 finished, _ = futures.wait(jobs, return_when=futures.FIRST_COMPLETED)
                 for job in finished:

@@ -16,17 +16,22 @@ evaluations and loading apart, as logged; a resumed run goes on from the seconds
 The step that crosses the budget is the last, and is evaluated. ``steps`` still bounds the run.
 
 A NaN or infinite loss (or parameter) marks the run ``diverged`` at that step.
+
+Over several ranks (``torchrun``, :mod:`zobench.distributed`) every rank runs the same steps; rank 0
+alone claims, reads and writes the store, and shares what it read, so all ranks resume alike.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 
 import torch
 
 from . import optimizers, targets
+from .distributed import SINGLE, World, shared
 from .measure import PhaseMeter, environment
 from .problems import build_problem
 from .record import SCHEMA_VERSION, RunRecord
@@ -51,19 +56,27 @@ def _evaluation(problem) -> dict:
     return {"dev": problem.evaluate("dev"), "test": problem.evaluate("test")}
 
 
-def run(spec: RunSpec, store: ResultStore, progress=None, wait: bool = True) -> dict | None:
+def run(spec: RunSpec, store: ResultStore, progress=None, wait: bool = True, world: World = SINGLE) -> dict | None:
     """The run's record: read if recorded, else run (or resumed) and written, under the run's claim
     so that no two processes run it at once; ``progress(step)`` is called when training starts (with
     the step it resumes from) and after each step. With ``wait=False``, ``None`` when another process
-    holds the claim."""
-    with store.claim(spec.key, wait=wait) as claimed:
-        if not claimed:
+    holds the claim. ``world``: the ranks of a distributed run (rank 0 holds the claim for all)."""
+    with store.claim(spec.key, wait=wait) if world.leader else nullcontext(True) as claimed:
+        if not shared(world, claimed):
             return None
-        return store.record(spec.key) or _train(spec, store, progress)
+        return shared(world, store.record(spec.key) if world.leader else None) or _train(spec, store, progress, world)
 
 
-def _train(spec: RunSpec, store: ResultStore, progress) -> dict:
+@contextmanager
+def _discarded(key: str, keep=()):
+    """The log writer of a rank that is not rank 0: rank 0 writes the same entries."""
+    yield lambda entry: None
+
+
+def _train(spec: RunSpec, store: ResultStore, progress, world: World = SINGLE) -> dict:
     info = optimizers.get(spec.optimizer)
+    if world.size > 1 and info.family == "fo":
+        raise ValueError(f"{spec.optimizer} backpropagates: a distributed run splits zeroth-order steps only")
     device = resolve_device(spec.device)
     meter = PhaseMeter(device)
     with meter.phase("load"):
@@ -71,8 +84,14 @@ def _train(spec: RunSpec, store: ResultStore, progress) -> dict:
         problem = build_problem(spec, device=str(device))
         optimizer = info.create(problem.parameter_groups(), context={"total_steps": spec.steps, "seed": spec.seed},
                                 **spec.hyperparameters)
+    exchange = world.exchange()
+    if exchange is not None:
+        if not hasattr(optimizer, "distribute"):
+            raise ValueError(f"{spec.optimizer} is not built from zobench's parts: it cannot split a step over ranks")
+        optimizer.distribute(exchange)
+    shard = (world.rank, world.size) if world.size > 1 and world.split == "data" else None
 
-    history = store.read_log(spec.key)
+    history = shared(world, store.read_log(spec.key) if world.leader else None)
     replayable = info.replayable and len(history) > 1 and all("record" in e for e in history[1:])
     if replayable and not history[-1].get("diverged"):
         for entry in history[1:]:
@@ -81,7 +100,7 @@ def _train(spec: RunSpec, store: ResultStore, progress) -> dict:
     else:
         history, resumed_at = [], 0
 
-    with store.log_writer(spec.key, keep=history) as log:
+    with (store.log_writer if world.leader else _discarded)(spec.key, keep=history) as log:
         if not history:
             with meter.phase("eval"):
                 first = {"step": 0, "forward_passes": 0, **_evaluation(problem), **problem.snapshot()}
@@ -93,7 +112,7 @@ def _train(spec: RunSpec, store: ResultStore, progress) -> dict:
         seconds = sum(e.get("seconds", 0.0) for e in history)
         pass_cost = info.closure_cost  # one closure call: a forward, or one with a backward or tangents
         for step in range(resumed_at + 1, spec.steps + 1):
-            closure = problem.loss_closure(step)
+            closure = problem.loss_closure(step) if shard is None else problem.loss_closure(step, shard)
 
             def counted():
                 nonlocal forward_passes
@@ -108,7 +127,7 @@ def _train(spec: RunSpec, store: ResultStore, progress) -> dict:
                     loss = math.nan
             seconds += interval["seconds"]
             budget_spent = ((spec.forward_pass_budget is not None and forward_passes >= spec.forward_pass_budget)
-                            or (spec.seconds_budget is not None and seconds >= spec.seconds_budget))
+                            or (spec.seconds_budget is not None and shared(world, seconds >= spec.seconds_budget)))
             evaluating = step % spec.eval_every == 0 or step == spec.steps or budget_spent
             # the loss every step; the parameters (a full read of the model) only before an evaluation:
             # an overflow in between shows as a non-finite loss one step later
@@ -137,9 +156,12 @@ def _train(spec: RunSpec, store: ResultStore, progress) -> dict:
         "time": {**{f"{phase}_seconds": seconds for phase, seconds in meter.seconds.items()},
                  **_step_times(history)},
         "memory": meter.memory(),
-        "environment": environment(device, spec.dtype),
+        "environment": environment(device, spec.dtype) | ({} if exchange is None else {"distributed": {
+            "world_size": world.size, "split": world.split,
+            "bytes_sent_per_step": exchange.bytes_sent / max(len(history) - 1 - resumed_at, 1)}}),
     }
-    store.write_record(RunRecord.model_validate(record).model_dump(mode="json"))
+    if world.leader:
+        store.write_record(RunRecord.model_validate(record).model_dump(mode="json"))
     return record
 
 

@@ -106,6 +106,7 @@ class Study:
     final: RunSpec  # a reported run, likewise, with the suite's seed replaced by each of ``seeds``
     seeds: tuple[int, ...]
     higher_is_better: bool = True
+    storage: str | None = None  # a shared Optuna storage (parallel trials), or None: rebuilt from the records
 
     @property
     def name(self) -> str:

@@ -68,6 +68,9 @@ class Tune(Declared):
     sampler: Literal[TUNE_SAMPLERS] = None
     budget: Budget = None
     seed: Seed = None
+    # "journal" (a journal file beside the suite's records, safe on a shared file system) or an RDB URL:
+    # several `zobench run` processes then run different trials of each study at once (zobench.tuning)
+    storage: str = None
 
 
 class Table(Declared):

@@ -204,6 +204,10 @@ def tune_block(where: str, suite_block: dict, entry: dict, factory) -> dict | No
         if name in entry:
             fail(f"{where}.{name}", f"is both fixed and searched (tune.space.{name}); keep one")
     tune = {"trials": 8, "sampler": "tpe", "budget": {}, "seed": 0, **suite_block, **entry_block, "space": space}
+    storage = tune.get("storage")
+    if storage is not None and storage != "journal" and "://" not in storage:
+        fail(f"{where}.tune.storage", f"{storage!r} is neither journal (a file beside the records, for a shared "
+                                      "file system) nor an RDB URL such as postgresql://host/db")
     if tune["sampler"] == "grid":
         ranges = [name for name, values in space.items() if not isinstance(values, list)]
         if ranges:

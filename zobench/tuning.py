@@ -20,6 +20,15 @@ results folder copied elsewhere. Optuna's SQLite storage, used before, could dis
 records (a trial created but not yet given its values, a deleted or damaged database re-tuning over
 good records, two processes racing to create its tables); rebuilding costs one sampler call per
 finished trial.
+
+Parallel trials (``tune: {storage: journal}`` or an RDB URL): rebuilding proposes one trial at a time,
+so several processes would all propose the same next trial. With a storage, each study lives in
+Optuna's storage instead (:class:`Shared`): every ``zobench run`` process that shares it (Slurm jobs on
+one results folder) asks it for a trial of its own, runs it as an ordinary run and tells its value.
+``journal`` is Optuna's journal file beside the records (``tuning.journal``), safe on a shared file
+system. The proposals then depend on which trials had finished when each was asked (TPE with the
+constant liar, so running trials are not proposed again), so they are not replayable; the trials'
+runs are, and the choice is the same: the best dev value over the finished trials' records.
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
+import socket
 from concurrent import futures
 from pathlib import Path
 
@@ -116,6 +127,82 @@ class Replay:
         return params, value
 
 
+class Shared:
+    """A study in a shared Optuna storage: the same ``advance``/``number``/``best`` as :class:`Replay`, but
+    the trials are asked of the storage, so processes sharing it run different trials at once. A trial
+    left running by a process that died is taken up again (its run resumes from its log, or waits on
+    the claim of a process still running it) once no new trial is left to ask."""
+
+    def __init__(self, study: Study, root: Path):
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.study = study
+        if study.storage == "journal":
+            root.mkdir(parents=True, exist_ok=True)
+            storage = JournalStorage(JournalFileBackend(str(root / "tuning.journal")))
+        else:
+            storage = study.storage
+        self.root = root
+        self.optuna_study = optuna.create_study(study_name=study.name, storage=storage, load_if_exists=True,
+                                                direction="maximize" if study.higher_is_better else "minimize")
+        self.distributions = {name: _distribution(values) for name, values in _optuna_space(study).items()}
+
+    def _trials(self, *states):
+        import optuna
+
+        return self.optuna_study.get_trials(deepcopy=False, states=[getattr(optuna.trial.TrialState, s) for s in states])
+
+    @property
+    def number(self) -> int:
+        return len(self._trials("COMPLETE", "FAIL"))
+
+    def advance(self, store) -> dict | None:
+        import optuna
+
+        running = []
+        for trial in self._trials("RUNNING"):
+            params = _decoded(self.study, trial.params)
+            record = store.record(self.study.trial_spec(params).key)
+            if record is None:
+                running.append(params)
+            else:
+                _tell(self.optuna_study, trial.number, record)
+        if len(self.optuna_study.get_trials(deepcopy=False)) < self.study.trials:
+            if self.study.sampler == "grid":
+                self.optuna_study.sampler = optuna.samplers.GridSampler(_optuna_space(self.study))
+            elif self.study.sampler == "random":
+                self.optuna_study.sampler = optuna.samplers.RandomSampler()
+            else:
+                self.optuna_study.sampler = optuna.samplers.TPESampler(
+                    constant_liar=True, n_startup_trials=min(10, max(1, self.study.trials // 3)))
+            trial = self.optuna_study.ask(self.distributions)
+            trial.set_user_attr("process", f"{socket.gethostname()}:{os.getpid()}")  # who ran it, for the curious
+            return _decoded(self.study, trial.params)
+        return running[0] if running else None
+
+    def best(self) -> tuple[dict | None, float | None]:
+        """The best finished trial's searched values and dev value, by :class:`Replay`'s rule."""
+        store, scored = _store(self.root), []
+        for trial in self._trials("COMPLETE"):
+            params = _decoded(self.study, trial.params)
+            record = store.record(self.study.trial_spec(params).key)
+            value = None if record is None else _value(record)
+            if value is not None:
+                scored.append((value, -trial.number, params))
+        if not scored:
+            return None, None
+        value, _, params = (max if self.study.higher_is_better else min)(scored, key=lambda row: row[:2])
+        return params, value
+
+
+def _study(study: Study, root: Path):
+    """The study as the records rebuild it, or as its shared storage holds it."""
+    return Shared(study, Path(root)) if study.storage else Replay(study)
+
+
 def _value(record: dict) -> float | None:
     """A trial's value: its best dev metric; ``None`` (a failed trial) if it diverged."""
     value = record["best_dev"]["value"] if record["status"] == "finished" else None
@@ -146,8 +233,9 @@ def _store(root: Path):
 
 def progress(root: Path, study: Study) -> tuple[int, dict | None, float | None]:
     """(finished trials, the best trial's searched values, its dev value), from the run records."""
-    replay = Replay(study)
-    replay.advance(_store(Path(root)))
+    replay = _study(study, root)
+    if isinstance(replay, Replay):  # rebuilt as far as the records go; a shared study is read as it stands
+        replay.advance(_store(Path(root)))
     return (replay.number, *replay.best())
 
 
@@ -156,7 +244,7 @@ def tune(suite: Suite, store, run_one, quiet: bool = False) -> list[str]:
     trial's record. One trial per study is in flight at a time; studies run side by side. A trial
     whose run fails (an error, not a divergence) stops its study there, since every later trial
     depends on its value: the line says so, and a rerun goes on from it."""
-    replays = {study.name: Replay(study) for study in suite.studies}
+    replays = {study.name: _study(study, store.root) for study in suite.studies}
     in_flight: dict[str, tuple[int, object]] = {}
     failures = []
 

@@ -48,6 +48,7 @@ class Estimator(NamedTuple):
     estimate: Callable[[Probe], Estimate]
     calls: int  # closure calls per step (the forward passes, unless forward_mode)
     forward_mode: bool = False  # each call is one forward pass with tangents (counts as three)
+    independent: bool = False  # its moves never depend on its losses: ranks may split its evaluations
 
 
 def central(q: int = 1) -> Estimator:
@@ -68,7 +69,7 @@ def central(q: int = 1) -> Estimator:
                 probe.move(+1.0, i)
         return Estimate(losses[0], tuple(grads), tuple(losses))
 
-    return Estimator("central" if q == 1 else f"central×{q}", q, estimate, 2 * q)
+    return Estimator("central" if q == 1 else f"central×{q}", q, estimate, 2 * q, independent=True)
 
 
 def central_with_base() -> Estimator:
@@ -81,7 +82,7 @@ def central_with_base() -> Estimator:
         plus, grads, losses = central().estimate(probe)
         return Estimate(plus, grads, (base, *losses))
 
-    return Estimator("central+base", 1, estimate, 3)
+    return Estimator("central+base", 1, estimate, 3, independent=True)
 
 
 def one_sided(q: int = 1) -> Estimator:
@@ -97,7 +98,7 @@ def one_sided(q: int = 1) -> Estimator:
                 probe.move(-1.0, i)
         return Estimate(base, tuple((loss - base) / probe.eps for loss in losses), (base, *losses))
 
-    return Estimator("one-sided" if q == 1 else f"one-sided×{q}", q, estimate, q + 1)
+    return Estimator("one-sided" if q == 1 else f"one-sided×{q}", q, estimate, q + 1, independent=True)
 
 
 def normalised(inner: Estimator, floor: float = 1e-8) -> Estimator:
@@ -113,7 +114,7 @@ def normalised(inner: Estimator, floor: float = 1e-8) -> Estimator:
         spread = statistics.stdev(losses[1:]) if len(losses) > 2 else 0.0
         return Estimate(loss, tuple(g / (spread + floor) for g in grads), losses)
 
-    return Estimator(f"normalised({inner.name})", inner.probes, estimate, inner.calls)
+    return Estimator(f"normalised({inner.name})", inner.probes, estimate, inner.calls, independent=inner.independent)
 
 
 def signed(inner: Estimator) -> Estimator:
@@ -124,7 +125,7 @@ def signed(inner: Estimator) -> Estimator:
         loss, grads, losses = inner.estimate(probe)
         return Estimate(loss, tuple(float((g > 0) - (g < 0)) for g in grads), losses)
 
-    return Estimator(f"sign({inner.name})", inner.probes, estimate, inner.calls)
+    return Estimator(f"sign({inner.name})", inner.probes, estimate, inner.calls, independent=inner.independent)
 
 
 def conservative(inner: Estimator | None = None) -> Estimator:

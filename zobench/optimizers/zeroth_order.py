@@ -116,6 +116,8 @@ class ZerothOrder(torch.optim.Optimizer):
         self._seeds: list[int] = []
         self._displacement: dict[tuple[int, str], float] = {}  # (probe, unit) -> how far θ is moved
         self._closure, self._evaluations, self._replaying = None, [], None
+        self.exchange = None  # how ranks split a step (zobench.distributed); None in one process
+        self._still = False  # a probe-split step's second estimate: the moves are already made
 
     def describe(self) -> dict:
         """The ablation axes and costs of this optimizer, read from its parts (the registry, ``zobench
@@ -126,6 +128,7 @@ class ZerothOrder(torch.optim.Optimizer):
                 "state_buffers": len(self.preconditioner.buffers) if self.preconditioner else 0,
                 "sampler": self.sampler.name, "estimator": self.estimator.name, "schedule": self.chain.schedule,
                 "placement": "δ" if self.placement == "delta" else "g", "replayable": True,
+                "splits": ["data", "probes"] if self.estimator.independent else ["data"],
                 "lr_schedule": self.lr_schedule.name if self.lr_schedule else "constant"}
 
     @property
@@ -178,8 +181,18 @@ class ZerothOrder(torch.optim.Optimizer):
         """The length a move's scale counts in: ε, or the group's learning rate η at this step."""
         return self.eps if unit == "eps" else self._rate(group)
 
+    def distribute(self, exchange) -> None:
+        """Splits each step over ranks (:mod:`zobench.distributed`): ``exchange`` decides which evaluations
+        this rank computes and how the ranks' losses meet; the records stay the serial run's."""
+        if exchange is not None and exchange.defers and not self.estimator.independent:
+            raise ValueError(f"split probes needs evaluations independent of each other's losses; {self.estimator.name} "
+                             "moves θ by its losses: use split data")
+        self.exchange = exchange
+
     def move(self, scale: float, index: int = 0, unit: str = "eps") -> None:
         """θ ← θ + scale·ε·d (``unit="lr"``: scale·η·d), regenerating probe ``index``'s direction d."""
+        if self._still:
+            return
         self.streams[index].restart(self._seeds[index], self.seed)
         for group, param, state in self._parameters():
             alpha = scale * self._unit(unit, group)
@@ -201,9 +214,17 @@ class ZerothOrder(torch.optim.Optimizer):
 
     def _evaluate(self, compute):
         """A value the estimator asked for: computed and logged, or read back from a step record."""
-        value = compute() if self._replaying is None else self._replaying.pop(0)
+        deferred = False
+        if self._replaying is not None:
+            value = self._replaying.pop(0)
+        elif self.exchange is not None:
+            value, deferred = self.exchange.evaluate(len(self._evaluations), compute), self.exchange.defers
+        else:
+            value = compute()
         self._evaluations.append(value)
-        if not all(math.isfinite(v) for v in (value if isinstance(value, list) else [value])):
+        # a probe split checks once every rank has every loss: a rank must not leave the step alone
+        if not deferred and not all(math.isfinite(v) for v in (value if isinstance(value, list) else [value])):
+            self._still = False
             self.restore()
             raise NonFiniteLossError(f"non-finite loss at step {self.steps} (evaluation "
                                      f"{len(self._evaluations)} of the step gave {value})")
@@ -339,6 +360,12 @@ class ZerothOrder(torch.optim.Optimizer):
         self._closure, self._replaying = closure, None if record is None else list(record["evaluations"])
         try:
             self.last_estimate = self.estimator.estimate(self)
+            if self.exchange is not None and record is None and self.exchange.defers:
+                # every rank made every move; now the estimate from all the losses, θ left where it is
+                values, self._evaluations, self._still = self.exchange.complete(self._evaluations), [], True
+                self._replaying = values
+                self.last_estimate = self.estimator.estimate(self)
+                self._still, self._replaying = False, None
             self._restore_and_update(self.last_estimate.grads)
         except NonFiniteLossError:
             self.steps -= 1
@@ -346,6 +373,7 @@ class ZerothOrder(torch.optim.Optimizer):
         finally:
             self._noise_cache.clear()
             self._closure = self._replaying = None
+            self._still = False
         self.last_record = {"seed": seed, "evaluations": self._evaluations}
         return self.last_estimate
 

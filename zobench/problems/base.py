@@ -19,11 +19,19 @@ class Problem(Protocol):
     def parameter_groups(self, weight_decay: float = 0.0) -> list[dict]:
         """The trainable parameters, as torch.optim param groups (``weight_decay`` set per group)."""
 
-    def loss_closure(self, step: int) -> Callable[[], torch.Tensor]:
-        """A closure returning the training loss on the batch of ``step`` (1-based)."""
+    def loss_closure(self, step: int, shard: tuple[int, int] | None = None) -> Callable[[], torch.Tensor]:
+        """A closure returning the training loss on the batch of ``step`` (1-based); with ``shard`` =
+        (rank, ranks), on that rank's share of the batch, whose mean over ranks is the batch's loss
+        (a data-split distributed run; :func:`no_batch` for problems without a batch)."""
 
     def evaluate(self, split: str) -> dict[str, float]:
         """Metrics on ``split`` ("dev" or "test"); includes ``self.metric``."""
 
     def snapshot(self) -> dict:
         """Small extra state to log at every step (e.g. the point of a 2-D problem); may be empty."""
+
+
+def no_batch(shard: tuple[int, int] | None, problem) -> None:
+    """Refuses a data split for a problem whose loss has no batch to share out."""
+    if shard is not None:
+        raise ValueError(f"{type(problem).__name__} has no batch to split between ranks; use split probes")

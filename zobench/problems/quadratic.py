@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .base import no_batch
+
 NAME = re.compile(r"quadratic-d(?P<d>[0-9]+(?:e[0-9]+)?)-r(?P<r>[0-9]+(?:e[0-9]+)?)(?P<noisy>-noisy)?")
 MU = 1e-8
 NOISE = 1e-4
@@ -141,7 +143,8 @@ class QuadraticProblem:
     def parameter_groups(self, weight_decay: float = 0.0) -> list[dict]:
         return [{"params": [self.x], "weight_decay": weight_decay}]
 
-    def loss_closure(self, step: int):
+    def loss_closure(self, step: int, shard: tuple[int, int] | None = None):
+        no_batch(shard, self)
         quadratic = self.quadratic
         if not quadratic.noisy:
             return lambda: quadratic.value(self.x)

@@ -106,9 +106,20 @@ class TaskProblem:
     def trainable_parameters(self) -> int:
         return sum(p.numel() for g in self.parameter_groups() for p in g["params"])
 
-    def loss_closure(self, step: int):
+    def loss_closure(self, step: int, shard: tuple[int, int] | None = None):
+        """The loss on step ``step``'s batch; with ``shard`` = (rank, ranks), on that rank's equal share
+        of it (examples rank, rank + ranks, …): the mean of the shards' losses is the batch's."""
         generator = torch.Generator().manual_seed(step_seed(self.seed, step))
         chosen = torch.randperm(len(self.splits.train), generator=generator)[:self.batch_size].tolist()
+        if shard is not None:
+            rank, ranks = shard
+            if self.batch_size % ranks:
+                raise ValueError(f"batch_size {self.batch_size} does not split into {ranks} equal shards; use a "
+                                 f"multiple of {ranks}")
+            if self.task.train_as == "lm" and self.objective == "loss":
+                raise ValueError(f"task {self.task.name} trains on a token-averaged LM loss, which equal shards of "
+                                 "examples do not average; use split probes")
+            chosen = chosen[rank::ranks]
         examples = [self.splits.train[i] for i in chosen]
         gold = [self.gold["train"][i] for i in chosen]
         if self.objective == "accuracy":

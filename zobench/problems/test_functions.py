@@ -12,6 +12,8 @@ from typing import Callable
 
 import torch
 
+from .base import no_batch
+
 
 @dataclass(frozen=True)
 class TestFunction:
@@ -50,7 +52,8 @@ class TestFunctionProblem:
     def parameter_groups(self, weight_decay: float = 0.0) -> list[dict]:
         return [{"params": [self.point], "weight_decay": weight_decay}]
 
-    def loss_closure(self, step: int):
+    def loss_closure(self, step: int, shard: tuple[int, int] | None = None):
+        no_batch(shard, self)
         return lambda: self.function.loss(self.point)
 
     def evaluate(self, split: str) -> dict[str, float]:
