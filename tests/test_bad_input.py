@@ -585,11 +585,11 @@ def test_a_failing_trial_stops_its_study_and_a_rerun_goes_on_from_it(tmp_path, m
     suite = load_suite(path)
     real_run, calls = harness.run, []
 
-    def disk_full_on_third(spec, store, progress=None, wait=True):
+    def disk_full_on_third(spec, store, progress=None, wait=True, **options):
         calls.append(spec.key)
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
-        return real_run(spec, store, progress, wait)
+        return real_run(spec, store, progress, wait, **options)
 
     monkeypatch.setattr(harness, "run", disk_full_on_third)
     store = ResultStore(tmp_path / "out" / "tuned")

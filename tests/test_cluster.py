@@ -1,11 +1,14 @@
 """Slurm jobs through submitit's local cluster: a preempted job is requeued and its run resumes."""
 
 import json
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+from submitit.local.local import LocalJobEnvironment
 
 from zobench.executors import make_executor
 from zobench.harness import run_in_worker
@@ -33,7 +36,11 @@ def test_a_preempted_job_is_requeued_and_its_run_resumes(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not (log.is_file() and len(log.read_text().splitlines()) > 50):
         time.sleep(0.2)
-    future.job._interrupt()  # submitit's preemption signal (what Slurm sends before it requeues)
+    # the preemption signal Slurm sends a job's task before it requeues it, sent here to the task that
+    # submitit's local controller started (submitit's own _interrupt reaches only the controller)
+    controller = future.job._process.pid
+    (task,) = Path(f"/proc/{controller}/task/{controller}/children").read_text().split()
+    os.kill(int(task), LocalJobEnvironment._usr_sig())
     record = future.result(timeout=300)
     assert 50 <= record["resumed_at_step"] < 400 and record["steps_done"] == 400
 

@@ -203,10 +203,10 @@ def test_a_run_that_raises_is_reported_and_the_others_are_recorded(tmp_path, mon
     broken = suite.runs[3]
     real_run = harness.run
 
-    def flaky(spec, store, progress=None, wait=True):
+    def flaky(spec, store, progress=None, wait=True, **options):
         if spec.key == broken.key:
             raise RuntimeError("out of memory\nlong traceback")
-        return real_run(spec, store, progress, wait)
+        return real_run(spec, store, progress, wait, **options)
 
     monkeypatch.setattr(harness, "run", flaky)
     store = ResultStore(tmp_path / "out")

@@ -129,9 +129,11 @@ class Replay:
 
 class Shared:
     """A study in a shared Optuna storage: the same ``advance``/``number``/``best`` as :class:`Replay`, but
-    the trials are asked of the storage, so processes sharing it run different trials at once. A trial
-    left running by a process that died is taken up again (its run resumes from its log, or waits on
-    the claim of a process still running it) once no new trial is left to ask."""
+    the trials are asked of the storage, so processes sharing it run different trials at once. Each
+    process tells the storage only the trials it asked (two processes telling one trial would break
+    the journal); whether a trial has finished is read from its run's record, the source of truth. A
+    trial left running by a process that died is run again, once no new trial is left to ask: its
+    run resumes from its log, or waits on the claim of a process still running it."""
 
     def __init__(self, study: Study, root: Path):
         import optuna
@@ -139,38 +141,37 @@ class Shared:
         from optuna.storages.journal import JournalFileBackend
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.study = study
+        self.study, self.root, self.mine = study, root, set()
         if study.storage == "journal":
             root.mkdir(parents=True, exist_ok=True)
             storage = JournalStorage(JournalFileBackend(str(root / "tuning.journal")))
         else:
             storage = study.storage
-        self.root = root
         self.optuna_study = optuna.create_study(study_name=study.name, storage=storage, load_if_exists=True,
                                                 direction="maximize" if study.higher_is_better else "minimize")
         self.distributions = {name: _distribution(values) for name, values in _optuna_space(study).items()}
 
-    def _trials(self, *states):
-        import optuna
-
-        return self.optuna_study.get_trials(deepcopy=False, states=[getattr(optuna.trial.TrialState, s) for s in states])
+    def _recorded(self) -> list[tuple[object, dict, dict | None]]:
+        """(Optuna's trial, its searched values, its run's record or None), for every trial asked so far."""
+        store = _store(self.root)
+        rows = []
+        for trial in self.optuna_study.get_trials(deepcopy=False):
+            params = _decoded(self.study, trial.params)
+            rows.append((trial, params, store.record(self.study.trial_spec(params).key)))
+        return rows
 
     @property
     def number(self) -> int:
-        return len(self._trials("COMPLETE", "FAIL"))
+        return sum(record is not None for _, _, record in self._recorded())
 
     def advance(self, store) -> dict | None:
         import optuna
 
-        running = []
-        for trial in self._trials("RUNNING"):
-            params = _decoded(self.study, trial.params)
-            record = store.record(self.study.trial_spec(params).key)
-            if record is None:
-                running.append(params)
-            else:
+        rows = self._recorded()
+        for trial, _, record in rows:
+            if record is not None and trial.number in self.mine and trial.state == optuna.trial.TrialState.RUNNING:
                 _tell(self.optuna_study, trial.number, record)
-        if len(self.optuna_study.get_trials(deepcopy=False)) < self.study.trials:
+        if len(rows) < self.study.trials:
             if self.study.sampler == "grid":
                 self.optuna_study.sampler = optuna.samplers.GridSampler(_optuna_space(self.study))
             elif self.study.sampler == "random":
@@ -180,18 +181,15 @@ class Shared:
                     constant_liar=True, n_startup_trials=min(10, max(1, self.study.trials // 3)))
             trial = self.optuna_study.ask(self.distributions)
             trial.set_user_attr("process", f"{socket.gethostname()}:{os.getpid()}")  # who ran it, for the curious
+            self.mine.add(trial.number)
             return _decoded(self.study, trial.params)
-        return running[0] if running else None
+        unfinished = [params for _, params, record in rows if record is None]
+        return unfinished[0] if unfinished else None
 
     def best(self) -> tuple[dict | None, float | None]:
         """The best finished trial's searched values and dev value, by :class:`Replay`'s rule."""
-        store, scored = _store(self.root), []
-        for trial in self._trials("COMPLETE"):
-            params = _decoded(self.study, trial.params)
-            record = store.record(self.study.trial_spec(params).key)
-            value = None if record is None else _value(record)
-            if value is not None:
-                scored.append((value, -trial.number, params))
+        scored = [(value, -trial.number, params) for trial, params, record in self._recorded()
+                  if record is not None and (value := _value(record)) is not None]
         if not scored:
             return None, None
         value, _, params = (max if self.study.higher_is_better else min)(scored, key=lambda row: row[:2])
