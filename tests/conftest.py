@@ -51,3 +51,16 @@ def shared_data() -> Path:
     assert SHARED_DATA.is_dir(), (f"{SHARED_DATA} is missing: the task tests read real data from the shared "
                                   "folder beside the checkout (../shared/data)")
     return SHARED_DATA
+
+
+def interruptible_suite(name: str) -> str:
+    """A suite of one FZOO run, 400 quick steps on a 300k-dimensional quadratic (a few seconds): long
+    enough to interrupt mid-run, short enough for CI."""
+    return f"""name: {name}
+problems: [quadratic-d300000-r8]
+optimizers:
+  - {{name: fzoo, label: FZOO, lr: 0.003}}
+seeds: [0]
+budget: {{steps: 400, eval_every: 100}}
+targets: [0.1]
+"""

@@ -10,20 +10,14 @@ from pathlib import Path
 import pytest
 from submitit.local.local import LocalJobEnvironment
 
+from conftest import interruptible_suite
 from zobench.executors import make_executor
 from zobench.harness import run_in_worker
 from zobench.runner import run
 from zobench.store import ResultStore
 from zobench.suite import load_suite
 
-SUITE = """name: requeue
-problems: [quadratic-d300000-r8]
-optimizers:
-  - {name: fzoo, label: FZOO, lr: 0.003}
-seeds: [0]
-budget: {steps: 400, eval_every: 100}
-targets: [0.1]
-"""
+SUITE = interruptible_suite("requeue")
 
 
 @pytest.mark.slow

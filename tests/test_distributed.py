@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from conftest import SHARED_DATA, registered
+from conftest import SHARED_DATA, interruptible_suite, registered
 from zobench import optimizers
 from zobench.distributed import DataParallel, ProbeParallel
 
@@ -129,14 +129,7 @@ budget: {{steps: 12, eval_every: 6}}
 targets: [0.7]
 """
 
-SUITE = """name: ranks
-problems: [quadratic-d300000-r8]
-optimizers:
-  - {name: fzoo, label: FZOO, lr: 0.003}
-seeds: [0]
-budget: {steps: 400, eval_every: 100}
-targets: [0.1]
-"""
+SUITE = interruptible_suite("ranks")
 
 
 def launch(tmp_path, split, port):
