@@ -35,7 +35,9 @@ def _row(record: dict) -> dict:
                forward_passes=typed.forward_passes, metric=metric, higher_is_better=typed.metric.higher_is_better,
                initial_dev=typed.initial.dev[metric], initial_test=typed.initial.test[metric],
                final_dev=typed.final.dev[metric], final_test=typed.final.test[metric], best_dev=typed.best_dev.value,
-               selected_test=typed.selected_test, resumed_at_step=typed.resumed_at_step)
+               selected_test=typed.selected_test, resumed_at_step=typed.resumed_at_step,
+               flags=", ".join(f"{flag} from step {found['step']}" for flag, found in typed.health.items()),
+               flagged_at=min((found["step"] for found in typed.health.values()), default=None))
     row.update(typed.time)
     for phase, peaks in typed.memory.items():
         if isinstance(peaks, dict):

@@ -15,7 +15,8 @@ A wall-clock budget (``budget: {seconds: …}``) counts the training steps' devi
 evaluations and loading apart, as logged; a resumed run goes on from the seconds its log already holds.
 The step that crosses the budget is the last, and is evaluated. ``steps`` still bounds the run.
 
-A NaN or infinite loss (or parameter) marks the run ``diverged`` at that step.
+A NaN or infinite loss (or parameter) marks the run ``diverged`` at that step; a loss grown far past
+its start, or a step estimate stuck at exactly zero, flags it (:mod:`zobench.health`).
 
 Over several ranks (``torchrun``, :mod:`zobench.distributed`) every rank runs the same steps; rank 0
 alone claims, reads and writes the store, and shares what it read, so all ranks resume alike.
@@ -32,6 +33,7 @@ import torch
 
 from . import optimizers, targets
 from .distributed import SINGLE, World, shared
+from .health import flags
 from .measure import PhaseMeter, environment
 from .problems import build_problem
 from .record import SCHEMA_VERSION, RunRecord
@@ -179,6 +181,7 @@ def summarise(spec: RunSpec, history: list[dict], problem) -> dict:
     last = history[-1]
     best = (max if higher else min)(evaluations, key=lambda e: e["dev"][metric])
     final = evaluations[-1]
+    health = flags(history)
     return {
         "key": spec.key, "spec": asdict(spec),
         "status": "diverged" if last.get("diverged") else "finished",
@@ -189,5 +192,7 @@ def summarise(spec: RunSpec, history: list[dict], problem) -> dict:
                   **{k: last[k] for k in problem.snapshot()}},
         "best_dev": {"step": best["step"], "value": best["dev"][metric]},
         "selected_test": best["test"][metric],  # the test metric where dev was best: selected on dev
-        "targets": targets.absolute(history, spec.targets, metric, higher),
+        "targets": targets.absolute(history, spec.targets, metric, higher,
+                                    flagged_at=min((f["step"] for f in health.values()), default=None)),
+        "health": health,
     }

@@ -22,9 +22,16 @@ def first_hit(history: list[dict], metric: str, goal: float, higher: bool) -> di
                                                        else e["dev"][metric] <= goal)), None)
 
 
-def absolute(history: list[dict], goals, metric: str, higher: bool) -> list[dict]:
-    """The record's targets: for each goal, whether, at which step and after how many forward passes."""
-    hits = [(goal, first_hit(history, metric, goal, higher)) for goal in goals]
+def before(history: list[dict], step: int | None) -> list[dict]:
+    """The log up to (not including) ``step``, where :mod:`zobench.health` flagged the run (None: all):
+    a target counts only if it was reached while the run was sound."""
+    return history if step is None else [e for e in history if e["step"] < step]
+
+
+def absolute(history: list[dict], goals, metric: str, higher: bool, flagged_at: int | None = None) -> list[dict]:
+    """The record's targets: for each goal, whether, at which step and after how many forward passes
+    (counting only what came before a health flag)."""
+    hits = [(goal, first_hit(before(history, flagged_at), metric, goal, higher)) for goal in goals]
     return [{"target": goal, "reached": hit is not None, "step": hit and hit["step"],
              "forward_passes": hit and hit["forward_passes"]} for goal, hit in hits]
 
@@ -45,8 +52,9 @@ def resolved(runs: pd.DataFrame, logs: dict[str, list[dict]], gap_fractions) -> 
                          target["forward_passes"]))
         start = next(e["dev"][run.metric] for e in logs[run.key] if "dev" in e)
         for fraction in gap_fractions:
-            hit = first_hit(logs[run.key], run.metric, start + fraction * (best[run.problem] - start),
-                            run.higher_is_better)
+            flagged_at = getattr(run, "flagged_at", None)
+            hit = first_hit(before(logs[run.key], None if pd.isna(flagged_at) else int(flagged_at)), run.metric,
+                            start + fraction * (best[run.problem] - start), run.higher_is_better)
             rows.append((run.key, f"{fraction:.0%} of the gap from the initial to the best {run.metric}",
                          hit and hit["step"], hit and hit["forward_passes"]))
     found = pd.DataFrame(rows, columns=["key", "name", "step", "forward_passes"], dtype=object)

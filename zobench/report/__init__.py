@@ -177,6 +177,11 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
                     for run in frame.itertuples() if run.status == "diverged"]
         lines += [f"{len(runs)} of {len(suite.runs)} runs recorded; {len(diverged)} diverged"
                   + (": " + "; ".join(diverged) if diverged else "") + ".", ""]
+        flagged = [f"{run.label} on {run.problem}, seed {run.seed} ({run.flags})" for run in frame.itertuples()
+                   if getattr(run, "flags", "")]
+        if flagged:
+            lines += [f"{len(flagged)} flagged by zobench.health (a target counts only before its flag): "
+                      + "; ".join(flagged) + ".", ""]
         lines += _provenance_lines(frame)
     else:
         lines += [f"0 of {len(suite.runs)} runs recorded; 0 diverged.", ""]

@@ -1,0 +1,70 @@
+"""Numerical-health flags (zobench.health): a loss grown far past its start and a step estimate stuck
+at zero are flagged at the step they began, and a target counts only before its flag."""
+
+from zobench import health, targets
+from zobench.harness import execute
+from zobench.store import ResultStore
+from zobench.suite import load_suite
+
+
+def log(losses, evaluations=None):
+    """A step log: step 0 with dev, then one entry per loss (with the step's evaluations if given)."""
+    entries = [{"step": 0, "forward_passes": 0, "dev": {"loss": losses[0]}}]
+    for step, loss in enumerate(losses, start=1):
+        entry = {"step": step, "forward_passes": 2 * step, "loss": loss, "dev": {"loss": loss}}
+        if evaluations is not None:
+            entry["record"] = {"seed": step, "evaluations": evaluations(step)}
+        entries.append(entry)
+    return entries
+
+
+def test_growth_is_flagged_where_the_loss_passed_a_hundred_times_its_start():
+    losses = [2.0, 1.5, 3.0, 150.0, 201.0, 1e24]
+    assert health.flags(log(losses)) == {"growth": {"step": 5, "loss": 201.0, "start": 2.0, "factor": 100.0}}
+    assert health.flags(log([-0.5, -3.0, -90.0])) == {}  # a negated metric has no "start" to grow from
+
+
+def test_collapse_is_twenty_flat_steps_in_a_row():
+    steady = [0.6931] * 30
+    flat_from_5 = log(steady, lambda step: [0.7, 0.69] if step < 5 else [0.6931, 0.6931])
+    assert health.flags(flat_from_5) == {"collapse": {"step": 5, "window": 20}}
+    nineteen = log(steady[:23], lambda step: [0.7, 0.69] if step < 5 else [0.6931, 0.6931])
+    assert health.flags(nineteen) == {}
+    # without step records (first order): the loss repeating bit for bit
+    assert health.flags(log([1.0, 0.9] + [0.5] * 21)) == {"collapse": {"step": 4, "window": 20}}
+
+
+def test_a_target_counts_only_before_the_flag():
+    history = log([1.0, 0.5, 0.1, 0.05, 0.01])
+    reached = targets.absolute(history, [0.1], "loss", higher=False)
+    assert reached[0]["step"] == 3
+    assert targets.absolute(history, [0.1], "loss", higher=False, flagged_at=3)[0]["reached"] is False
+    assert targets.absolute(history, [0.1], "loss", higher=False, flagged_at=4)[0]["step"] == 3
+
+
+GROWS = """name: grows
+problems: [quadratic-d1000-r8]
+optimizers:
+  - {name: zo-sgd, label: MeZO, lr: 5.0}
+seeds: [0]
+budget: {steps: 40, eval_every: 10}
+targets: [1.0e+30]
+"""
+
+
+def test_a_blown_up_run_is_flagged_and_reaches_no_target(tmp_path):
+    """MeZO at a rate far too large on a quadratic: the loss grows by orders of magnitude without
+    turning NaN, so the run 'finishes'; the record flags it and its lax target does not count."""
+    (tmp_path / "grows.yaml").write_text(GROWS)
+    suite = load_suite(tmp_path / "grows.yaml")
+    store = ResultStore(tmp_path / "out")
+    assert execute(suite, store, quiet=True) == []
+    (record,) = store.records()
+    assert record["status"] == "finished" and "growth" in record["health"]
+    grown_at = record["health"]["growth"]["step"]
+    assert [e["loss"] for e in store.read_log(record["key"]) if e["step"] == grown_at][0] > 100 * \
+        store.read_log(record["key"])[1]["loss"]
+    assert record["targets"][0]["step"] == 0  # reached at the start, before the flag: it counts
+    from zobench.results import load
+
+    assert load(tmp_path / "out")["flags"].tolist() == [f"growth from step {grown_at}"]
