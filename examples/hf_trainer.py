@@ -65,14 +65,16 @@ class SentenceClassifier(torch.nn.Module):
         return {"loss": F.cross_entropy(logits, labels), "logits": logits}
 
 
+def step_batch(train: list[dict], step: int, batch_size: int, seed: int) -> list[dict]:
+    """Step ``step``'s batch as the harness draws it: the first ``batch_size`` of a permutation drawn
+    from the seed of (run seed, step), so it depends on the step alone."""
+    generator = torch.Generator().manual_seed(step_seed(seed, step))
+    return [train[i] for i in torch.randperm(len(train), generator=generator)[:batch_size].tolist()]
+
+
 def step_ordered(train: list[dict], steps: int, batch_size: int, seed: int) -> list[dict]:
-    """The training examples in the harness's order: step t's batch is the first ``batch_size`` of a
-    permutation drawn from the seed of (run seed, t)."""
-    ordered = []
-    for step in range(1, steps + 1):
-        generator = torch.Generator().manual_seed(step_seed(seed, step))
-        ordered += [train[i] for i in torch.randperm(len(train), generator=generator)[:batch_size].tolist()]
-    return ordered
+    """The training examples in the harness's order, step after step."""
+    return [example for step in range(1, steps + 1) for example in step_batch(train, step, batch_size, seed)]
 
 
 def harness_run(args, data_dir: Path) -> tuple[dict, list[dict]]:

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import torch
 
-from hf_trainer import classifier, parser_for, sst2
+from hf_trainer import classifier, parser_for, sst2, step_batch
 from zobench import optimizers
-from zobench.optimizers.noise import step_seed
 
 
 @torch.no_grad()
@@ -61,9 +60,7 @@ def main(argv=None) -> dict:
 
     model.eval()  # no dropout: a probe's passes differ by the perturbation alone
     for step in range(done + 1, args.steps + 1):
-        generator = torch.Generator().manual_seed(step_seed(args.seed, step))  # the batch depends on the step alone
-        chosen = torch.randperm(len(splits.train), generator=generator)[:args.batch_size].tolist()
-        batch = collate([splits.train[i] for i in chosen])
+        batch = collate(step_batch(splits.train, step, args.batch_size, args.seed))
         loss = optimizer.step(lambda: model(**batch)["loss"])
         if step % max(args.steps // 10, 1) == 0:
             print(f"step {step}: loss {loss:.4f}")

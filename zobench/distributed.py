@@ -110,7 +110,6 @@ class DataParallel:
         return averaged if isinstance(value, list) else averaged[0]
 
 
-
 class ProbeParallel:
     """Rank r computes evaluations r, r + W, …; the others are placeholders until :meth:`complete`."""
 
@@ -120,15 +119,17 @@ class ProbeParallel:
         self.rank, self.size = rank, size
         self.bytes_sent = 0
 
+    def _owns(self, index: int) -> bool:
+        return index % self.size == self.rank
+
     def evaluate(self, index: int, compute):
-        return compute() if index % self.size == self.rank else 0.0
+        return compute() if self._owns(index) else 0.0
 
     def complete(self, values: list) -> list:
         """Every rank's computed values, in the step's order (zeros add exactly: each value is one rank's)."""
         if any(isinstance(v, list) for v in values):
             raise ValueError("split: probes exchanges losses; a forward-gradient step has no probes to split")
-        mine = torch.tensor([v if i % self.size == self.rank else 0.0 for i, v in enumerate(values)],
-                            dtype=torch.float64)
+        mine = torch.tensor([v if self._owns(i) else 0.0 for i, v in enumerate(values)], dtype=torch.float64)
         _collective(dist.all_reduce, mine)
         self.bytes_sent += mine.numel() * mine.element_size()
         return mine.tolist()

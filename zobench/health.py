@@ -43,6 +43,11 @@ def flags(history: list[dict]) -> dict[str, dict]:
     return found
 
 
+def flagged_at(found: dict[str, dict]) -> int | None:
+    """The step where the first of the flags ``found`` began (None: a sound run): targets count before it."""
+    return min((flag["step"] for flag in found.values()), default=None)
+
+
 def _flat(entry: dict, previous: dict | None) -> bool:
     evaluations = entry.get("record", {}).get("evaluations")
     if evaluations and len(evaluations) > 1 and all(isinstance(v, (int, float)) for v in evaluations):

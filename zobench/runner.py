@@ -33,7 +33,7 @@ import torch
 
 from . import optimizers, targets
 from .distributed import SINGLE, World, shared
-from .health import flags
+from .health import flagged_at, flags
 from .measure import PhaseMeter, environment
 from .problems import build_problem
 from .record import SCHEMA_VERSION, RunRecord
@@ -114,7 +114,7 @@ def _train(spec: RunSpec, store: ResultStore, progress, world: World = SINGLE) -
         seconds = sum(e.get("seconds", 0.0) for e in history)
         pass_cost = info.closure_cost  # one closure call: a forward, or one with a backward or tangents
         for step in range(resumed_at + 1, spec.steps + 1):
-            closure = problem.loss_closure(step) if shard is None else problem.loss_closure(step, shard)
+            closure = problem.loss_closure(step, shard)
 
             def counted():
                 nonlocal forward_passes
@@ -192,7 +192,6 @@ def summarise(spec: RunSpec, history: list[dict], problem) -> dict:
                   **{k: last[k] for k in problem.snapshot()}},
         "best_dev": {"step": best["step"], "value": best["dev"][metric]},
         "selected_test": best["test"][metric],  # the test metric where dev was best: selected on dev
-        "targets": targets.absolute(history, spec.targets, metric, higher,
-                                    flagged_at=min((f["step"] for f in health.values()), default=None)),
+        "targets": targets.absolute(history, spec.targets, metric, higher, flagged_at=flagged_at(health)),
         "health": health,
     }

@@ -68,18 +68,21 @@ def _distribution(values):
     return optuna.distributions.FloatDistribution(low, high, log=kind == "log")
 
 
-def _sampler(study: Study, number: int):
+def _sampler(study: Study, number: int, shared: bool = False):
     """The sampler that proposes trial ``number``, seeded by the study's seed and that number (the grid
     by the study's seed alone): a proposal depends on the finished trials only, so a resumed study asks
-    what an uninterrupted one would have asked."""
+    what an uninterrupted one would have asked. A ``shared`` study's (:class:`Shared`) is unseeded, or
+    every process would propose the same values, and its TPE treats running trials as failed at their
+    worst (the constant liar), so they are not proposed again."""
     import optuna
 
     if study.sampler == "grid":  # its seed shuffles the grid: one seed, or grid ids name other points
-        return optuna.samplers.GridSampler(_optuna_space(study), seed=study.trial.seed)
-    seed = (study.trial.seed * 100_003 + number) % 2 ** 32  # numpy's seeds are 32-bit
+        return optuna.samplers.GridSampler(_optuna_space(study), seed=None if shared else study.trial.seed)
+    seed = None if shared else (study.trial.seed * 100_003 + number) % 2 ** 32  # numpy's seeds are 32-bit
     if study.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(1, study.trials // 3)))
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(1, study.trials // 3)),
+                                      constant_liar=shared)
 
 
 class Replay:
@@ -172,13 +175,7 @@ class Shared:
             if record is not None and trial.number in self.mine and trial.state == optuna.trial.TrialState.RUNNING:
                 _tell(self.optuna_study, trial.number, record)
         if len(rows) < self.study.trials:
-            if self.study.sampler == "grid":
-                self.optuna_study.sampler = optuna.samplers.GridSampler(_optuna_space(self.study))
-            elif self.study.sampler == "random":
-                self.optuna_study.sampler = optuna.samplers.RandomSampler()
-            else:
-                self.optuna_study.sampler = optuna.samplers.TPESampler(
-                    constant_liar=True, n_startup_trials=min(10, max(1, self.study.trials // 3)))
+            self.optuna_study.sampler = _sampler(self.study, len(rows), shared=True)
             trial = self.optuna_study.ask(self.distributions)
             trial.set_user_attr("process", f"{socket.gethostname()}:{os.getpid()}")  # who ran it, for the curious
             self.mine.add(trial.number)

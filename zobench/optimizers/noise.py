@@ -22,6 +22,7 @@ import torch
 
 BLOCK = 1 << 20  # entries of one separately seeded block of a blocked draw: fixed, so no value depends on threads
 
+
 def step_seed(base_seed: int, step: int) -> int:
     """The seed of step ``step``: a hash of ``(base_seed, step)``.
 
