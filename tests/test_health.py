@@ -1,8 +1,12 @@
 """Numerical-health flags (zobench.health): a loss grown far past its start and a step estimate stuck
 at zero are flagged at the step they began, and a target counts only before its flag."""
 
-from zobench import health, targets
+import pytest
+import torch
+
+from zobench import health, optimizers, targets
 from zobench.harness import execute
+from zobench.optimizers.noise import step_seed
 from zobench.store import ResultStore
 from zobench.suite import load_suite
 
@@ -68,3 +72,67 @@ def test_a_blown_up_run_is_flagged_and_reaches_no_target(tmp_path):
     from zobench.results import load
 
     assert load(tmp_path / "out")["flags"].tolist() == [f"growth from step {grown_at}"]
+
+
+def test_drift_is_flagged_where_a_cycle_left_more_than_the_limit():
+    history = log([1.0, 0.9, 0.8, 0.7])
+    history[2]["drift"], history[4]["drift"] = 1.1, 37.0
+    assert health.flags(history) == {"drift": {"step": 4, "drift": 37.0, "limit": health.DRIFT_LIMIT}}
+    history[4]["drift"] = health.DRIFT_LIMIT
+    assert health.flags(history) == {}
+
+
+def _cycle_drift(dtype, eps, scale):
+    """restore_drift of MeZO on one tensor of N(0, scale²) entries, and the tensor before and after."""
+    torch.manual_seed(0)
+    param = torch.nn.Parameter((torch.randn(4096, dtype=torch.float64) * scale).to(dtype))
+    before = param.detach().clone()
+    drift = optimizers.create("zo-sgd", [param], lr=0.1, eps=eps).restore_drift()
+    assert torch.equal(param.detach(), before), "the audit puts θ back bit for bit"
+    return drift
+
+
+def test_restore_drift_matches_an_independent_cycle_and_leaves_theta_alone():
+    """A sound fp16 or bf16 cycle drifts about one unit roundoff; a probe far larger than θ (ε = 1 on
+    weights of 0.01) loses θ's bits, tens of units. fp32 is measured the same way."""
+    for dtype in (torch.float16, torch.bfloat16, torch.float32):
+        u = torch.finfo(dtype).eps / 2
+        sound, swamped = _cycle_drift(dtype, 1e-3, 0.05), _cycle_drift(dtype, 1.0, 0.01)
+        assert 0.3 < sound < health.DRIFT_LIMIT < swamped
+        # the same cycle restated: the optimizer's first probe is its stream's first draw for step 1
+        torch.manual_seed(0)
+        theta = (torch.randn(4096, dtype=torch.float64) * 0.01).to(dtype)
+        z = torch.randn(4096, generator=torch.Generator().manual_seed(step_seed(0, 1)), dtype=dtype)
+        cycled = theta.clone().add_(z, alpha=1.0).add_(z, alpha=-2.0).add_(z, alpha=1.0)
+        expected = float((cycled.double() - theta.double()).norm() / theta.double().norm()) / u
+        assert swamped == pytest.approx(expected, rel=1e-12)
+
+
+DRIFTS = """name: drifts
+problems: [quadratic-d1000-r8]
+optimizers:
+  - {name: zo-sgd, label: MeZO, lr: 1.0e-3, eps: 1.0}
+seeds: [0]
+dtype: float16
+budget: {steps: 20, eval_every: 10}
+targets: [1.0e+30]
+"""
+
+
+def test_an_fp16_run_whose_probe_swamps_theta_is_flagged(tmp_path):
+    """fp16 MeZO with ε = 1 on a quadratic whose entries are far smaller: the log carries the drift at each
+    evaluation, the record flags it from the first, and the target (met at step 0) still counts."""
+    (tmp_path / "drifts.yaml").write_text(DRIFTS)
+    store = ResultStore(tmp_path / "out")
+    assert execute(load_suite(tmp_path / "drifts.yaml"), store, quiet=True) == []
+    (record,) = store.records()
+    drifts = [e["drift"] for e in store.read_log(record["key"]) if "drift" in e]
+    assert len(drifts) == 2 and min(drifts) > health.DRIFT_LIMIT
+    assert record["health"]["drift"]["step"] == 10
+    sound = DRIFTS.replace("eps: 1.0", "eps: 1.0e-3").replace("name: drifts", "name: sound")
+    (tmp_path / "sound.yaml").write_text(sound)
+    store = ResultStore(tmp_path / "sound")
+    assert execute(load_suite(tmp_path / "sound.yaml"), store, quiet=True) == []
+    (record,) = store.records()
+    assert "drift" not in record["health"]
+    assert all(e["drift"] < health.DRIFT_LIMIT for e in store.read_log(record["key"]) if "drift" in e)

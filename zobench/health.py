@@ -5,6 +5,12 @@
 * ``collapse`` — :data:`FLAT_WINDOW` steps in a row were flat: every loss a step evaluated was the same
   value (so ĝ = 0 exactly; ZO-AdaMU at the paper's rate on SST-2 sat at ln 2 this way), or, for a
   step without a record (first-order), its loss equalled the previous step's bit for bit.
+* ``drift`` — in fp16 or bf16, one perturb–restore cycle left θ more than :data:`DRIFT_LIMIT` unit
+  roundoffs from where it started (:meth:`~zobench.optimizers.ZerothOrder.restore_drift`, measured at
+  each evaluation and logged as ``drift``). A cycle's three adds each round at θ's scale, so a sound
+  cycle leaves about 1 u (measured 0.9–1.7 u on fp16 and bf16 weights of scale 0.001–1 with ε from
+  1e-3 to 0.1); past 4 u the probe ε·d has swamped θ's precision, and the restore cannot bring θ back:
+  the steps then move θ by rounding as much as by the estimate.
 
 Each flag names the step where the problem began. A target counts only if the run reached it before
 that step (:func:`zobench.targets.before`): a run that collapses from its first step reaches nothing,
@@ -19,6 +25,7 @@ import math
 
 GROWTH = 100.0
 FLAT_WINDOW = 20
+DRIFT_LIMIT = 4.0  # unit roundoffs a perturb–restore cycle may leave (see the module docstring)
 
 
 def flags(history: list[dict]) -> dict[str, dict]:
@@ -40,6 +47,9 @@ def flags(history: list[dict]) -> dict[str, dict]:
         else:
             run = []
         previous = entry
+    drifted = next((e for e in history if e.get("drift", 0.0) > DRIFT_LIMIT), None)
+    if drifted is not None:
+        found["drift"] = {"step": drifted["step"], "drift": drifted["drift"], "limit": DRIFT_LIMIT}
     return found
 
 

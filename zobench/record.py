@@ -68,7 +68,7 @@ class RunRecord(_Fields):
     time: dict = {}
     memory: dict = {}
     environment: dict = {}  # provenance: commit, dirty tree, package versions, torch build, device, CPU
-    health: dict = {}  # zobench.health's flags (growth, collapse), each with the step where it began
+    health: dict = {}  # zobench.health's flags (growth, collapse, drift), each with the step where it began
 
 
 def problem(record: dict) -> str | None:

@@ -16,7 +16,8 @@ evaluations and loading apart, as logged; a resumed run goes on from the seconds
 The step that crosses the budget is the last, and is evaluated. ``steps`` still bounds the run.
 
 A NaN or infinite loss (or parameter) marks the run ``diverged`` at that step; a loss grown far past
-its start, or a step estimate stuck at exactly zero, flags it (:mod:`zobench.health`).
+its start, or a step estimate stuck at exactly zero, flags it (:mod:`zobench.health`). Half-precision
+runs of zobench's ZO optimizers log, at each evaluation, how far a perturb–restore cycle drifts (``drift``).
 
 Over several ranks (``torchrun``, :mod:`zobench.distributed`) every rank runs the same steps; rank 0
 alone claims, reads and writes the store, and shares what it read, so all ranks resume alike.
@@ -143,7 +144,7 @@ def _train(spec: RunSpec, store: ResultStore, progress, world: World = SINGLE) -
                 entry["diverged"] = True
             elif evaluating:
                 with meter.phase("eval"):
-                    entry.update(_evaluation(problem))
+                    entry.update(_evaluation(problem), **_drift(optimizer))
             log(entry)
             history.append(entry)
             if progress:
@@ -165,6 +166,12 @@ def _train(spec: RunSpec, store: ResultStore, progress, world: World = SINGLE) -
     if world.leader:
         store.write_record(RunRecord.model_validate(record).model_dump(mode="json"))
     return record
+
+
+def _drift(optimizer) -> dict:
+    """``{"drift": …}`` (unit roundoffs) where θ is fp16 or bf16 and the optimizer can measure it; else {}."""
+    halves = [p.dtype in (torch.float16, torch.bfloat16) for g in optimizer.param_groups for p in g["params"]]
+    return {"drift": optimizer.restore_drift()} if any(halves) and hasattr(optimizer, "restore_drift") else {}
 
 
 def _step_times(history: list[dict]) -> dict:

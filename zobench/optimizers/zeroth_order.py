@@ -392,6 +392,32 @@ class ZerothOrder(torch.optim.Optimizer):
         """
         self._run(None, record)
 
+    @torch.no_grad()
+    def restore_drift(self) -> float:
+        r"""How far one perturb–restore cycle (:math:`+\epsilon d`, :math:`-2\epsilon d`, :math:`+\epsilon d`,
+        the moves of a step) leaves θ from where it started: :math:`\lVert\theta' - \theta\rVert_2 /
+        \lVert\theta\rVert_2` in fp64, in units of the parameters' unit roundoff u (``finfo.eps / 2``), the
+        worst tensor. Measured on the next step's probe, tensor by tensor against a copy of the tensor
+        (one tensor's memory), and each tensor put back from its copy, so the run's numbers do not change.
+        A checksum of sums would not do: rounding errors are unbiased and cancel in a sum (measured on a
+        million fp16 entries: 0.003 u in the sum where the norm shows 1 u)."""
+        stream = NoiseStream()
+        stream.restart(step_seed(self.seed, self.steps + 1), self.seed)
+        worst = 0.0
+        for _, param, state in self._parameters():
+            norm = float(param.double().norm())
+            if not norm:
+                continue
+            start = param.detach().clone()
+            sample = self.sampler(stream, param, self.steps + 1)
+            probe = sample.fresh if self.placement == "g" else self.preconditioner.preview(state, sample, self.steps + 1)
+            for scale in (1.0, -2.0, 1.0):
+                param.add_(probe, alpha=scale * self.eps)
+            drift = float((param.double() - start.double()).norm()) / norm
+            worst = max(worst, drift / (torch.finfo(param.dtype).eps / 2))
+            param.copy_(start)
+        return worst
+
     def state_dict(self):
         state = super().state_dict()
         state["zo"] = {"steps": self.steps, "seed": self.seed, "eps": self.eps}
