@@ -10,6 +10,7 @@ differences between two correct implementations grow by about 1/ε per step.
 import pytest
 import torch
 from conftest import TinyRegression
+from frontier_maths import frontier_reference
 from paper_maths import PAPER_SCHEDULES, dense_reference
 from recent_maths import recent_reference
 from zo_bench_maths import zo_bench_reference
@@ -24,6 +25,7 @@ SETTINGS = {torch.float32: dict(lr=3e-3, eps=5e-2, atol=1e-6),
 
 ZO_BENCH = {"zo-sgd-sign", "zo-sgd-mmt", "zo-sgd-cons", "zo-adam", "forward-grad"}
 RECENT = {"hizoo", "lozo", "lozo-m", "subzero", "sparse-mezo", "fzoo", "zo-muon"}
+FRONTIER = {"meazo"}
 # hyperparameters set for the comparison where a method declares them: a short anneal and subspace
 # period (so both change within 20 steps), and a curvature smoothing that moves HiZOO's Σ
 SETTINGS_OF_METHODS = {**ANNEAL, "period": 7, "hessian_smooth": 0.1}
@@ -40,6 +42,8 @@ def reference_of(name):
         return lambda *args, **kwargs: zo_bench_reference(name, *args, **kwargs)
     if name in RECENT:
         return lambda *args, **kwargs: recent_reference(name, *args, **kwargs)
+    if name in FRONTIER:
+        return lambda *args, **kwargs: frontier_reference(name, *args, **kwargs)
     if info.estimator == "central" and info.schedule in PAPER_SCHEDULES:
         return lambda *args, **kwargs: dense_reference(info.schedule, info.placement, *args, **kwargs)
     return None
@@ -47,7 +51,7 @@ def reference_of(name):
 
 def test_every_built_in_optimizer_has_a_dense_reference():
     assert [name for name in BUILT_IN if reference_of(name) is None] == []
-    assert ZO_BENCH | RECENT <= set(BUILT_IN)
+    assert ZO_BENCH | RECENT | FRONTIER <= set(BUILT_IN)
 
 
 def _stepped(name, dtype, lr, weight_decay, **hyperparameters):
@@ -84,8 +88,8 @@ def test_matches_dense_reference_after_20_steps(name, fused, dtype):
              if key in declared}
     weight_decay = DECAY if "weight_decay" in declared else 0.0
     ordered, names, initial, decay, loss_of = _stepped(name, dtype, lr, weight_decay, **extra)
-    extra_reference = ({"anneal": (ANNEAL["T1"], ANNEAL["T2"], ANNEAL["T3"])} if name not in ZO_BENCH | RECENT
-                       else {})
+    extra_reference = ({"anneal": (ANNEAL["T1"], ANNEAL["T2"], ANNEAL["T3"])}
+                       if name not in ZO_BENCH | RECENT | FRONTIER else {})
     expected = reference_of(name)(loss_of, initial, decay, STEPS, lr, eps, SEED, **extra_reference)
     for parameter_name, got, want, start in zip(names, ordered, expected, initial):
         assert (want - start).abs().max() > 100 * atol, "the reference must move the parameters"

@@ -4,7 +4,7 @@ Names: ``zo-sgd`` (MeZO), ``zo-adamu`` (ZO-AdaMU, Algorithm 1; the same as ``zo-
 ``zo-{adamu,adam,adamw,adamax,adamm}@{delta,g}`` — the ten cells of the paper's Table 3 —; ZO-Bench's
 methods (Zhang et al., ICML 2024) ``zo-sgd-sign``, ``zo-sgd-mmt``, ``zo-sgd-cons``, ``zo-adam`` (another
 name of ``zo-adam@g``) and ``forward-grad``; the 2024–2026 methods ``hizoo``, ``lozo``, ``lozo-m``,
-``subzero``, ``sparse-mezo``, ``fzoo`` and ``zo-muon``; and the first-order baselines
+``subzero``, ``sparse-mezo``, ``fzoo`` and ``zo-muon``; the 2025–26 methods ``meazo``; and the first-order baselines
 ``fo-{sgd,adam,adamw,adamax}``.
 The learning rate has no default: it depends on the model and task far too much for any default to be
 honest. docs/optimizers.md tables them all with their forward passes and buffers.
@@ -227,6 +227,23 @@ def zo_muon(probes=4, rank=2, period=100):
     _check_subspace(rank, period)
     return Method(chain=_placed(orthogonalised(), "g"), estimator=estimators.one_sided(probes),
                   sampler=noise.projected(rank, period))
+
+
+# The 2025–26 frontier
+
+@register_method("meazo", description="MEAZO: ZO-SGD with one global step size from a scalar second moment of ĝ")
+def meazo(beta=0.999, zeta=1e-8, probes=1):
+    r"""MEAZO (Dbouk et al., "On Adaptivity in Zeroth-Order Optimization", arXiv 2605.03869, 2026):
+    :math:`\theta \leftarrow \theta - \frac{\eta}{\sqrt{\hat v_t} + \zeta}\,\frac1q\sum_i \hat g_i z_i`, with
+    :math:`\hat v_t` the bias-corrected average of the squared mean :math:`\hat g`
+    (:func:`~zobench.optimizers.estimators.scalar_second_moment`): Adam-like adaptivity for the memory of
+    ZO-SGD. q central probes (2q forward passes; the paper's default q = 1). β = 0.999 and ζ = 1e-8 are
+    zobench's defaults (Adam's β₂ and σ), not values read in the paper. Weight decay, if any, is
+    decoupled, :math:`\theta \leftarrow (1-\eta\lambda)\theta`, not scaled by the adaptive factor."""
+    _check_unit_interval("beta", beta)
+    check_number("zeta", zeta, strict=True)
+    _check_probes(probes, low=1)
+    return Method(estimator=estimators.scalar_second_moment(estimators.central(probes), beta, zeta))
 
 
 FIRST_ORDER = {

@@ -14,6 +14,7 @@ one of three points) is rebuilt bitwise, with no forward pass and nothing for th
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Callable, NamedTuple, Protocol
 
@@ -22,6 +23,8 @@ class Probe(Protocol):
     """What an estimator may do in a step (implemented by the optimizer)."""
 
     eps: float  # the perturbation scale ε
+    steps: int  # the step being taken, from 1
+    memory: dict  # scalars an estimator keeps between steps (saved with the optimizer's state)
 
     def move(self, scale: float, index: int = 0, unit: str = "eps") -> None:
         """θ ← θ + scale·ε·d_index (``unit="lr"``: scale·η·d_index, η the group's learning rate)."""
@@ -126,6 +129,30 @@ def signed(inner: Estimator) -> Estimator:
         return Estimate(loss, tuple(float((g > 0) - (g < 0)) for g in grads), losses)
 
     return Estimator(f"sign({inner.name})", inner.probes, estimate, inner.calls, independent=inner.independent)
+
+
+def scalar_second_moment(inner: Estimator, beta: float = 0.999, zeta: float = 1e-8) -> Estimator:
+    r"""MEAZO's global step size (Dbouk et al., "On Adaptivity in Zeroth-Order Optimization", 2026): every
+    :math:`\hat g_i` divided by :math:`\sqrt{\hat v_t} + \zeta`, where :math:`v_t = \beta v_{t-1} + (1-\beta)\bar g_t^2`,
+    :math:`\bar g_t` the mean of the step's :math:`\hat g_i` and :math:`\hat v_t = v_t / (1-\beta^t)`. Adam's
+    adaptivity with one scalar of state instead of two parameter-sized buffers: the paper's point is that ZO
+    estimates carry no per-coordinate information worth a buffer. The scalar lives in the probe's
+    ``memory``, so it is saved with the optimizer and rebuilt by replay.
+
+    The restatement we read writes the correction :math:`1-\beta^{t-1}`, which is zero at the first step
+    whether t counts from 0 or 1; zobench takes Adam's :math:`1-\beta^t`, the one that makes
+    :math:`\hat v_t` unbiased for a constant :math:`\bar g^2`."""
+
+    def estimate(probe: Probe) -> Estimate:
+        loss, grads, losses = inner.estimate(probe)
+        mean = sum(grads) / len(grads)
+        second = beta * probe.memory.get("second_moment", 0.0) + (1.0 - beta) * mean * mean
+        probe.memory["second_moment"] = second
+        scale = 1.0 / (math.sqrt(second / (1.0 - beta ** probe.steps)) + zeta)
+        return Estimate(loss, tuple(g * scale for g in grads), losses)
+
+    return Estimator(f"second-moment({inner.name})", inner.probes, estimate, inner.calls,
+                     independent=inner.independent)
 
 
 def conservative(inner: Estimator | None = None) -> Estimator:

@@ -110,6 +110,7 @@ class ZerothOrder(torch.optim.Optimizer):
         self.eps, self.seed, self.fused = eps, seed, fused
         self.cache_noise, self._noise_cache = cache_noise, {}
         self.steps = 0
+        self.memory: dict[str, float] = {}  # the estimator's scalars between steps (MEAZO's second moment)
         self.streams = [NoiseStream() for _ in range(estimator.probes)]  # one per probe direction
         self.last_record: dict | None = None
         self.last_estimate: Estimate | None = None
@@ -358,17 +359,18 @@ class ZerothOrder(torch.optim.Optimizer):
         self._seeds = [seed] + [step_seed(seed, index) for index in range(1, len(self.streams))]
         self._displacement, self._evaluations = {}, []
         self._closure, self._replaying = closure, None if record is None else list(record["evaluations"])
+        memory = dict(self.memory)  # as the step found it: a failed or repeated estimate starts from it again
         try:
             self.last_estimate = self.estimator.estimate(self)
             if self.exchange is not None and record is None and self.exchange.defers:
                 # every rank made every move; now the estimate from all the losses, θ left where it is
                 values, self._evaluations, self._still = self.exchange.complete(self._evaluations), [], True
-                self._replaying = values
+                self._replaying, self.memory = values, dict(memory)
                 self.last_estimate = self.estimator.estimate(self)
                 self._still, self._replaying = False, None
             self._restore_and_update(self.last_estimate.grads)
         except NonFiniteLossError:
-            self.steps -= 1
+            self.steps, self.memory = self.steps - 1, memory
             raise
         finally:
             self._noise_cache.clear()
@@ -420,7 +422,7 @@ class ZerothOrder(torch.optim.Optimizer):
 
     def state_dict(self):
         state = super().state_dict()
-        state["zo"] = {"steps": self.steps, "seed": self.seed, "eps": self.eps}
+        state["zo"] = {"steps": self.steps, "seed": self.seed, "eps": self.eps, "memory": dict(self.memory)}
         return state
 
     def load_state_dict(self, state_dict):
@@ -428,6 +430,7 @@ class ZerothOrder(torch.optim.Optimizer):
         zo = state_dict.pop("zo")
         super().load_state_dict(state_dict)
         self.steps, self.seed, self.eps = zo["steps"], zo["seed"], zo["eps"]
+        self.memory = dict(zo.get("memory", {}))
 
 
 def _exempt_from_decay(module: torch.nn.Module, name: str) -> bool:

@@ -1,0 +1,47 @@
+"""What the 2025–26 methods claim of themselves, beyond their dense restatements
+(tests/test_dense_reference.py): each property follows from the method's rule."""
+
+import torch
+from conftest import TinyRegression
+from frontier_maths import frontier_reference
+
+from zobench import optimizers
+
+
+def _trained(name, scale=1.0, steps=12, **hyperparameters):
+    torch.manual_seed(0)
+    model = TinyRegression().double()
+    model.inputs, model.targets = model.inputs.double(), model.targets.double()
+    optimizer = optimizers.create(name, list(model.parameters()), lr=1e-2, eps=1e-3, seed=3, **hyperparameters)
+    for _ in range(steps):
+        optimizer.step(lambda: scale * model())
+    return model, optimizer
+
+
+def test_meazo_steps_do_not_depend_on_the_scale_of_the_loss():
+    """ĝ and √v̂ scale alike, so a loss 1000 times larger takes the same steps (up to ζ and rounding),
+    where ZO-SGD's steps grow 1000-fold."""
+    same, _ = _trained("meazo")
+    scaled, _ = _trained("meazo", scale=1000.0)
+    for a, b in zip(same.parameters(), scaled.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+    sgd, sgd_scaled = _trained("zo-sgd", steps=1), _trained("zo-sgd", scale=1000.0, steps=1)
+    assert not torch.allclose(sgd[0].out.weight, sgd_scaled[0].out.weight, atol=1e-6)
+
+
+def test_meazo_keeps_one_scalar_and_averages_q_probes():
+    """Two probes: the scalar moment is of the mean ĝ, and the step averages ĝᵢzᵢ (the restatement)."""
+    model, optimizer = _trained("meazo", probes=2)
+    assert set(optimizer.memory) == {"second_moment"} and all(not s for s in optimizer.state.values())
+    torch.manual_seed(0)
+    start = TinyRegression().double()
+    start.inputs, start.targets = start.inputs.double(), start.targets.double()
+    names = [n for n, _ in start.named_parameters()]
+
+    def loss_of(values):
+        return torch.func.functional_call(start, dict(zip(names, values)))
+
+    expected = frontier_reference("meazo", loss_of, [p.detach().clone() for p in start.parameters()],
+                                  [0.0] * len(names), 12, 1e-2, 1e-3, 3, probes=2)
+    for got, want in zip(model.parameters(), expected):
+        torch.testing.assert_close(got.detach(), want, rtol=0, atol=1e-12)
