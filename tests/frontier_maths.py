@@ -19,6 +19,24 @@ def _gaussian(theta, seed):
     return [torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in theta]
 
 
+def _projected(theta, seed, lazy_seed, rank):
+    """ZO-MOPI's probe: A Ψ per matrix (A the QR of a lazy Gaussian m×r, Ψ a fresh r×n), z for vectors;
+    returns the directions and, per tensor, (A, Ψ) or None."""
+    step, lazy = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(lazy_seed)
+    directions, factors = [], []
+    for p in theta:
+        if p.dim() < 2:
+            directions.append(torch.randn(p.shape, generator=step, dtype=p.dtype))
+            factors.append(None)
+            continue
+        m, n = p.shape[0], p.numel() // p.shape[0]
+        a = torch.linalg.qr(torch.randn((m, min(rank, m)), generator=lazy, dtype=p.dtype))[0]
+        psi = torch.randn((min(rank, m), n), generator=step, dtype=p.dtype)
+        directions.append((a @ psi).reshape(p.shape))
+        factors.append((a, psi))
+    return directions, factors
+
+
 def _central(loss_of, theta, directions, eps):
     """Central differences along each direction in turn, θ moved +ε, −2ε, +ε; returns (θ, ĝ per probe)."""
     grads = []
@@ -30,13 +48,21 @@ def _central(loss_of, theta, directions, eps):
     return theta, grads
 
 
-def frontier_reference(method, loss_of, theta, decay, steps, lr, eps, seed, beta=0.999, zeta=1e-8, probes=1):
+def frontier_reference(method, loss_of, theta, decay, steps, lr, eps, seed, beta=0.999, zeta=1e-8, probes=None,
+                       rank=2, period=7, momentum=0.9, spectral_rank=1):
     """Runs ``method`` from ``theta`` (a list of tensors); returns the final tensors."""
+    probes = probes or {"meazo": 1, "zo-mopi": 2}[method]
     theta = [p.clone() for p in theta]
     second = 0.0
+    kept = [None] * len(theta)  # ZO-MOPI: (M, V, A) per matrix
     for t in range(1, steps + 1):
         seed_t = step_seed(seed, t)
-        directions = [_gaussian(theta, seed_t if i == 0 else step_seed(seed_t, i)) for i in range(probes)]
+        seeds = [seed_t if i == 0 else step_seed(seed_t, i) for i in range(probes)]
+        if method == "zo-mopi":
+            drawn = [_projected(theta, s, step_seed(seed, -1 - (t - 1) // period), rank) for s in seeds]
+            directions = [d for d, _ in drawn]
+        else:
+            directions = [_gaussian(theta, s) for s in seeds]
         theta, grads = _central(loss_of, theta, directions, eps)
         if method == "meazo":  # v_t = βv + (1−β) mean(ĝ)², scale 1/(√(v_t/(1−β^t)) + ζ), decoupled decay
             mean = sum(grads) / probes
@@ -44,6 +70,25 @@ def frontier_reference(method, loss_of, theta, decay, steps, lr, eps, seed, beta
             scale = 1 / (math.sqrt(second / (1 - beta ** t)) + zeta)
             step = [sum(g * z[k] for g, z in zip(grads, directions)) * (scale / probes) for k in range(len(theta))]
             theta = [(1 - lr * wd) * p - lr * s for p, s, wd in zip(theta, step, decay)]
+        elif method == "zo-mopi":  # M ← βM + (1−β)Ĝ in A's frame; one power sweep; θ ← (1−ηλ)θ − η A U Vᵀ
+            for k, (p, wd) in enumerate(zip(theta, decay)):
+                if drawn[0][1][k] is None:  # a vector: the plain estimate
+                    step = sum(g * z[k] for g, z in zip(grads, directions)) / probes
+                else:
+                    a = drawn[0][1][k][0]
+                    g_hat = sum(g * f[k][1] for g, (_, f) in zip(grads, drawn)) / probes
+                    if kept[k] is None:
+                        m_t = (1 - momentum) * g_hat
+                        v = torch.linalg.qr(m_t.T)[0][:, :spectral_rank]
+                    else:
+                        m_old, v, a_old = kept[k]
+                        m_t = momentum * (a.T @ a_old @ m_old) + (1 - momentum) * g_hat
+                    v = torch.linalg.qr(m_t.T @ m_t @ v)[0]
+                    u = m_t @ v
+                    u = u / (u.norm(dim=0) + 1e-12)
+                    kept[k] = (m_t, v, a)
+                    step = (a @ u @ v.T).reshape(p.shape)
+                theta[k] = (1 - lr * wd) * p - lr * step
         else:
             raise ValueError(f"no restatement of {method}")
     return theta

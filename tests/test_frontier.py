@@ -45,3 +45,21 @@ def test_meazo_keeps_one_scalar_and_averages_q_probes():
                                   [0.0] * len(names), 12, 1e-2, 1e-3, 3, probes=2)
     for got, want in zip(model.parameters(), expected):
         torch.testing.assert_close(got.detach(), want, rtol=0, atol=1e-12)
+
+
+def test_zo_mopi_with_one_probe_matches_its_restatement():
+    """One probe: ĝ folds into the fresh factor Ψ, never into the kept basis A, so the momentum stays in
+    A's frame and is carried into each new A (ν = 3 here: four blocks in 12 steps)."""
+    model, optimizer = _trained("zo-mopi", probes=1, period=3)
+    torch.manual_seed(0)
+    start = TinyRegression().double()
+    start.inputs, start.targets = start.inputs.double(), start.targets.double()
+    names = [n for n, _ in start.named_parameters()]
+
+    def loss_of(values):
+        return torch.func.functional_call(start, dict(zip(names, values)))
+
+    expected = frontier_reference("zo-mopi", loss_of, [p.detach().clone() for p in start.parameters()],
+                                  [0.0] * len(names), 12, 1e-2, 1e-3, 3, probes=1, period=3)
+    for got, want in zip(model.parameters(), expected):
+        torch.testing.assert_close(got.detach(), want, rtol=0, atol=1e-12)

@@ -4,7 +4,7 @@ Names: ``zo-sgd`` (MeZO), ``zo-adamu`` (ZO-AdaMU, Algorithm 1; the same as ``zo-
 ``zo-{adamu,adam,adamw,adamax,adamm}@{delta,g}`` — the ten cells of the paper's Table 3 —; ZO-Bench's
 methods (Zhang et al., ICML 2024) ``zo-sgd-sign``, ``zo-sgd-mmt``, ``zo-sgd-cons``, ``zo-adam`` (another
 name of ``zo-adam@g``) and ``forward-grad``; the 2024–2026 methods ``hizoo``, ``lozo``, ``lozo-m``,
-``subzero``, ``sparse-mezo``, ``fzoo`` and ``zo-muon``; the 2025–26 methods ``meazo``; and the first-order baselines
+``subzero``, ``sparse-mezo``, ``fzoo`` and ``zo-muon``; the 2025–26 methods ``meazo`` and ``zo-mopi``; and the first-order baselines
 ``fo-{sgd,adam,adamw,adamax}``.
 The learning rate has no default: it depends on the model and task far too much for any default to be
 honest. docs/optimizers.md tables them all with their forward passes and buffers.
@@ -20,7 +20,7 @@ from .first_order import first_order
 from .method import Method, register_method
 from .registry import REGISTRY, register
 from .transforms import (adam, adamax, adamm, adamu, adamw, add_decayed_weights, hessian_diagonal, low_rank_momentum,
-                         orthogonalised, scale_by_estimate)
+                         orthogonalised, partial_orthogonalised, scale_by_estimate)
 from .zeroth_order import PLACEMENTS, check_count, check_number, is_real
 
 
@@ -244,6 +244,25 @@ def meazo(beta=0.999, zeta=1e-8, probes=1):
     check_number("zeta", zeta, strict=True)
     _check_probes(probes, low=1)
     return Method(estimator=estimators.scalar_second_moment(estimators.central(probes), beta, zeta))
+
+
+@register_method("zo-mopi", description="ZO-MOPI: momentum in a kept subspace, its top directions orthogonalised by power iteration")
+def zo_mopi(probes=2, rank=2, period=100, momentum=0.9, spectral_rank=1):
+    r"""ZO-MOPI (arXiv 2605.09034, 2026): N central probes :math:`z_i = A\Psi_i`
+    (:func:`~zobench.optimizers.noise.projected`, A orthonormal m×r kept ν steps), the momentum of their
+    r×n estimate, and :math:`\theta \leftarrow (1-\eta\lambda)\theta - \eta A U_tV_t^\top` with the rank-k
+    frame from one power-iteration sweep (:func:`~zobench.optimizers.transforms.partial_orthogonalised`).
+    2N forward passes. N = 2, r = 2 (as ZO-Muon here), ν = 100, β = 0.9 and k = 1 are zobench's defaults: no value was
+    read from the paper or a released script. A orthonormal (as ZO-Muon's P) is zobench's reading of
+    the paper's "random subspace sketch"."""
+    _check_probes(probes, low=1)
+    _check_subspace(rank, period)
+    _check_unit_interval("momentum", momentum)
+    check_count("spectral_rank", spectral_rank, low=1)
+    if spectral_rank > rank:
+        raise ValueError(f"spectral_rank must be at most rank ({rank}), not {spectral_rank}")
+    return Method(chain=_placed(partial_orthogonalised(momentum, spectral_rank), "g"),
+                  estimator=estimators.central(probes), sampler=noise.projected(rank, period))
 
 
 FIRST_ORDER = {

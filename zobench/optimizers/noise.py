@@ -160,12 +160,14 @@ class Sample(NamedTuple):
     and adds around its own first moment (ZO-AdaMU's momentum-centred Gaussian); ``None`` for plain samplers.
     ``factors`` is ``(left, right)`` where ``fresh`` is the low-rank product ``left @ right.T`` (LOZO's
     U and V, ZO-Muon's P and Ψᵀ), for a transform that works in factored form (LOZO-M's momentum,
-    ZO-Muon's orthogonalisation); ``None`` otherwise.
+    ZO-Muon's orthogonalisation); ``None`` otherwise. ``kept`` names the factor that stays the same over
+    a block of steps (0: the left, ZO-Muon's P; 1: the right, LOZO's V): ĝ is folded into the other one.
     """
 
     fresh: torch.Tensor
     jitter: torch.Tensor | None = None
     factors: tuple[torch.Tensor, torch.Tensor] | None = None
+    kept: int = 0
 
 
 class Sampler(NamedTuple):
@@ -255,10 +257,10 @@ def _as_matrix(param: torch.Tensor) -> tuple[int, int] | None:
     return (param.shape[0], param.numel() // param.shape[0]) if param.dim() >= 2 else None
 
 
-def _orthonormal(gaussian: torch.Tensor) -> torch.Tensor:
+def orthonormal(matrix: torch.Tensor) -> torch.Tensor:
     """The Q of a QR decomposition, in at least float32 (QR has no half-precision kernel)."""
-    work = torch.promote_types(gaussian.dtype, torch.float32)
-    return torch.linalg.qr(gaussian.to(work))[0].to(gaussian.dtype)
+    work = torch.promote_types(matrix.dtype, torch.float32)
+    return torch.linalg.qr(matrix.to(work))[0].to(matrix.dtype)
 
 
 def low_rank(rank: int, period: int) -> Sampler:
@@ -276,7 +278,7 @@ def low_rank(rank: int, period: int) -> Sampler:
             return Sample(stream.normal(param))
         v = stream.lazy_normal((shape[1], rank), param, (t - 1) // period)
         u = stream.normal(param, (shape[0], rank))
-        return Sample((u @ v.T).view_as(param), factors=(u, v))
+        return Sample((u @ v.T).view_as(param), factors=(u, v), kept=1)
 
     return sample
 
@@ -305,7 +307,7 @@ def subspace(rank: int, period: int, scale: str = "paper") -> Sampler:
         if shape is None:
             return Sample(stream.normal(param))
         block, r = (t - 1) // period, min(rank, *shape)
-        u, v = (_orthonormal(stream.lazy_normal((n, r), param, block)) for n in shape)
+        u, v = (orthonormal(stream.lazy_normal((n, r), param, block)) for n in shape)
         z = u @ stream.normal(param, (r, r)) @ v.T
         if scale == "released":
             z.mul_(math.sqrt(shape[0] * shape[1]) / r)
@@ -329,7 +331,7 @@ def projected(rank: int, period: int) -> Sampler:
         if shape is None:
             return Sample(stream.normal(param))
         r = min(rank, shape[0])
-        basis = _orthonormal(stream.lazy_normal((shape[0], r), param, (t - 1) // period))
+        basis = orthonormal(stream.lazy_normal((shape[0], r), param, (t - 1) // period))
         coordinates = stream.normal(param, (r, shape[1]))
         return Sample((basis @ coordinates).view_as(param), factors=(basis, coordinates.T))
 

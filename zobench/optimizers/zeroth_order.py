@@ -289,20 +289,20 @@ class ZerothOrder(torch.optim.Optimizer):
             param.add_(sample.fresh, alpha=shrink * back - lr * grad / len(grads))
 
     def _scaled_factors(self, samples: list[Sample], grads: tuple[float, ...]):
-        """The estimate as one low-rank product, for a factored transform; else None. One probe ĝUVᵀ gives
-        (ĝU, V) (LOZO-M keeps momentum on the left factor); probes sharing their left factor P (ZO-Muon's
-        kept subspace) give (P, Σᵢ ĝᵢ/q · Rᵢ)."""
-        first = samples[0].factors
-        if first is None:
+        """The estimate as one low-rank product, for a factored transform; else None. Probes sharing the
+        factor their sampler keeps over a block give that factor and Σᵢ ĝᵢ/q times their fresh one: ĝUVᵀ
+        gives (ĝU, V) (LOZO-M keeps momentum on the fresh left factor), PΨᵢ gives (P, Σᵢ ĝᵢ/q · Ψᵢᵀ)
+        (ZO-Muon's and ZO-MOPI's kept subspace)."""
+        first = samples[0]
+        if first.factors is None:
             return None
-        if len(samples) == 1:
-            return first[0] * grads[0], first[1]
-        if any(s.factors is None or not torch.equal(s.factors[0], first[0]) for s in samples[1:]):
+        kept = first.kept
+        if any(s.factors is None or not torch.equal(s.factors[kept], first.factors[kept]) for s in samples[1:]):
             return None
-        right = first[1] * (grads[0] / len(grads))
+        combined = first.factors[1 - kept] * (grads[0] / len(grads))
         for sample, grad in zip(samples[1:], grads[1:]):
-            right.add_(sample.factors[1], alpha=grad / len(grads))
-        return first[0], right
+            combined.add_(sample.factors[1 - kept], alpha=grad / len(grads))
+        return (combined, first.factors[1]) if kept == 1 else (first.factors[0], combined)
 
     def _absorb(self, state, x: Sample) -> torch.Tensor:
         if self.preconditioner.takes_estimate:
