@@ -7,6 +7,7 @@ points are formed as ``torch.add(θ, d, alpha=…)`` in the order an in-place im
 so both sides round alike.
 """
 
+import hashlib
 import math
 
 import torch
@@ -48,10 +49,29 @@ def _central(loss_of, theta, directions, eps):
     return theta, grads
 
 
+def _layers(names):
+    """Each tensor's layer, numbered by first appearance: the name up to its first numbered part, or
+    its module (the name without its last part)."""
+    labels = []
+    for name in names:
+        parts = name.split(".")
+        cut = next((i + 1 for i, part in enumerate(parts) if part.isdigit()), len(parts) - 1)
+        labels.append(".".join(parts[:cut]))
+    order = list(dict.fromkeys(labels))
+    return [order.index(label) for label in labels], len(order)
+
+
+def _chosen_layers(step_seed_, layers, keep):
+    """LeZO's layers for a step: a permutation seeded by a hash of the step's seed, its first round(keep·L)."""
+    digest = hashlib.blake2b(str(step_seed_).encode(), digest_size=8, person=b"zobench-layers").digest()
+    generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+    return set(torch.randperm(layers, generator=generator)[:max(1, round(keep * layers))].tolist())
+
+
 def frontier_reference(method, loss_of, theta, decay, steps, lr, eps, seed, beta=0.999, zeta=1e-8, probes=None,
-                       rank=2, period=7, momentum=0.9, spectral_rank=1):
-    """Runs ``method`` from ``theta`` (a list of tensors); returns the final tensors."""
-    probes = probes or {"meazo": 1, "zo-mopi": 2}[method]
+                       rank=2, period=7, momentum=0.9, spectral_rank=1, names=None, sparsity=0.75):
+    """Runs ``method`` from ``theta`` (a list of tensors, named ``names``); returns the final tensors."""
+    probes = probes or {"meazo": 1, "zo-mopi": 2, "lezo": 1}[method]
     theta = [p.clone() for p in theta]
     second = 0.0
     kept = [None] * len(theta)  # ZO-MOPI: (M, V, A) per matrix
@@ -61,6 +81,12 @@ def frontier_reference(method, loss_of, theta, decay, steps, lr, eps, seed, beta
         if method == "zo-mopi":
             drawn = [_projected(theta, s, step_seed(seed, -1 - (t - 1) // period), rank) for s in seeds]
             directions = [d for d, _ in drawn]
+        elif method == "lezo":  # only the chosen layers' tensors draw, in order; the others' probe is 0
+            of_layer, count = _layers(names)
+            chosen = _chosen_layers(seed_t, count, 1 - sparsity)
+            live = [k for k in range(len(theta)) if of_layer[k] in chosen]
+            drawn = _gaussian([theta[k] for k in live], seed_t)
+            directions = [[drawn[live.index(k)] if k in live else torch.zeros_like(p) for k, p in enumerate(theta)]]
         else:
             directions = [_gaussian(theta, s) for s in seeds]
         theta, grads = _central(loss_of, theta, directions, eps)
@@ -70,6 +96,10 @@ def frontier_reference(method, loss_of, theta, decay, steps, lr, eps, seed, beta
             scale = 1 / (math.sqrt(second / (1 - beta ** t)) + zeta)
             step = [sum(g * z[k] for g, z in zip(grads, directions)) * (scale / probes) for k in range(len(theta))]
             theta = [(1 - lr * wd) * p - lr * s for p, s, wd in zip(theta, step, decay)]
+        elif method == "lezo":  # MeZO's update with coupled L2, on the chosen layers only
+            (z,) = directions
+            theta = [p - lr * (grads[0] * zk + wd * p) if k in live else p
+                     for k, (p, zk, wd) in enumerate(zip(theta, z, decay))]
         elif method == "zo-mopi":  # M ← βM + (1−β)Ĝ in A's frame; one power sweep; θ ← (1−ηλ)θ − η A U Vᵀ
             for k, (p, wd) in enumerate(zip(theta, decay)):
                 if drawn[0][1][k] is None:  # a vector: the plain estimate

@@ -25,7 +25,7 @@ SETTINGS = {torch.float32: dict(lr=3e-3, eps=5e-2, atol=1e-6),
 
 ZO_BENCH = {"zo-sgd-sign", "zo-sgd-mmt", "zo-sgd-cons", "zo-adam", "forward-grad"}
 RECENT = {"hizoo", "lozo", "lozo-m", "subzero", "sparse-mezo", "fzoo", "zo-muon"}
-FRONTIER = {"meazo", "zo-mopi"}
+FRONTIER = {"meazo", "zo-mopi", "lezo"}
 # hyperparameters set for the comparison where a method declares them: a short anneal and subspace
 # period (so both change within 20 steps), and a curvature smoothing that moves HiZOO's Σ
 SETTINGS_OF_METHODS = {**ANNEAL, "period": 7, "hessian_smooth": 0.1}
@@ -88,8 +88,8 @@ def test_matches_dense_reference_after_20_steps(name, fused, dtype):
              if key in declared}
     weight_decay = DECAY if "weight_decay" in declared else 0.0
     ordered, names, initial, decay, loss_of = _stepped(name, dtype, lr, weight_decay, **extra)
-    extra_reference = ({"anneal": (ANNEAL["T1"], ANNEAL["T2"], ANNEAL["T3"])}
-                       if name not in ZO_BENCH | RECENT | FRONTIER else {})
+    extra_reference = ({"anneal": (ANNEAL["T1"], ANNEAL["T2"], ANNEAL["T3"])} if name not in ZO_BENCH | RECENT | FRONTIER
+                       else {"names": names} if name in FRONTIER else {})
     expected = reference_of(name)(loss_of, initial, decay, STEPS, lr, eps, SEED, **extra_reference)
     for parameter_name, got, want, start in zip(names, ordered, expected, initial):
         assert (want - start).abs().max() > 100 * atol, "the reference must move the parameters"

@@ -63,3 +63,30 @@ def test_zo_mopi_with_one_probe_matches_its_restatement():
                                   [0.0] * len(names), 12, 1e-2, 1e-3, 3, probes=1, period=3)
     for got, want in zip(model.parameters(), expected):
         torch.testing.assert_close(got.detach(), want, rtol=0, atol=1e-12)
+
+
+def test_lezo_moves_only_the_layers_its_step_chose():
+    """A tiny BERT: 4 blocks, embeddings and pooler modules, 9 layers; at ρ = 0.75 a step chooses
+    round(9/4) = 2 of them, and every tensor outside them stays bitwise where it was (no draw, no decay)."""
+    from transformers import BertConfig, BertModel
+
+    from zobench.optimizers.layers import layer_of, random_layers
+    from zobench.optimizers.noise import step_seed
+
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=24,
+                                 vocab_size=40, max_position_embeddings=16))
+    groups = optimizers.decay_groups(model, weight_decay=0.1)
+    order = list(dict.fromkeys(label for group in groups for label in group["layers"]))
+    assert order[:4] == ["embeddings.word_embeddings", "embeddings.position_embeddings",
+                         "embeddings.token_type_embeddings", "encoder.layer.0"] and len(order) == 9
+    optimizer = optimizers.create("lezo", groups, lr=1e-2, seed=4)
+    assert optimizer.describe()["sampler"] == "gaussian on random layers (0.25)"
+    tokens = torch.randint(0, 40, (2, 6))
+    for step in (1, 2, 3):
+        before = {name: p.detach().clone() for name, p in model.named_parameters()}
+        optimizer.step(lambda: model(tokens).last_hidden_state.pow(2).mean())
+        chosen = {order[i] for i in random_layers(0.25).choose(step_seed(4, step), 9)}
+        assert len(chosen) == 2
+        for name, p in model.named_parameters():
+            assert torch.equal(p, before[name]) != (layer_of(name) in chosen), (step, name)

@@ -14,6 +14,7 @@ from conftest import registered
 from tiny_lm import tiny_llama
 from zobench import optimizers
 from zobench.integrations.transformers import RECORDS_FILE, ZOTrainer, replay
+from zobench.optimizers.layers import layer_of
 
 STEPS, BATCH = 4, 4
 SHORT_ANNEAL = dict(T1=1, T2=3)  # ZO-AdaMU's three phases inside the 4 steps
@@ -92,10 +93,12 @@ def flat(model):
 
 
 def trainer_groups(model):
-    """The trainer's param groups: the decayed weights, then biases and norms (its own rule)."""
+    """The trainer's param groups: the decayed weights, then biases and norms (its own rule), each tensor
+    with its layer (LeZO chooses among them)."""
     decayed = {n for n, _ in model.named_parameters() if n.endswith("weight") and not n.startswith("norm")}
-    return [{"params": [p for n, p in model.named_parameters() if n in decayed], "weight_decay": 0.0},
-            {"params": [p for n, p in model.named_parameters() if n not in decayed], "weight_decay": 0.0}]
+    return [{"params": [p for n, p in model.named_parameters() if (n in decayed) == kind],
+             "layers": [layer_of(n) for n, _ in model.named_parameters() if (n in decayed) == kind],
+             "weight_decay": 0.0} for kind in (True, False)]
 
 
 @pytest.mark.parametrize("name", FORWARD_ONLY)

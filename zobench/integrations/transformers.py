@@ -43,6 +43,7 @@ import torch
 from transformers import Trainer
 
 from .. import optimizers
+from ..optimizers.layers import layer_of
 
 RECORDS_FILE = "zo_records.json"
 FROM_TRAINER = {"lr": "TrainingArguments.learning_rate", "weight_decay": "TrainingArguments.weight_decay"}
@@ -86,8 +87,9 @@ class ZOTrainer(Trainer):
             model = self.model if model is None else model
             decay = set(self.get_decay_parameter_names(model))
             trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-            groups = [{"params": [p for n, p in trainable if n in decay], "weight_decay": self.args.weight_decay},
-                      {"params": [p for n, p in trainable if n not in decay], "weight_decay": 0.0}]
+            groups = [{"params": [p for n, p in trainable if (n in decay) == decayed],
+                       "layers": [layer_of(n) for n, _ in trainable if (n in decay) == decayed],
+                       "weight_decay": self.args.weight_decay if decayed else 0.0} for decayed in (True, False)]
             steps = self._total_steps or (self.args.max_steps if self.args.max_steps > 0 else None)
             built = self.zo_info.create([g for g in groups if g["params"]], lr=self.args.learning_rate,
                                         context={"total_steps": steps, "seed": self.args.seed},

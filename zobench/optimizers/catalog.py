@@ -4,7 +4,7 @@ Names: ``zo-sgd`` (MeZO), ``zo-adamu`` (ZO-AdaMU, Algorithm 1; the same as ``zo-
 ``zo-{adamu,adam,adamw,adamax,adamm}@{delta,g}`` — the ten cells of the paper's Table 3 —; ZO-Bench's
 methods (Zhang et al., ICML 2024) ``zo-sgd-sign``, ``zo-sgd-mmt``, ``zo-sgd-cons``, ``zo-adam`` (another
 name of ``zo-adam@g``) and ``forward-grad``; the 2024–2026 methods ``hizoo``, ``lozo``, ``lozo-m``,
-``subzero``, ``sparse-mezo``, ``fzoo`` and ``zo-muon``; the 2025–26 methods ``meazo`` and ``zo-mopi``; and the first-order baselines
+``subzero``, ``sparse-mezo``, ``fzoo`` and ``zo-muon``; the 2025–26 methods ``meazo``, ``zo-mopi`` and ``lezo``; and the first-order baselines
 ``fo-{sgd,adam,adamw,adamax}``.
 The learning rate has no default: it depends on the model and task far too much for any default to be
 honest. docs/optimizers.md tables them all with their forward passes and buffers.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from . import estimators, noise, transforms
+from . import estimators, layers, noise, transforms
 from .anneal import AnnealSchedule
 from .first_order import first_order
 from .method import Method, register_method
@@ -263,6 +263,19 @@ def zo_mopi(probes=2, rank=2, period=100, momentum=0.9, spectral_rank=1):
         raise ValueError(f"spectral_rank must be at most rank ({rank}), not {spectral_rank}")
     return Method(chain=_placed(partial_orthogonalised(momentum, spectral_rank), "g"),
                   estimator=estimators.central(probes), sampler=noise.projected(rank, period))
+
+
+@register_method("lezo", description="LeZO: MeZO's step on a random subset of the layers, the others untouched")
+def lezo(sparsity=0.75):
+    r"""LeZO (Wang et al., "Simultaneous Computation and Memory Efficient Zeroth-Order Optimizer for
+    Fine-Tuning Large Language Models", arXiv 2410.09823, 2024): MeZO's step with the probe zero outside
+    round((1 − ρ)·L) layers chosen at random each step (:func:`~zobench.optimizers.layers.random_layers`;
+    a layer is a numbered block, or a module outside the blocks). The unchosen layers are neither
+    perturbed nor updated (nor decayed), which is the method's saving: its claim is wall-clock time,
+    not forward passes. No rescaling: ĝz estimates the gradient of the chosen layers only, as in the
+    paper. ρ = ``sparsity`` = 0.75 is zobench's default. Any sampler (``direction``) applies."""
+    _check_unit_interval("sparsity", sparsity)
+    return Method(layers=layers.random_layers(1.0 - sparsity))
 
 
 FIRST_ORDER = {

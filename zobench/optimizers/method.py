@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from . import estimators, noise
+from .layers import LayerChoice
 from .lr_schedules import learning_rate_schedule
 from .registry import DESCRIBE_STEPS, REGISTRY
 from .transforms import scale_by_estimate
@@ -49,6 +50,7 @@ class Method:
     # a function of the chosen direction's sampler: a change of it (a mask, an uncertainty)
     sampler: noise.Sampler | Callable[[noise.Sampler], noise.Sampler] | None = None
     refuses: Mapping[str, str] = field(default_factory=dict)  # common option -> why it does not apply
+    layers: LayerChoice | None = None  # the layers a step perturbs (LeZO); None: every layer
 
     def refusals(self) -> dict[str, str]:
         """Every common option this method refuses, with the reason."""
@@ -67,7 +69,7 @@ class Method:
         if sampler is None or not isinstance(sampler, noise.Sampler):
             sampler = SAMPLERS[direction] if sampler is None else sampler(SAMPLERS[direction])
         return ZerothOrder(params, chain=self.chain, sampler=sampler, estimator=self.estimator, lr=lr,
-                           lr_schedule=learning_rate_schedule(lr_schedule, total_steps), **options)
+                           lr_schedule=learning_rate_schedule(lr_schedule, total_steps), layers=self.layers, **options)
 
 
 class MethodBuilder:

@@ -45,6 +45,7 @@ from collections.abc import Iterable
 import torch
 
 from .estimators import Estimate, Estimator, central
+from .layers import LayerChoice, layer_of
 from .noise import NoiseStream, Sample, Sampler, step_seed
 from .lr_schedules import LearningRateSchedule
 from .registry import BACKWARD_IN_FORWARDS
@@ -92,7 +93,7 @@ class ZerothOrder(torch.optim.Optimizer):
 
     def __init__(self, params, *, chain, sampler: Sampler, lr: float, estimator: Estimator | None = None,
                  lr_schedule: LearningRateSchedule | None = None, eps: float = 1e-3, weight_decay: float = 0.0,
-                 seed: int = 0, cache_noise: bool = False, fused: bool = True):
+                 seed: int = 0, cache_noise: bool = False, fused: bool = True, layers: LayerChoice | None = None):
         self.chain = compile_chain(chain)
         estimator = estimator or central()
         if self.chain.placement == "delta" and estimator.probes != 1:
@@ -117,8 +118,19 @@ class ZerothOrder(torch.optim.Optimizer):
         self._seeds: list[int] = []
         self._displacement: dict[tuple[int, str], float] = {}  # (probe, unit) -> how far θ is moved
         self._closure, self._evaluations, self._replaying = None, [], None
+        self.layers, self._layer_of = layers, self._layer_indices()
+        self._chosen: set | None = None  # the parameters of the layers this step perturbs (None: all)
         self.exchange = None  # how ranks split a step (zobench.distributed); None in one process
         self._still = False  # a probe-split step's second estimate: the moves are already made
+
+    def _layer_indices(self) -> dict:
+        """Each trainable parameter's layer, numbered in order of first appearance (:mod:`.layers`)."""
+        names, index = {}, {}
+        for group in self.param_groups:
+            labels = group.get("layers") or [None] * len(group["params"])
+            for param, label in zip(group["params"], labels):
+                index[param] = names.setdefault(label if label is not None else id(param), len(names))
+        return index
 
     def describe(self) -> dict:
         """The ablation axes and costs of this optimizer, read from its parts (the registry, ``zobench
@@ -127,7 +139,7 @@ class ZerothOrder(torch.optim.Optimizer):
         return {"family": "fg" if self.estimator.forward_mode else "zo",
                 "forward_passes": self.estimator.calls * cost, "closure_cost": cost,
                 "state_buffers": len(self.preconditioner.buffers) if self.preconditioner else 0,
-                "sampler": self.sampler.name, "estimator": self.estimator.name, "schedule": self.chain.schedule,
+                "sampler": self.sampler.name + (f" on {self.layers.name}" if self.layers else ""), "estimator": self.estimator.name, "schedule": self.chain.schedule,
                 "placement": "δ" if self.placement == "delta" else "g", "replayable": True,
                 "splits": ["data", "probes"] if self.estimator.independent else ["data"],
                 "lr_schedule": self.lr_schedule.name if self.lr_schedule else "constant"}
@@ -141,7 +153,7 @@ class ZerothOrder(torch.optim.Optimizer):
         """(group, parameter, its state) for every trainable parameter, in a fixed order."""
         for group in self.param_groups:
             for param in group["params"]:
-                if param.requires_grad:
+                if param.requires_grad and (self._chosen is None or param in self._chosen):
                     state = self.state[param]
                     buffers = self.preconditioner.buffers if self.preconditioner else ()
                     if len(state) < len(buffers):
@@ -357,6 +369,9 @@ class ZerothOrder(torch.optim.Optimizer):
                              f"has seed {seed}, the record says {record['seed']}")
         self.steps += 1  # the passes of step t see t (the anneal, the bias corrections)
         self._seeds = [seed] + [step_seed(seed, index) for index in range(1, len(self.streams))]
+        if self.layers is not None:
+            chosen = set(self.layers.choose(seed, len(set(self._layer_of.values()))))
+            self._chosen = {param for param, layer in self._layer_of.items() if layer in chosen}
         self._displacement, self._evaluations = {}, []
         self._closure, self._replaying = closure, None if record is None else list(record["evaluations"])
         memory = dict(self.memory)  # as the step found it: a failed or repeated estimate starts from it again
@@ -374,7 +389,7 @@ class ZerothOrder(torch.optim.Optimizer):
             raise
         finally:
             self._noise_cache.clear()
-            self._closure = self._replaying = None
+            self._closure = self._replaying = self._chosen = None
             self._still = False
         self.last_record = {"seed": seed, "evaluations": self._evaluations}
         return self.last_estimate
@@ -439,17 +454,21 @@ def _exempt_from_decay(module: torch.nn.Module, name: str) -> bool:
 
 
 def decay_groups(model: torch.nn.Module, weight_decay: float | None = None) -> list[dict]:
-    """Two parameter groups: decayed weights, and biases/norm parameters without decay (as MeZO).
+    """Two parameter groups: decayed weights, and biases/norm parameters without decay (as MeZO); each
+    group names its parameters' layers under ``"layers"`` (:func:`~zobench.optimizers.layers.layer_of`).
 
     Without ``weight_decay`` the decayed group takes the optimizer's own ``weight_decay``.
     """
-    decayed, exempt, seen = [], [], set()
-    for module in model.modules():
+    decayed, exempt, seen = ([], []), ([], []), set()
+    for module_name, module in model.named_modules():
         for name, param in module.named_parameters(recurse=False):
             if param.requires_grad and param not in seen:
                 seen.add(param)
-                (exempt if _exempt_from_decay(module, name) else decayed).append(param)
-    groups = [{"params": decayed}, {"params": exempt, "weight_decay": 0.0}]
+                params, layers = exempt if _exempt_from_decay(module, name) else decayed
+                params.append(param)
+                layers.append(layer_of(f"{module_name}.{name}" if module_name else name))
+    groups = [{"params": decayed[0], "layers": decayed[1]},
+              {"params": exempt[0], "layers": exempt[1], "weight_decay": 0.0}]
     if weight_decay is not None:
         groups[0]["weight_decay"] = weight_decay
     return [group for group in groups if group["params"]]
