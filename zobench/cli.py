@@ -141,6 +141,16 @@ def _report(args) -> int:
     return 0
 
 
+def _targets(args) -> int:
+    from .tracks import write_baseline_targets
+
+    suite = load_suite(args.suite)
+    store = _store(suite, args.results)
+    found = write_baseline_targets(tuning.resolved(suite, store.root), store, args.label, Path(args.out))
+    print(f"targets: {args.out} ({len(found)} problems)")
+    return 0
+
+
 def _check(args) -> int:
     if args.quiet:
         _quiet()
@@ -339,6 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--split", choices=SPLITS, default="data",
                      help="under torchrun: each rank takes a shard of the batch (data, default) or of the "
                           "step's evaluations (probes)")
+    targets = commands.add_parser("targets", help="write a track's targets from a baseline suite's recorded runs")
+    targets.add_argument("suite", help="the baseline suite, e.g. suites/zoo-lm-baseline.yaml")
+    targets.add_argument("--out", required=True, help="the targets file to write, beside the suite that uses it")
+    targets.add_argument("--label", help="the baseline's label (default: the suite's only one)")
+    targets.add_argument("--results", default="reports", help="results root the baseline ran into (default: reports/)")
+    targets.set_defaults(handler=_targets)
     check = commands.add_parser("check", help="run a suite and compare it with a committed baseline")
     check.add_argument("suite", help="a suite file, e.g. suites/ci.yaml")
     check.add_argument("--baseline", required=True, help="the baseline JSON, e.g. benchmarks/baselines/ci.json")

@@ -13,6 +13,7 @@ from .problems import revisions
 from .spec import RunSettings, RunSpec, Study
 from .suite_references import (check_builds, check_label, check_overrides, fail, hyperparameter_grid, run_settings,
                                tune_block)
+from .tracks import space_for
 from .yaml_files import MAX_NODES
 
 MAX_RUNS = MAX_NODES  # a suite expanding beyond this is a mistake (a runaway grid), not an experiment
@@ -58,7 +59,7 @@ def configurations(where: str, document: dict, problems: list[str], suite_settin
         if settings.objective != "loss" and info.family != "zo":
             fail(f"{at}.name", f"objective {settings.objective} has no gradient; {info.name} needs one "
                                "(use a zo- optimizer)")
-        tune = tune_block(at, document.get("tune", {}), entry, info.factory)
+        tune = tune_block(at, space_for(document.get("tune", {}), info.family), entry, info.factory)
         searched = tune["space"] if tune else {}
         grid = hyperparameter_grid(at, entry, info.factory, searched=searched)
         if tune and len(grid) > 1:
@@ -95,6 +96,12 @@ class Common:
     targets: tuple[float, ...]
     data_dir: str | None
     task_identities: dict  # task -> {task_file, task_hash}
+    baseline: dict = dataclasses.field(default_factory=dict)  # (problem, model, peft) -> a baseline's target
+
+    def targets_of(self, problem: str, model: str, peft: str) -> tuple[float, ...]:
+        """The suite's absolute targets and, with a baseline, the baseline's target for this problem (checked
+        present by :func:`zobench.tracks.check_baseline`)."""
+        return (*self.targets, self.baseline[problem, model, peft]) if self.baseline else self.targets
 
 
 def _spec(common: Common, problem: str, model: str, configuration: Configuration, settings: RunSettings,
@@ -102,7 +109,8 @@ def _spec(common: Common, problem: str, model: str, configuration: Configuration
     return RunSpec(suite=common.suite, problem=problem, optimizer=configuration.optimizer,
                    label=label or configuration.label, hyperparameters=configuration.hyperparameters_on(problem),
                    seed=seed, steps=settings.steps, eval_every=settings.eval_every,
-                   targets=tuple(float(t) for t in (common.targets if targets is None else targets)),
+                   targets=tuple(float(t) for t in (common.targets_of(problem, model, settings.peft if model else "none")
+                                                    if targets is None else targets)),
                    forward_pass_budget=settings.forward_passes,
                    seconds_budget=settings.seconds and float(settings.seconds), dtype=settings.dtype,
                    device=common.device, peft=settings.peft if model else "none", model=model,

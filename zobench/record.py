@@ -46,6 +46,7 @@ class Target(_Fields):
     reached: bool
     step: int | None
     forward_passes: float | None
+    seconds: float | None = None  # training seconds up to the step (records before this field: None)
 
 
 class RunRecord(_Fields):

@@ -48,6 +48,7 @@ def _row(record: dict) -> dict:
     for target in typed.targets:
         row[f"steps_to_{target.target:g}"] = target.step
         row[f"forward_passes_to_{target.target:g}"] = target.forward_passes
+        row[f"seconds_to_{target.target:g}"] = target.seconds
     row.update({f"env.{name}": typed.environment.get(name) for name in PROVENANCE})
     return row
 

@@ -134,6 +134,7 @@ class Suite:
     gap_targets: tuple[float, ...] = ()  # fractions of the gap from a run's initial metric to the best observed
     studies: tuple[Study, ...] = ()  # tuned entries: their runs join ``runs`` once tuned (zobench.tuning)
     labels: tuple[str, ...] = ()  # every entry's label, in the file's order (tuned runs take their place)
+    track: str | None = None  # AlgoPerf's track (zobench.tracks): "external", "self-tuning", or None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from . import suite_references as references
+from . import tracks
 from .expansion import Common, configurations, expand
 from .schema import one_line
 from .spec import RunSettings, RunSpec, Study, Suite, SuiteError, TableLayout
@@ -59,6 +60,7 @@ def load_suite(path: str | Path) -> Suite:
     path = Path(path)
     where = path.name
     document = _read(path)
+    tracks.check_document(where, document)
     pairs, tasks = references.problems(where, document, path.parent)
     test_functions = bool(document.get("problems"))
     seeds = document.get("seeds", [0])
@@ -74,6 +76,11 @@ def load_suite(path: str | Path) -> Suite:
     suite_settings = references.run_settings(where, document, RunSettings(), test_functions, tasks)
     found = configurations(where, document, [problem for problem, _ in pairs], suite_settings, tasks,
                            len(pairs) * len(seeds))
+    found = tracks.check_entries(where, document.get("track"), found)
+    baseline = {}
+    if "baseline_targets" in document:
+        baseline = tracks.baseline_targets(where, path.parent / document["baseline_targets"])
+        tracks.check_baseline(where, baseline, pairs, found)
     references.check_task_data(where, document, found, tasks, seeds, data_dir)
     references.check_suite_space(where, document, {c.optimizer for c in found})
     references.check_memory(where, document.get("problems", []), found)
@@ -81,8 +88,8 @@ def load_suite(path: str | Path) -> Suite:
     identities = {name: dict(zip(("task_file", "task_hash"), references.task_identity(task)))
                   for name, task in tasks.items()}
     common = Common(document["name"], document.get("device", "cpu"), tuple(seeds), tuple(targets), data_dir,
-                    identities)
+                    identities, baseline)
     runs, studies = expand(where, common, pairs, found, tasks, test_functions)
     references.check_cells(where, tables, runs, studies)
     return Suite(document["name"], document.get("description", ""), tuple(runs), tables, path, tuple(gap_targets),
-                 tuple(studies), tuple(c.label for c in found))
+                 tuple(studies), tuple(c.label for c in found), document.get("track"))

@@ -30,6 +30,8 @@ QUANTITIES = ("initial_test", "final", "selected_test", "steps_to_target", "forw
 STATISTICS = ("iqm", "mean-std")
 RUN_FIELDS = ("problem", "model", "peft", "label", "optimizer", "schedule", "placement", "seed")
 TUNE_SAMPLERS = ("grid", "random", "tpe")
+TRACKS = ("external", "self-tuning")  # zobench.tracks
+FAMILIES = ("zo", "fo", "fg")
 
 Seed = Annotated[int, Field(strict=True, ge=0, lt=SEED_LIMIT)]
 Peft = Literal[PEFT_MODES]
@@ -71,6 +73,8 @@ class Tune(Declared):
     # "journal" (a journal file beside the suite's records, safe on a shared file system) or an RDB URL:
     # several `zobench run` processes then run different trials of each study at once (zobench.tuning)
     storage: str = None
+    # the external-tuning track's space per registry family, in place of ``space`` for its methods
+    families: dict[Literal[FAMILIES], dict[str, Any]] = None
 
 
 class Table(Declared):
@@ -126,3 +130,5 @@ class SuiteFile(Declared):
     objective: Objective = "loss"
     report: Report = None
     tune: Tune = None
+    track: Literal[tuple(TRACKS)] = None  # AlgoPerf's tracks (zobench.tracks); unset: no track
+    baseline_targets: str = None  # a file of per-problem targets from a baseline (zobench targets), beside the suite

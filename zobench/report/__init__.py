@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import results, targets
+from .. import results, targets, tracks
 from ..optimizers.anneal import HYPERPARAMETERS as ANNEAL_HYPERPARAMETERS
 from ..optimizers.anneal import AnnealSchedule
 from ..problems import quadratic
 from ..store import ResultStore
 from ..suite import RunSpec, Suite, TableLayout
-from . import figures, profiles
+from . import figures, profiles, track
 from .statistics import Estimate, probability_of_improvement
 from .tables import Table, iqm_ci, mean_std, median_reached
 
@@ -27,6 +27,9 @@ MIB = 2 ** 20
 # optimizer state is kilobytes. Below this a CPU figure measures no difference; the GPU allocator
 # counts bytes.
 RSS_RESOLUTION_MIB = 4.0
+TRACK_TERMS = {"external": "Every method was tuned on dev with the same trials over its family's search space; "
+                           "the chosen setting ran over the seeds.",
+               "self-tuning": "Every method ran once per seed, untuned, with 1.5× the budget."}
 
 
 def _ordered(values):
@@ -164,13 +167,22 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     entries = []  # (caption, file name)
     lines = [f"# {suite.name}", "", suite.description.strip(), ""]
+    if suite.track:
+        lines += [f"Track: the {tracks.NAMES[suite.track]} (AlgoPerf; zobench.tracks). " + TRACK_TERMS[suite.track], ""]
     if runs:
         frame = _runs(runs, records)
         reached = targets.resolved(frame, logs, suite.gap_targets)
         for layout in suite.tables:
             for table in _tables(layout, frame, reached):
+                if suite.track:  # a table says which track its numbers belong to
+                    table.caption = f"{tracks.NAMES[suite.track].capitalize()}: {table.caption}"
                 table.write(out)
                 entries.append((table.caption, f"{table.name}.md"))
+        if suite.track and not reached.empty:
+            (out / "track_scores.md").write_text(track.table(tracks.NAMES[suite.track], reached,
+                                                             _ordered(reached["label"])))
+            entries.append((f"Scores of the {tracks.NAMES[suite.track]}: AlgoPerf's profile area and IQM cost ratios",
+                            "track_scores.md"))
         colours = figures.palette(spec.label for spec in suite.runs)
         entries += _figures(runs, frame, logs, reached, colours, out)
         diverged = [f"{run.label} on {run.problem}, seed {run.seed}, at step {run.steps_done}"

@@ -22,21 +22,29 @@ def median_cost(costs: list[float | None]) -> float:
     return statistics.median([math.inf if c is None else c for c in costs])
 
 
-def ratios(costs: dict[str, dict[str, float]]) -> dict[str, list[float]]:
+def ratios(costs: dict[str, dict[str, float]], floor: float = 1.0) -> dict[str, list[float]]:
     """``costs[problem][method]`` → each method's cost ratios r = t / min over methods (inf: unsolved).
-    Costs are forward passes, whole numbers, so a cost below one pass counts as one: a target met at
-    step 0 (zero passes) ties as best instead of dividing by zero."""
+    A cost below ``floor`` counts as ``floor``: forward passes are whole numbers, so a target met at
+    step 0 (zero passes) ties as best instead of dividing by zero (seconds take a tiny floor)."""
     out: dict[str, list[float]] = {}
     for by_method in costs.values():
-        best = max(1.0, min(by_method.values()))
+        best = max(floor, min(by_method.values()))
         for method, cost in by_method.items():
-            out.setdefault(method, []).append(max(1.0, cost) / best if math.isfinite(cost) else math.inf)
+            out.setdefault(method, []).append(max(floor, cost) / best if math.isfinite(cost) else math.inf)
     return out
 
 
 def solved_within(method_ratios: list[float], tau: float) -> float:
     """ρ(τ): the share of problems whose ratio is at most τ (solved ones only, also for τ = ∞)."""
     return sum(math.isfinite(r) and r <= tau for r in method_ratios) / len(method_ratios)
+
+
+def area(method_ratios: list[float], tau_max: float = 4.0) -> float:
+    r"""AlgoPerf's benchmark score: the area under ρ(τ) from τ = 1 to ``tau_max``, over its width, so 1 is
+    the fastest on every problem and 0 never within ``tau_max``×: :math:`\frac{1}{\tau_{max}-1}\int_1^{\tau_{max}}
+    \rho(\tau)\,d\tau`. ρ is a step function, so the integral is exact: a problem solved at ratio r ≤ τ_max
+    adds (τ_max − r) / (τ_max − 1) / P."""
+    return sum((tau_max - r) / (tau_max - 1) for r in method_ratios if r <= tau_max) / len(method_ratios)
 
 
 def table(costs: dict[str, dict[str, float]]) -> str:

@@ -44,8 +44,12 @@ def iqm(values, axis=-1):
     return stats.trim_mean(values, 0.25, axis=axis)
 
 
-def _strata(strata) -> list[np.ndarray]:
-    kept = [np.asarray([v for v in stratum if v is not None and math.isfinite(v)], dtype=float) for stratum in strata]
+def _strata(strata, misses: bool = False) -> list[np.ndarray]:
+    if misses:  # a target never reached costs ∞
+        kept = [np.asarray([math.inf if v is None else v for v in stratum], dtype=float) for stratum in strata]
+    else:
+        kept = [np.asarray([v for v in stratum if v is not None and math.isfinite(v)], dtype=float)
+                for stratum in strata]
     return [stratum for stratum in kept if len(stratum)]
 
 
@@ -53,16 +57,20 @@ def _bootstrap(strata: list[np.ndarray], statistic) -> Estimate:
     value = float(statistic(*strata, axis=-1))
     if all(len(s) < 2 for s in strata):  # nothing to resample
         return Estimate(value)
-    result = stats.bootstrap(strata, statistic, n_resamples=RESAMPLES, confidence_level=CONFIDENCE,
-                             method="percentile", vectorized=True, axis=-1, rng=np.random.default_rng(SEED))
-    low, high = (float(v) for v in result.confidence_interval)
+    with np.errstate(invalid="ignore"):  # ∞ costs (misses) make scipy's standard error ∞ − ∞; unused here
+        result = stats.bootstrap(strata, statistic, n_resamples=RESAMPLES, confidence_level=CONFIDENCE,
+                                 method="percentile", vectorized=True, axis=-1, rng=np.random.default_rng(SEED))
+    # with ∞ among the resampled statistics, a percentile between two of them interpolates ∞ − ∞: it is ∞
+    low, high = (math.inf if math.isnan(v) else float(v) for v in result.confidence_interval)
     return Estimate(value, low, high)
 
 
-def iqm_interval(strata) -> Estimate | None:
+def iqm_interval(strata, misses: bool = False) -> Estimate | None:
     """The IQM of every value of every stratum (a list of per-seed values per problem; ``None`` and
-    non-finite values dropped), with its stratified bootstrap interval; ``None`` if nothing is left."""
-    strata = _strata(strata)
+    non-finite values dropped), with its stratified bootstrap interval; ``None`` if nothing is left.
+    With ``misses``, ``None`` counts as ∞ and ∞ is kept (a cost never paid because a target was never
+    reached): the IQM is then ∞ once more than a quarter of the values are."""
+    strata = _strata(strata, misses)
     if not strata:
         return None
     return _bootstrap(strata, lambda *samples, axis: iqm(np.concatenate(samples, axis=axis), axis=axis))
