@@ -69,12 +69,14 @@ def _chosen_layers(step_seed_, layers, keep):
 
 
 def frontier_reference(method, loss_of, theta, decay, steps, lr, eps, seed, beta=0.999, zeta=1e-8, probes=None,
-                       rank=2, period=7, momentum=0.9, spectral_rank=1, names=None, sparsity=0.75):
+                       rank=2, period=7, momentum=0.9, spectral_rank=1, names=None, sparsity=0.75,
+                       betas=(0.9, 0.999), sigma=1e-8, horizon=10):
     """Runs ``method`` from ``theta`` (a list of tensors, named ``names``); returns the final tensors."""
-    probes = probes or {"meazo": 1, "zo-mopi": 2, "lezo": 1}[method]
+    probes = probes or {"meazo": 1, "zo-mopi": 2, "lezo": 1, "adamezo": 1}[method]
     theta = [p.clone() for p in theta]
     second = 0.0
     kept = [None] * len(theta)  # ZO-MOPI: (M, V, A) per matrix
+    recent = []  # AdaMeZO: the last steps' estimates ĝz, newest first, kept whole here
     for t in range(1, steps + 1):
         seed_t = step_seed(seed, t)
         seeds = [seed_t if i == 0 else step_seed(seed_t, i) for i in range(probes)]
@@ -96,6 +98,13 @@ def frontier_reference(method, loss_of, theta, decay, steps, lr, eps, seed, beta
             scale = 1 / (math.sqrt(second / (1 - beta ** t)) + zeta)
             step = [sum(g * z[k] for g, z in zip(grads, directions)) * (scale / probes) for k in range(len(theta))]
             theta = [(1 - lr * wd) * p - lr * s for p, s, wd in zip(theta, step, decay)]
+        elif method == "adamezo":  # Adam's sums over the last h steps, decoupled decay
+            recent = [[grads[0] * z for z in directions[0]]] + recent[:horizon - 1]
+            b1, b2 = betas
+            for k, (p, wd) in enumerate(zip(theta, decay)):
+                m = sum((1 - b1) * b1 ** j * g[k] for j, g in enumerate(recent))
+                v = sum((1 - b2) * b2 ** j * g[k] * g[k] for j, g in enumerate(recent))
+                theta[k] = (1 - lr * wd) * p - lr * m / torch.sqrt(v + sigma)
         elif method == "lezo":  # MeZO's update with coupled L2, on the chosen layers only
             (z,) = directions
             theta = [p - lr * (grads[0] * zk + wd * p) if k in live else p

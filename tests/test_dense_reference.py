@@ -25,7 +25,7 @@ SETTINGS = {torch.float32: dict(lr=3e-3, eps=5e-2, atol=1e-6),
 
 ZO_BENCH = {"zo-sgd-sign", "zo-sgd-mmt", "zo-sgd-cons", "zo-adam", "forward-grad"}
 RECENT = {"hizoo", "lozo", "lozo-m", "subzero", "sparse-mezo", "fzoo", "zo-muon"}
-FRONTIER = {"meazo", "zo-mopi", "lezo"}
+FRONTIER = {"meazo", "zo-mopi", "lezo", "adamezo"}
 # hyperparameters set for the comparison where a method declares them: a short anneal and subspace
 # period (so both change within 20 steps), and a curvature smoothing that moves HiZOO's Σ
 SETTINGS_OF_METHODS = {**ANNEAL, "period": 7, "hessian_smooth": 0.1}

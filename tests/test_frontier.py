@@ -90,3 +90,23 @@ def test_lezo_moves_only_the_layers_its_step_chose():
         assert len(chosen) == 2
         for name, p in model.named_parameters():
             assert torch.equal(p, before[name]) != (layer_of(name) in chosen), (step, name)
+
+
+def test_adamezo_keeps_scalars_only_and_rebuilds_its_moments_over_the_horizon():
+    """Horizon 3 over 12 steps: no tensor in the state, the last two steps' (step, ĝ) in memory, and the
+    parameters those of Adam's sums truncated to three steps (the restatement keeps the ĝz whole)."""
+    model, optimizer = _trained("adamezo", horizon=3)
+    assert all(not s for s in optimizer.state.values())
+    assert [step for step, _ in optimizer.memory["history"]] == [12, 11]
+    torch.manual_seed(0)
+    start = TinyRegression().double()
+    start.inputs, start.targets = start.inputs.double(), start.targets.double()
+    names = [n for n, _ in start.named_parameters()]
+
+    def loss_of(values):
+        return torch.func.functional_call(start, dict(zip(names, values)))
+
+    expected = frontier_reference("adamezo", loss_of, [p.detach().clone() for p in start.parameters()],
+                                  [0.0] * len(names), 12, 1e-2, 1e-3, 3, horizon=3)
+    for got, want in zip(model.parameters(), expected):
+        torch.testing.assert_close(got.detach(), want, rtol=0, atol=1e-12)

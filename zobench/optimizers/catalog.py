@@ -4,7 +4,7 @@ Names: ``zo-sgd`` (MeZO), ``zo-adamu`` (ZO-AdaMU, Algorithm 1; the same as ``zo-
 ``zo-{adamu,adam,adamw,adamax,adamm}@{delta,g}`` — the ten cells of the paper's Table 3 —; ZO-Bench's
 methods (Zhang et al., ICML 2024) ``zo-sgd-sign``, ``zo-sgd-mmt``, ``zo-sgd-cons``, ``zo-adam`` (another
 name of ``zo-adam@g``) and ``forward-grad``; the 2024–2026 methods ``hizoo``, ``lozo``, ``lozo-m``,
-``subzero``, ``sparse-mezo``, ``fzoo`` and ``zo-muon``; the 2025–26 methods ``meazo``, ``zo-mopi`` and ``lezo``; and the first-order baselines
+``subzero``, ``sparse-mezo``, ``fzoo`` and ``zo-muon``; the 2025–26 methods ``meazo``, ``zo-mopi``, ``lezo`` and ``adamezo``; and the first-order baselines
 ``fo-{sgd,adam,adamw,adamax}``.
 The learning rate has no default: it depends on the model and task far too much for any default to be
 honest. docs/optimizers.md tables them all with their forward passes and buffers.
@@ -20,7 +20,7 @@ from .first_order import first_order
 from .method import Method, register_method
 from .registry import REGISTRY, register
 from .transforms import (adam, adamax, adamm, adamu, adamw, add_decayed_weights, hessian_diagonal, low_rank_momentum,
-                         orthogonalised, partial_orthogonalised, scale_by_estimate)
+                         orthogonalised, partial_orthogonalised, replayed_adam, scale_by_estimate)
 from .zeroth_order import PLACEMENTS, check_count, check_number, is_real
 
 
@@ -276,6 +276,18 @@ def lezo(sparsity=0.75):
     paper. ρ = ``sparsity`` = 0.75 is zobench's default. Any sampler (``direction``) applies."""
     _check_unit_interval("sparsity", sparsity)
     return Method(layers=layers.random_layers(1.0 - sparsity))
+
+
+@register_method("adamezo", description="AdaMeZO: Adam over the last h steps, its moments rebuilt from their seeds, never stored")
+def adamezo(betas=(0.9, 0.999), sigma=1e-8, horizon=10):
+    r"""AdaMeZO (Cai et al., "AdaMeZO: Adam-style Zeroth-Order Optimizer for LLM Fine-tuning Without
+    Maintaining the Moments", arXiv 2605.00650, 2026): :math:`\theta \leftarrow \theta - \eta\, m_t/\sqrt{v_t+\sigma}`
+    with both moments truncated to the last h steps and regenerated from their seeds and ĝ in each update
+    (:func:`~zobench.optimizers.transforms.replayed_adam`): Adam-like steps at MeZO's memory, for h − 1
+    more noise draws per step. h = 10 and the betas are zobench's defaults; weight decay is decoupled."""
+    _check_momentum(betas, sigma)
+    check_count("horizon", horizon, low=1)
+    return Method(chain=_placed(replayed_adam(betas[0], betas[1], sigma, horizon), "g"))
 
 
 FIRST_ORDER = {

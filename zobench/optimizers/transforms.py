@@ -11,7 +11,9 @@ tensor's update with its own state (a dict of named buffers, created by the opti
 * ``preview(state, x, t)`` — the direction *after* absorbing ``x``, without touching ``state``: the
   probe, when the transform sits on the perturbation;
 * ``linear`` — whether the transform is the identity on its input: a chain of linear transforms
-  adds the probes themselves to θ, in the step's single fused pass, never forming the update.
+  adds the probes themselves to θ, in the step's single fused pass, never forming the update;
+* ``horizon`` — a transform declared with ``horizon=h`` is called as ``update(state, x, t, past)`` with
+  the ĝ and regenerated sample of each of the last h steps: moments rebuilt from seeds, not stored.
 
 Three transforms mark where the step's scalars enter, and their order in the chain *is* the
 ablation's placement and the kind of weight decay:
@@ -55,6 +57,7 @@ class Transform(NamedTuple):
     takes_estimate: bool = False  # update(state, x, t, estimate) also gets the step's losses and ĝ
     initial: float = 0.0  # the value every buffer starts from
     elementwise: bool = False  # each entry's output depends on that entry alone: may run slice by slice
+    horizon: int = 0  # update(state, x, t, past) also gets the last ``horizon`` steps' (ĝ, sample), newest first
 
 
 def transform(name: str, update, preview=None, *, buffers: tuple[str, ...] = (), takes_estimate: bool = False,
@@ -449,3 +452,31 @@ def partial_orthogonalised(beta: float = 0.9, spectral_rank: int = 1) -> Transfo
         return (basis @ (left @ state["singular"].T)).view_as(x.fresh)
 
     return Transform("partial-orthogonalised", (), preview, update)
+
+
+def replayed_adam(beta1: float = 0.9, beta2: float = 0.999, sigma: float = 1e-8, horizon: int = 10) -> Transform:
+    r"""AdaMeZO's moments (Cai et al., arXiv 2605.00650, 2026): Adam's two averages over the last
+    ``horizon`` = h steps only, rebuilt each step from their seeds and :math:`\hat g` instead of kept:
+
+    .. math::
+        m_t = (1-\beta_1)\sum_{j=0}^{h-1}\beta_1^j g_{t-j},\quad
+        v_t = (1-\beta_2)\sum_{j=0}^{h-1}\beta_2^j g_{t-j}^2,\quad n_t = \frac{m_t}{\sqrt{v_t + \sigma}},
+
+    :math:`g_k = \hat g_k z_k` (fewer terms in the first h − 1 steps). No parameter-sized buffer: the
+    optimizer regenerates the h − 1 earlier probes of each tensor, slice by slice, from the seeds and ĝ it
+    keeps as scalars (its ``memory``), which the step records already hold. No bias correction, σ inside
+    the root, as the restatement we read writes them."""
+
+    def preview(state, x, t):
+        raise ValueError("AdaMeZO's moments are of the gradient estimate: use placement g")
+
+    def update(state, x, t, past=()):
+        g = _plain(x)
+        m, v = g * (1.0 - beta1), (g * g).mul_(1.0 - beta2)
+        for lag, (grad, sample) in enumerate(past, start=1):
+            earlier = sample.fresh * grad
+            m.add_(earlier, alpha=(1.0 - beta1) * beta1 ** lag)
+            v.addcmul_(earlier, earlier, value=(1.0 - beta2) * beta2 ** lag)
+        return m.div_(v.add_(sigma).sqrt_())
+
+    return Transform("replayed-adam", (), preview, update, elementwise=True, horizon=horizon - 1)

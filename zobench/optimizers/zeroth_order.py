@@ -98,6 +98,8 @@ class ZerothOrder(torch.optim.Optimizer):
         estimator = estimator or central()
         if self.chain.placement == "delta" and estimator.probes != 1:
             raise ValueError("placement delta takes one probe per step: its probe is the schedule's moment")
+        if self.chain.preconditioner is not None and self.chain.preconditioner.horizon and estimator.probes != 1:
+            raise ValueError("a schedule rebuilt from earlier steps takes one probe per step")
         check_number("lr", lr)
         check_number("eps", eps, strict=True)
         check_number("weight_decay", weight_decay)
@@ -111,7 +113,8 @@ class ZerothOrder(torch.optim.Optimizer):
         self.eps, self.seed, self.fused = eps, seed, fused
         self.cache_noise, self._noise_cache = cache_noise, {}
         self.steps = 0
-        self.memory: dict[str, float] = {}  # the estimator's scalars between steps (MEAZO's second moment)
+        # scalars kept between steps: an estimator's (MEAZO's second moment), the recent steps' ĝ (AdaMeZO)
+        self.memory: dict = {}
         self.streams = [NoiseStream() for _ in range(estimator.probes)]  # one per probe direction
         self.last_record: dict | None = None
         self.last_estimate: Estimate | None = None
@@ -269,7 +272,7 @@ class ZerothOrder(torch.optim.Optimizer):
 
     # -- the step --------------------------------------------------------------------------------------
 
-    def _update(self, group, param, state, samples: list[Sample], grads: tuple[float, ...]) -> None:
+    def _update(self, group, param, state, samples: list[Sample], grads: tuple[float, ...], past=None) -> None:
         lr, decay = self._rate(group), group["weight_decay"]
         coupled = self.chain.coupled_decay
         if self.placement == "g":
@@ -280,7 +283,7 @@ class ZerothOrder(torch.optim.Optimizer):
             if decay and coupled:
                 estimate.add_(param, alpha=decay)
                 factors = None  # λθ is no part of the low-rank product
-            direction, step_size = self._absorb(state, Sample(estimate, factors=factors)), lr
+            direction, step_size = self._absorb(state, Sample(estimate, factors=factors), past), lr
         else:
             direction, step_size = self._absorb(state, samples[0]), lr * grads[0]
         if decay and not coupled:
@@ -316,10 +319,21 @@ class ZerothOrder(torch.optim.Optimizer):
             combined.add_(sample.factors[1 - kept], alpha=grad / len(grads))
         return (combined, first.factors[1]) if kept == 1 else (first.factors[0], combined)
 
-    def _absorb(self, state, x: Sample) -> torch.Tensor:
+    def _absorb(self, state, x: Sample, past: list | None = None) -> torch.Tensor:
         if self.preconditioner.takes_estimate:
             return self.preconditioner.update(state, x, self.steps, self.last_estimate)
+        if self.preconditioner.horizon:
+            return self.preconditioner.update(state, x, self.steps, past)
         return self.preconditioner.update(state, x, self.steps)
+
+    def _history(self) -> list[tuple[float, int, NoiseStream]]:
+        """(ĝ, step, a stream restarted at that step's seed) of each step a horizon schedule rebuilds, newest first."""
+        found = []
+        for step, grad in self.memory.get("history", []):
+            stream = NoiseStream()
+            stream.restart(step_seed(self.seed, step), self.seed)
+            found.append((grad, step, stream))
+        return found
 
     def _restore_and_update(self, grads: tuple[float, ...]) -> None:
         """The update pass; the restore of the estimator's last displacement is fused into it."""
@@ -327,19 +341,21 @@ class ZerothOrder(torch.optim.Optimizer):
             self.restore()
         for index, stream in enumerate(self.streams):
             stream.restart(self._seeds[index], self.seed)
-        linear = self.chain.linear
+        linear, history, probes = self.chain.linear, self._history(), len(self.streams)
         for group, param, state in self._parameters():
             if linear:  # each probe drawn as it is added (one stream each): one draw alive, not q
-                draws = (self._sample(param, index) for index in range(len(self.streams)))
+                draws = (self._sample(param, index) for index in range(probes))
                 self._linear_update(group, param, draws, grads)
                 continue
-            samples = [self._sample(param, index) for index in range(len(self.streams))]
+            samples = [self._sample(param, index) for index in range(probes)]
+            samples += [self.sampler(stream, param, step) for _, step, stream in history]  # earlier steps' probes
             for piece, piece_state, piece_samples in self._pieces(param, state, samples):
                 for (index, unit), scale in self._displacement.items():
                     if scale:
                         back = -scale * self._unit(unit, group)
                         piece.add_(self._probe(piece, piece_state, index, piece_samples[index]), alpha=back)
-                self._update(group, piece, piece_state, piece_samples, grads)
+                past = [(grad, sample) for (grad, _, _), sample in zip(history, piece_samples[probes:])]
+                self._update(group, piece, piece_state, piece_samples[:probes], grads, past)
 
     def _pieces(self, param, state, samples: list[Sample]):
         """(θ, its state, its samples), whole or, where the chain is elementwise and θ holds more than
@@ -384,6 +400,9 @@ class ZerothOrder(torch.optim.Optimizer):
                 self.last_estimate = self.estimator.estimate(self)
                 self._still, self._replaying = False, None
             self._restore_and_update(self.last_estimate.grads)
+            horizon = self.preconditioner.horizon if self.preconditioner is not None else 0
+            if horizon:  # this step joins the ones the next steps rebuild
+                self.memory["history"] = [[self.steps, self.last_estimate.grads[0]], *self.memory.get("history", [])][:horizon]
         except NonFiniteLossError:
             self.steps, self.memory = self.steps - 1, memory
             raise
