@@ -64,3 +64,15 @@ seeds: [0]
 budget: {{steps: 400, eval_every: 100}}
 targets: [0.1]
 """
+
+
+MEASUREMENTS = ("time", "memory", "environment")  # a record's measured fields: they differ between executions
+
+
+def without_measurements(record: dict, also=()) -> dict:
+    """A record without what differs between two executions of the same run: its measured fields (and
+    ``also``) and each target's training seconds."""
+    kept = {k: v for k, v in record.items() if k not in MEASUREMENTS + tuple(also)}
+    if "targets" in kept:
+        kept["targets"] = [{k: v for k, v in target.items() if k != "seconds"} for target in kept["targets"]]
+    return kept

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import without_measurements
 from test_tuning import TUNED
 
 from zobench import harness, tuning
@@ -287,7 +288,7 @@ def recorded(tmp_path, capsys, document=TWO):
 
 
 def comparable(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k not in ("time", "memory", "environment")}
+    return without_measurements(record)
 
 
 DAMAGE = {  # case -> (what is done to the first run's files, the file the warning names)

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from conftest import registered
+from conftest import registered, without_measurements
 
 from zobench import harness, optimizers, results
 from zobench.problems.test_functions import TEST_FUNCTIONS
@@ -21,11 +21,10 @@ from zobench.runner import run
 from zobench.store import ResultStore
 from zobench.suite import load_suite
 
-MEASUREMENTS = ("time", "memory", "environment", "resumed_at_step")  # differ between executions
 
 
 def comparable(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k not in MEASUREMENTS}
+    return without_measurements(record, also=("resumed_at_step",))
 
 
 def suite_file(tmp_path, text, name="suite.yaml"):
