@@ -68,11 +68,35 @@ def _chosen_layers(step_seed_, layers, keep):
     return set(torch.randperm(layers, generator=generator)[:max(1, round(keep * layers))].tolist())
 
 
+def _projected_drift(loss_of, theta, anchor, seed_t, eps, lr, clip, reading):
+    """DiZO's projection: θ = θ₀ + f·Δ moved to the probe factors 1 ± ε u and then to the clipped
+    1 − lr ĝ u, each as θ₀ + (f'/f)(θ − θ₀) (the in-place order: subtract, scale, add)."""
+    digest = hashlib.blake2b(str(seed_t).encode(), digest_size=8, person=b"zobench-layers").digest()
+    generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+    u = torch.randn(len(theta), generator=generator, dtype=torch.float64).tolist()
+    if reading == "gamma":  # perturb γ, re-initialised to ‖Δ‖: the factor moves by u/‖Δ‖
+        norms = [float((p - a).double().norm()) for p, a in zip(theta, anchor)]
+        u = [x / n if n else 0.0 for x, n in zip(u, norms)]
+
+    def moved(theta, now, then):
+        return [(p - a) * (b / f) + a if f != b else p for p, a, f, b in zip(theta, anchor, now, then)]
+
+    factor, losses = [1.0] * len(theta), []
+    for sign in (1.0, -1.0):
+        wanted = [1.0 + sign * eps * x for x in u]
+        theta, factor = moved(theta, factor, wanted), wanted
+        losses.append(float(loss_of(theta)))
+    g = (losses[0] - losses[1]) / (2 * eps)
+    return moved(theta, factor, [min(1 + clip, max(1 - clip, 1 - lr * g * x)) for x in u])
+
+
 def frontier_reference(method, loss_of, theta, decay, steps, lr, eps, seed, beta=0.999, zeta=1e-8, probes=None,
                        rank=2, period=7, momentum=0.9, spectral_rank=1, names=None, sparsity=0.75,
-                       betas=(0.9, 0.999), sigma=1e-8, horizon=10):
+                       betas=(0.9, 0.999), sigma=1e-8, horizon=10, interval=50, projection_eps=0.1,
+                       projection_lr=2.0, clip=0.2, reading="ratio"):
     """Runs ``method`` from ``theta`` (a list of tensors, named ``names``); returns the final tensors."""
-    probes = probes or {"meazo": 1, "zo-mopi": 2, "lezo": 1, "adamezo": 1}[method]
+    probes = probes or {"meazo": 1, "zo-mopi": 2, "lezo": 1, "adamezo": 1, "dizo": 1}[method]
+    anchor = [p.clone() for p in theta]  # DiZO's θ₀
     theta = [p.clone() for p in theta]
     second = 0.0
     kept = [None] * len(theta)  # ZO-MOPI: (M, V, A) per matrix
@@ -105,6 +129,11 @@ def frontier_reference(method, loss_of, theta, decay, steps, lr, eps, seed, beta
                 m = sum((1 - b1) * b1 ** j * g[k] for j, g in enumerate(recent))
                 v = sum((1 - b2) * b2 ** j * g[k] * g[k] for j, g in enumerate(recent))
                 theta[k] = (1 - lr * wd) * p - lr * m / torch.sqrt(v + sigma)
+        elif method == "dizo":  # MeZO's update with coupled L2; every κ steps the drift projection
+            (z,) = directions
+            theta = [p - lr * (grads[0] * zk + wd * p) for p, zk, wd in zip(theta, z, decay)]
+            if t % interval == 0:
+                theta = _projected_drift(loss_of, theta, anchor, seed_t, projection_eps, projection_lr, clip, reading)
         elif method == "lezo":  # MeZO's update with coupled L2, on the chosen layers only
             (z,) = directions
             theta = [p - lr * (grads[0] * zk + wd * p) if k in live else p

@@ -25,10 +25,11 @@ SETTINGS = {torch.float32: dict(lr=3e-3, eps=5e-2, atol=1e-6),
 
 ZO_BENCH = {"zo-sgd-sign", "zo-sgd-mmt", "zo-sgd-cons", "zo-adam", "forward-grad"}
 RECENT = {"hizoo", "lozo", "lozo-m", "subzero", "sparse-mezo", "fzoo", "zo-muon"}
-FRONTIER = {"meazo", "zo-mopi", "lezo", "adamezo"}
+FRONTIER = {"meazo", "zo-mopi", "lezo", "adamezo", "dizo"}
 # hyperparameters set for the comparison where a method declares them: a short anneal and subspace
-# period (so both change within 20 steps), and a curvature smoothing that moves HiZOO's Σ
-SETTINGS_OF_METHODS = {**ANNEAL, "period": 7, "hessian_smooth": 0.1}
+# period (so both change within 20 steps), a curvature smoothing that moves HiZOO's Σ, and DiZO's
+# projection every 7 steps
+SETTINGS_OF_METHODS = {**ANNEAL, "period": 7, "hessian_smooth": 0.1, "interval": 7}
 BUILT_IN = [name for name in optimizers.names()
             if optimizers.get(name).family in ("zo", "fg") and optimizers.get(name).distribution is None]
 CASES = [(name, fused) for name in BUILT_IN
@@ -89,7 +90,8 @@ def test_matches_dense_reference_after_20_steps(name, fused, dtype):
     weight_decay = DECAY if "weight_decay" in declared else 0.0
     ordered, names, initial, decay, loss_of = _stepped(name, dtype, lr, weight_decay, **extra)
     extra_reference = ({"anneal": (ANNEAL["T1"], ANNEAL["T2"], ANNEAL["T3"])} if name not in ZO_BENCH | RECENT | FRONTIER
-                       else {"names": names} if name in FRONTIER else {})
+                       else {"names": names, **{k: v for k, v in extra.items() if k == "interval"}} if name in FRONTIER
+                       else {})
     expected = reference_of(name)(loss_of, initial, decay, STEPS, lr, eps, SEED, **extra_reference)
     for parameter_name, got, want, start in zip(names, ordered, expected, initial):
         assert (want - start).abs().max() > 100 * atol, "the reference must move the parameters"
@@ -98,7 +100,8 @@ def test_matches_dense_reference_after_20_steps(name, fused, dtype):
 
 
 # each source's other reading (docs/optimizers.md), against the same restatement given that reading
-READINGS = [("hizoo", {"rule": "paper"}), ("lozo-m", {"first_momentum": "estimate"}), ("subzero", {"scale": "released"})]
+READINGS = [("hizoo", {"rule": "paper"}), ("lozo-m", {"first_momentum": "estimate"}), ("subzero", {"scale": "released"}),
+            ("dizo", {"reading": "gamma", "projection_eps": 0.01})]
 
 
 @pytest.mark.parametrize("name,reading", READINGS, ids=[name for name, _ in READINGS])
@@ -106,9 +109,10 @@ def test_each_sources_reading_matches_its_restatement(name, reading):
     lr, eps, atol = SETTINGS[torch.float64]["lr"], SETTINGS[torch.float64]["eps"], SETTINGS[torch.float64]["atol"]
     declared = optimizers.get(name).hyperparameters()
     extra = {key: value for key, value in SETTINGS_OF_METHODS.items() if key in declared}
-    ordered, _, initial, decay, loss_of = _stepped(name, torch.float64, lr, DECAY, eps=eps, **extra, **reading)
-    expected = recent_reference(name, loss_of, initial, decay, STEPS, lr, eps, SEED, **reading)
-    default = recent_reference(name, loss_of, initial, decay, STEPS, lr, eps, SEED)
+    ordered, names, initial, decay, loss_of = _stepped(name, torch.float64, lr, DECAY, eps=eps, **extra, **reading)
+    restated = {"names": names, "interval": extra["interval"]} if name in FRONTIER else {}
+    expected = reference_of(name)(loss_of, initial, decay, STEPS, lr, eps, SEED, **reading, **restated)
+    default = reference_of(name)(loss_of, initial, decay, STEPS, lr, eps, SEED, **restated)
     assert max(float((a - b).abs().max()) for a, b in zip(expected, default)) > 100 * atol, "the readings differ"
     for got, want in zip(ordered, expected):
         torch.testing.assert_close(got.detach(), want, rtol=0, atol=atol)

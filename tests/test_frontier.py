@@ -110,3 +110,21 @@ def test_adamezo_keeps_scalars_only_and_rebuilds_its_moments_over_the_horizon():
                                   [0.0] * len(names), 12, 1e-2, 1e-3, 3, horizon=3)
     for got, want in zip(model.parameters(), expected):
         torch.testing.assert_close(got.detach(), want, rtol=0, atol=1e-12)
+
+
+def test_dizo_rescales_each_tensors_drift_from_the_start_within_the_clip():
+    """Three steps with κ = 3 against κ = 1000 (no projection yet): the same MeZO steps, then each
+    tensor's drift from θ₀ (kept as the ``anchor`` buffer) scaled by its own factor in [1 − τ, 1 + τ]."""
+    projected, optimizer = _trained("dizo", steps=3, interval=3, projection_lr=50.0)
+    plain, _ = _trained("dizo", steps=3, interval=1000)
+    torch.manual_seed(0)
+    start = TinyRegression().double()
+    factors = []
+    for p, q, p0 in zip(projected.parameters(), plain.parameters(), start.parameters()):
+        assert torch.equal(optimizer.state[p]["anchor"], p0.detach())
+        drift, moved = (q - p0).detach(), (p - p0).detach()
+        factor = float((moved * drift).sum() / (drift * drift).sum())
+        torch.testing.assert_close(moved, factor * drift, rtol=0, atol=1e-12)
+        factors.append(factor)
+    assert all(0.8 - 1e-12 <= f <= 1.2 + 1e-12 for f in factors) and len({round(f, 9) for f in factors}) > 1
+    assert len(optimizer.last_record["evaluations"]) == 4  # the projection's two losses join the record

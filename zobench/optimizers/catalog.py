@@ -4,7 +4,7 @@ Names: ``zo-sgd`` (MeZO), ``zo-adamu`` (ZO-AdaMU, Algorithm 1; the same as ``zo-
 ``zo-{adamu,adam,adamw,adamax,adamm}@{delta,g}`` — the ten cells of the paper's Table 3 —; ZO-Bench's
 methods (Zhang et al., ICML 2024) ``zo-sgd-sign``, ``zo-sgd-mmt``, ``zo-sgd-cons``, ``zo-adam`` (another
 name of ``zo-adam@g``) and ``forward-grad``; the 2024–2026 methods ``hizoo``, ``lozo``, ``lozo-m``,
-``subzero``, ``sparse-mezo``, ``fzoo`` and ``zo-muon``; the 2025–26 methods ``meazo``, ``zo-mopi``, ``lezo`` and ``adamezo``; and the first-order baselines
+``subzero``, ``sparse-mezo``, ``fzoo`` and ``zo-muon``; the 2025–26 methods ``meazo``, ``zo-mopi``, ``lezo``, ``adamezo`` and ``dizo``; and the first-order baselines
 ``fo-{sgd,adam,adamw,adamax}``.
 The learning rate has no default: it depends on the model and task far too much for any default to be
 honest. docs/optimizers.md tables them all with their forward passes and buffers.
@@ -18,6 +18,7 @@ from . import estimators, layers, noise, transforms
 from .anneal import AnnealSchedule
 from .first_order import first_order
 from .method import Method, register_method
+from .projection import READINGS, DriftProjection
 from .registry import REGISTRY, register
 from .transforms import (adam, adamax, adamm, adamu, adamw, add_decayed_weights, hessian_diagonal, low_rank_momentum,
                          orthogonalised, partial_orthogonalised, replayed_adam, scale_by_estimate)
@@ -288,6 +289,23 @@ def adamezo(betas=(0.9, 0.999), sigma=1e-8, horizon=10):
     _check_momentum(betas, sigma)
     check_count("horizon", horizon, low=1)
     return Method(chain=_placed(replayed_adam(betas[0], betas[1], sigma, horizon), "g"))
+
+
+@register_method("dizo", description="DiZO: MeZO, and every κ steps each tensor's drift from θ₀ rescaled by a ZO-learned factor")
+def dizo(interval=50, projection_eps=0.1, projection_lr=2.0, clip=0.2, reading="ratio"):
+    r"""DiZO (Tan et al., "Harmony in Divergence", NeurIPS 2025, arXiv 2502.03304): MeZO's step, and every
+    κ = ``interval`` steps each tensor's drift from the starting weights rescaled by
+    :math:`\mathrm{clip}(1 - \eta_p\hat g u, 1-\tau, 1+\tau)`, learned with two more forward passes
+    (:class:`~zobench.optimizers.projection.DriftProjection`; θ₀ kept as one buffer). ε_p = 0.1, η_p = 2.0 and
+    τ = 0.2 are the released README's example; κ = 50 is its first-order example's interval. ``reading``:
+    ``ratio`` (zobench's default) or ``gamma`` (the restatement's letter), see the class."""
+    check_count("interval", interval, low=1)
+    check_number("projection_eps", projection_eps, strict=True)
+    check_number("projection_lr", projection_lr)
+    _check_unit_interval("clip", clip)
+    if reading not in READINGS:
+        raise ValueError(f"reading must be one of {', '.join(READINGS)}, not {reading!r}")
+    return Method(after=DriftProjection(interval, projection_eps, projection_lr, clip, reading))
 
 
 FIRST_ORDER = {

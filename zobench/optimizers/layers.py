@@ -36,8 +36,9 @@ class LayerChoice(NamedTuple):
     choose: Callable[[int, int], list[int]]
 
 
-def _choice_seed(seed: int) -> int:
-    """The seed of a step's layer choice: its own hash domain, never a step's or a probe's seed."""
+def layer_seed(seed: int) -> int:
+    """The seed of a step's per-layer draws (LeZO's choice, DiZO's projection probe): a hash of the step's
+    seed in its own domain, never a step's or a probe's seed."""
     digest = hashlib.blake2b(str(seed).encode(), digest_size=8, person=b"zobench-layers").digest()
     return int.from_bytes(digest, "little") >> 1
 
@@ -47,7 +48,7 @@ def random_layers(keep: float) -> LayerChoice:
 
     def choose(seed: int, layers: int) -> list[int]:
         count = max(1, round(keep * layers))
-        generator = torch.Generator().manual_seed(_choice_seed(seed))
+        generator = torch.Generator().manual_seed(layer_seed(seed))
         return sorted(torch.randperm(layers, generator=generator)[:count].tolist())
 
     return LayerChoice(f"random layers ({keep:g})", choose)

@@ -26,6 +26,7 @@ from typing import Callable, Mapping
 
 from . import estimators, noise
 from .layers import LayerChoice
+from .projection import DriftProjection
 from .lr_schedules import learning_rate_schedule
 from .registry import DESCRIBE_STEPS, REGISTRY
 from .transforms import scale_by_estimate
@@ -51,6 +52,7 @@ class Method:
     sampler: noise.Sampler | Callable[[noise.Sampler], noise.Sampler] | None = None
     refuses: Mapping[str, str] = field(default_factory=dict)  # common option -> why it does not apply
     layers: LayerChoice | None = None  # the layers a step perturbs (LeZO); None: every layer
+    after: DriftProjection | None = None  # a change of θ after the update (DiZO's drift projection)
 
     def refusals(self) -> dict[str, str]:
         """Every common option this method refuses, with the reason."""
@@ -69,7 +71,8 @@ class Method:
         if sampler is None or not isinstance(sampler, noise.Sampler):
             sampler = SAMPLERS[direction] if sampler is None else sampler(SAMPLERS[direction])
         return ZerothOrder(params, chain=self.chain, sampler=sampler, estimator=self.estimator, lr=lr,
-                           lr_schedule=learning_rate_schedule(lr_schedule, total_steps), layers=self.layers, **options)
+                           lr_schedule=learning_rate_schedule(lr_schedule, total_steps), layers=self.layers,
+                           after=self.after, **options)
 
 
 class MethodBuilder:

@@ -93,7 +93,8 @@ class ZerothOrder(torch.optim.Optimizer):
 
     def __init__(self, params, *, chain, sampler: Sampler, lr: float, estimator: Estimator | None = None,
                  lr_schedule: LearningRateSchedule | None = None, eps: float = 1e-3, weight_decay: float = 0.0,
-                 seed: int = 0, cache_noise: bool = False, fused: bool = True, layers: LayerChoice | None = None):
+                 seed: int = 0, cache_noise: bool = False, fused: bool = True, layers: LayerChoice | None = None,
+                 after=None):
         self.chain = compile_chain(chain)
         estimator = estimator or central()
         if self.chain.placement == "delta" and estimator.probes != 1:
@@ -122,6 +123,7 @@ class ZerothOrder(torch.optim.Optimizer):
         self._displacement: dict[tuple[int, str], float] = {}  # (probe, unit) -> how far θ is moved
         self._closure, self._evaluations, self._replaying = None, [], None
         self.layers, self._layer_of = layers, self._layer_indices()
+        self.after = after  # a change of θ after the update, with losses of its own (DiZO's drift projection)
         self._chosen: set | None = None  # the parameters of the layers this step perturbs (None: all)
         self.exchange = None  # how ranks split a step (zobench.distributed); None in one process
         self._still = False  # a probe-split step's second estimate: the moves are already made
@@ -139,12 +141,15 @@ class ZerothOrder(torch.optim.Optimizer):
         """The ablation axes and costs of this optimizer, read from its parts (the registry, ``zobench
         list`` and the reports show these; nothing about them is declared twice)."""
         cost = 1 + BACKWARD_IN_FORWARDS if self.estimator.forward_mode else 1
+        independent = self.estimator.independent and self.after is None
         return {"family": "fg" if self.estimator.forward_mode else "zo",
                 "forward_passes": self.estimator.calls * cost, "closure_cost": cost,
-                "state_buffers": len(self.preconditioner.buffers) if self.preconditioner else 0,
-                "sampler": self.sampler.name + (f" on {self.layers.name}" if self.layers else ""), "estimator": self.estimator.name, "schedule": self.chain.schedule,
+                "state_buffers": (len(self.preconditioner.buffers) if self.preconditioner else 0)
+                + (len(self.after.buffers) if self.after else 0),
+                "sampler": self.sampler.name + (f" on {self.layers.name}" if self.layers else ""), "estimator": self.estimator.name,
+                "schedule": self.chain.schedule + (f" + {self.after.name}" if self.after else ""),
                 "placement": "δ" if self.placement == "delta" else "g", "replayable": True,
-                "splits": ["data", "probes"] if self.estimator.independent else ["data"],
+                "splits": ["data", "probes"] if independent else ["data"],
                 "lr_schedule": self.lr_schedule.name if self.lr_schedule else "constant"}
 
     @property
@@ -200,9 +205,9 @@ class ZerothOrder(torch.optim.Optimizer):
     def distribute(self, exchange) -> None:
         """Splits each step over ranks (:mod:`zobench.distributed`): ``exchange`` decides which evaluations
         this rank computes and how the ranks' losses meet; the records stay the serial run's."""
-        if exchange is not None and exchange.defers and not self.estimator.independent:
+        if exchange is not None and exchange.defers and not (self.estimator.independent and self.after is None):
             raise ValueError(f"split probes needs evaluations independent of each other's losses; {self.estimator.name} "
-                             "moves θ by its losses: use split data")
+                             f"{'or ' + self.after.name + ' ' if self.after else ''}moves θ by its losses: use split data")
         self.exchange = exchange
 
     def move(self, scale: float, index: int = 0, unit: str = "eps") -> None:
@@ -391,6 +396,8 @@ class ZerothOrder(torch.optim.Optimizer):
         self._displacement, self._evaluations = {}, []
         self._closure, self._replaying = closure, None if record is None else list(record["evaluations"])
         memory = dict(self.memory)  # as the step found it: a failed or repeated estimate starts from it again
+        if self.after is not None:
+            self.after.prepare(self)
         try:
             self.last_estimate = self.estimator.estimate(self)
             if self.exchange is not None and record is None and self.exchange.defers:
@@ -400,6 +407,9 @@ class ZerothOrder(torch.optim.Optimizer):
                 self.last_estimate = self.estimator.estimate(self)
                 self._still, self._replaying = False, None
             self._restore_and_update(self.last_estimate.grads)
+            self._displacement = {}  # the update pass restored θ
+            if self.after is not None:
+                self.after.apply(self, self.steps, seed)
             horizon = self.preconditioner.horizon if self.preconditioner is not None else 0
             if horizon:  # this step joins the ones the next steps rebuild
                 self.memory["history"] = [[self.steps, self.last_estimate.grads[0]], *self.memory.get("history", [])][:horizon]
