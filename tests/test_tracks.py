@@ -26,10 +26,11 @@ tune:
   sampler: grid
   budget: {steps: 10}
   space: {lr: [0.01, 0.003]}
-  families: {fo: {lr: [0.1, 0.03]}}
+  families: {fo: {lr: [0.1, 0.03]}, fzoo: {lr: [1.0e-5, 3.0e-6]}}
 optimizers:
   - {name: zo-sgd, label: MeZO}
   - {name: fo-sgd, label: SGD}
+  - {name: fzoo, label: FZOO}
 seeds: [0, 1]
 budget: {steps: 30, eval_every: 10}
 targets: [90%]
@@ -45,7 +46,8 @@ def suite_file(tmp_path, text, name="suite.yaml"):
 def test_the_external_track_tunes_every_method_over_its_familys_space(tmp_path):
     suite = load_suite(suite_file(tmp_path, EXTERNAL))
     assert suite.track == "external" and suite.runs == ()
-    assert {s.label: s.space for s in suite.studies} == {"MeZO": {"lr": [0.01, 0.003]}, "SGD": {"lr": [0.1, 0.03]}}
+    assert {s.label: s.space for s in suite.studies} == {"MeZO": {"lr": [0.01, 0.003]}, "SGD": {"lr": [0.1, 0.03]},
+                                                         "FZOO": {"lr": [1.0e-5, 3.0e-6]}}
     store = ResultStore(tmp_path / "out" / "external")
     assert harness.execute(suite, store, quiet=True) == []
     from zobench.report import write_report
@@ -55,8 +57,8 @@ def test_the_external_track_tunes_every_method_over_its_familys_space(tmp_path):
     assert (store.root / "final_metric.md").read_text().startswith("External-tuning track: ")
     scores = (store.root / "track_scores.md").read_text()
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in scores.splitlines()
-            if line.startswith("| MeZO") or line.startswith("| SGD")}
-    assert set(rows) == {"MeZO", "SGD"}
+            if line.startswith(("| MeZO", "| SGD", "| FZOO"))}
+    assert set(rows) == {"MeZO", "SGD", "FZOO"}
     assert all(0.0 <= float(cells[0]) <= 1.0 for cells in rows.values())
     assert max(float(cells[0]) for cells in rows.values()) > 0  # someone reached the 90% target cheapest
 
@@ -74,7 +76,7 @@ REFUSED = {
     "families without track": ("tune: {space: {lr: [0.1]}, families: {fo: {lr: [0.1]}}}\noptimizers:\n"
                                "  - {name: zo-sgd}", "tune.families: belongs to the external-tuning track"),
     "bad family": ("track: external\ntune: {families: {adam: {lr: [0.1]}}}\noptimizers:\n  - {name: zo-sgd}",
-                   "tune.families"),
+                   "tune.families.adam: neither a family (zo, fo, fg) nor"),
 }
 
 
@@ -126,7 +128,7 @@ def test_targets_from_a_baseline_suite_are_what_every_run_chases(tmp_path, capsy
         best = sorted(r["best_dev"]["value"] for r in store.records() if r["spec"]["problem"] == problem)
         (entry,) = [t for t in document["targets"] if t["problem"] == problem]
         assert entry == {"problem": problem, "model": "", "peft": "none", "value": best[1]}
-    assert document["baseline"]["label"] == "Adam" and document["baseline"]["seeds"] == [0, 1, 2]
+    assert document["baseline"]["labels"] == ["Adam"] and document["baseline"]["seeds"] == [0, 1, 2]
 
     chaser = suite_file(tmp_path, """
     name: chaser
@@ -157,6 +159,10 @@ def test_targets_from_a_baseline_suite_are_what_every_run_chases(tmp_path, capsy
         load_suite(chaser)
     capsys.readouterr()
     assert main(["targets", str(chaser), "--out", str(written), "--results", str(tmp_path / "none")]) == 2
+    assert "no run is labelled" not in capsys.readouterr().err
+    assert main(["targets", str(baseline), "--out", str(written), "--label", "Nope", "--results",
+                 str(tmp_path / "out")]) == 2
+    assert "no run is labelled 'Nope'; labels: Adam" in capsys.readouterr().err
 
 
 def test_algoperf_score_is_the_profiles_area_up_to_four():

@@ -352,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     targets = commands.add_parser("targets", help="write a track's targets from a baseline suite's recorded runs")
     targets.add_argument("suite", help="the baseline suite, e.g. suites/zoo-lm-baseline.yaml")
     targets.add_argument("--out", required=True, help="the targets file to write, beside the suite that uses it")
-    targets.add_argument("--label", help="the baseline's label (default: the suite's only one)")
+    targets.add_argument("--label", action="append", help="the baseline's label, once per label (default: the "
+                                                           "suite's only one)")
     targets.add_argument("--results", default="reports", help="results root the baseline ran into (default: reports/)")
     targets.set_defaults(handler=_targets)
     check = commands.add_parser("check", help="run a suite and compare it with a committed baseline")

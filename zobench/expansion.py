@@ -59,7 +59,7 @@ def configurations(where: str, document: dict, problems: list[str], suite_settin
         if settings.objective != "loss" and info.family != "zo":
             fail(f"{at}.name", f"objective {settings.objective} has no gradient; {info.name} needs one "
                                "(use a zo- optimizer)")
-        tune = tune_block(at, space_for(document.get("tune", {}), info.family), entry, info.factory)
+        tune = tune_block(at, space_for(document.get("tune", {}), info), entry, info.factory)
         searched = tune["space"] if tune else {}
         grid = hyperparameter_grid(at, entry, info.factory, searched=searched)
         if tune and len(grid) > 1:

@@ -31,7 +31,6 @@ STATISTICS = ("iqm", "mean-std")
 RUN_FIELDS = ("problem", "model", "peft", "label", "optimizer", "schedule", "placement", "seed")
 TUNE_SAMPLERS = ("grid", "random", "tpe")
 TRACKS = ("external", "self-tuning")  # zobench.tracks
-FAMILIES = ("zo", "fo", "fg")
 
 Seed = Annotated[int, Field(strict=True, ge=0, lt=SEED_LIMIT)]
 Peft = Literal[PEFT_MODES]
@@ -73,8 +72,9 @@ class Tune(Declared):
     # "journal" (a journal file beside the suite's records, safe on a shared file system) or an RDB URL:
     # several `zobench run` processes then run different trials of each study at once (zobench.tuning)
     storage: str = None
-    # the external-tuning track's space per registry family, in place of ``space`` for its methods
-    families: dict[Literal[FAMILIES], dict[str, Any]] = None
+    # the external-tuning track's space per registry family (zo, fo, fg) or per optimizer name, in place of
+    # ``space`` for those methods (a name over its family)
+    families: dict[str, dict[str, Any]] = None
 
 
 class Table(Declared):

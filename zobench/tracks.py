@@ -5,7 +5,8 @@ table compares methods on equal terms and says which terms.
 * ``external`` — every method is tuned on dev, with the same trials and trial budget, over the track's
   search space: the suite's ``tune.space``, or ``tune.families.<family>`` for the methods of that
   registry family (``zo``, ``fo``, ``fg``), since a first-order learning rate and a zeroth-order one
-  live on different scales. An entry may not bring its own ``tune:`` block, nor fix a hyperparameter
+  live on different scales, or ``tune.families.<name>`` for one method whose rate means something else
+  (FZOO's normalised step is about 1/ε larger for the same rate). An entry may not bring its own ``tune:`` block, nor fix a hyperparameter
   the space searches: the space is the track's, not the method's. The best trial's values then run
   over the suite's seeds.
 * ``self-tuning`` — no tuning at all: one configuration per method, as its author would set it, and
@@ -29,6 +30,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from .optimizers import REGISTRY, UnknownOptimizerError
 from .schema import Declared, Number, one_line
 from .spec import RunSettings, SuiteError
 from .suite_references import fail
@@ -36,6 +38,7 @@ from .yaml_files import YamlFileError, load_yaml
 
 NAMES = {"external": "external-tuning track", "self-tuning": "self-tuning track"}  # the suite file's TRACKS
 SELF_TUNING_BUDGET = 1.5
+FAMILIES = ("zo", "fo", "fg")
 
 
 def check_document(where: str, document: dict) -> None:
@@ -45,6 +48,12 @@ def check_document(where: str, document: dict) -> None:
         if "families" in document.get("tune", {}):
             fail(f"{where}: tune.families", "belongs to the external-tuning track; add track: external")
         return
+    for family in document.get("tune", {}).get("families", {}):
+        if family not in FAMILIES:
+            try:
+                REGISTRY.get(family)
+            except UnknownOptimizerError as error:
+                fail(f"{where}: tune.families.{family}", f"neither a family ({', '.join(FAMILIES)}) nor {error}")
     tuned = [i for i, entry in enumerate(document["optimizers"]) if "tune" in entry]
     if track == "external":
         if not (document.get("tune", {}).get("space") or document.get("tune", {}).get("families")):
@@ -59,11 +68,15 @@ def check_document(where: str, document: dict) -> None:
                                "(or use track: external)")
 
 
-def space_for(tune: dict, family: str) -> dict:
-    """The suite's tune block as a method of ``family`` sees it: its family's space, if the track gives one."""
+def space_for(tune: dict, info) -> dict:
+    """The suite's tune block as the registered optimizer ``info`` sees it: the space the track gives its
+    name, else its family's, else the suite's."""
     block = {key: value for key, value in tune.items() if key != "families"}
-    if family in tune.get("families", {}):
-        block["space"] = tune["families"][family]
+    families = tune.get("families", {})
+    for key in (info.name, info.family):
+        if key in families:
+            block["space"] = families[key]
+            break
     return block
 
 
@@ -133,29 +146,37 @@ def check_baseline(where: str, baseline: dict, pairs: list[tuple[str, str]], con
                                                    "and write the file again with zobench targets")
 
 
-def write_baseline_targets(suite, store, label: str | None, to: Path) -> list[dict]:
-    """Writes ``to``: per (problem, model, PEFT mode) of the baseline suite's runs labelled ``label``, the
-    median over seeds of the best dev metric each run reached (AlgoPerf sets its targets from the
-    baseline's validation results rerun over seeds). Refuses in one line while a run is unrecorded."""
-    labels = list(dict.fromkeys(spec.label for spec in suite.runs))
-    if label is None:
-        if len(labels) != 1:
-            raise SuiteError(f"{suite.source.name}: runs {len(labels)} labels ({', '.join(labels)}); name the baseline "
+def write_baseline_targets(suite, store, labels: list[str] | None, to: Path) -> list[dict]:
+    """Writes ``to``: per (problem, model, PEFT mode) of the baseline suite's runs labelled ``labels``
+    (default: its only label), the median over seeds of the best dev metric each run reached (AlgoPerf
+    sets its targets from the baseline's validation results rerun over seeds). Refuses in one line
+    while a run is unrecorded, or when two labels give the same problem a target."""
+    known = list(dict.fromkeys(spec.label for spec in suite.runs))
+    if not labels:
+        if len(known) != 1:
+            raise SuiteError(f"{suite.source.name}: runs {len(known)} labels ({', '.join(known)}); name the baseline "
                              "with --label")
-        label = labels[0]
-    runs = [spec for spec in suite.runs if spec.label == label]
-    if not runs:
-        raise SuiteError(f"{suite.source.name}: no run is labelled {label!r}; labels: {', '.join(labels)}")
+        labels = known
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise SuiteError(f"{suite.source.name}: no run is labelled {unknown[0]!r}; labels: {', '.join(known)}")
+    runs = [spec for spec in suite.runs if spec.label in labels]
     missing = [spec for spec in runs if not store.record(spec.key)]
     if missing:
         raise SuiteError(f"{suite.source.name}: {len(missing)} of the baseline's {len(runs)} runs are not recorded "
                          f"under {store.root}; run the suite first")
-    best: dict[tuple[str, str, str], list[float]] = {}
+    best: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     for spec in runs:
-        best.setdefault((spec.problem, spec.model, spec.peft), []).append(store.record(spec.key)["best_dev"]["value"])
-    found = [{"problem": problem, "model": model, "peft": peft, "value": float(statistics.median(values))}
-             for (problem, model, peft), values in best.items()]
-    document = {"baseline": {"suite": suite.name, "label": label, "seeds": sorted({spec.seed for spec in runs}),
+        by_label = best.setdefault((spec.problem, spec.model, spec.peft), {})
+        by_label.setdefault(spec.label, []).append(store.record(spec.key)["best_dev"]["value"])
+    clash = next((key for key, by_label in best.items() if len(by_label) > 1), None)
+    if clash is not None:
+        raise SuiteError(f"{suite.source.name}: labels {', '.join(best[clash])} both run {clash[0]} with the same model "
+                         "and PEFT mode; give one --label per problem")
+    found = [{"problem": problem, "model": model, "peft": peft,
+              "value": float(statistics.median(next(iter(by_label.values()))))}
+             for (problem, model, peft), by_label in best.items()]
+    document = {"baseline": {"suite": suite.name, "labels": labels, "seeds": sorted({spec.seed for spec in runs}),
                              "statistic": "median over seeds of the best dev metric"}, "targets": found}
     to.parent.mkdir(parents=True, exist_ok=True)
     to.write_text("# written by zobench targets; a suite names this file under baseline_targets:\n"
