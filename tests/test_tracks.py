@@ -197,3 +197,32 @@ def test_track_scores_use_medians_and_count_a_miss_as_infinite():
     assert a.value == pytest.approx(stats.trim_mean(values, 0.25))
     assert a.low <= a.value <= a.high
     assert "| B | 0.333 |" in track.table("external-tuning track", reached, ["A", "B"])
+
+
+@pytest.mark.parametrize("name", ["zoo-lm", "zoo-lm-head"])
+def test_the_shipped_lm_zoo_tunes_every_registered_method_in_the_external_track(name, shared_data, tmp_path):
+    """suites/zoo-lm*.yaml, given a targets file: every zeroth-order and forward-gradient method zobench
+    registers is tuned on each of the four tasks over the same grid (FZOO's scaled by ε), and every
+    final run chases the baseline's target for its task after the suite's gap target."""
+    from pathlib import Path
+
+    from zobench import optimizers
+
+    suites = Path(__file__).parents[1] / "suites"
+    text = (suites / f"{name}.yaml").read_text().replace("../../shared/data", str(shared_data))
+    peft = "top" if name == "zoo-lm" else "head"
+    targets = {"targets": [{"problem": task, "model": "minilm-l6", "peft": peft, "value": 0.5 + i / 10}
+                           for i, task in enumerate(("sst2", "rte", "cb", "boolq"))]}
+    (tmp_path / f"{name}.targets.yaml").write_text(yaml.safe_dump(targets))
+    suite = load_suite(suite_file(tmp_path, text, f"{name}.yaml"))
+    assert suite.track == "external" and suite.runs == ()
+    methods = {id(optimizers.get(n).factory) for n in optimizers.names()
+               if optimizers.get(n).family in ("zo", "fg") and optimizers.get(n).distribution is None}
+    tuned = {id(optimizers.get(study.final.optimizer).factory) for study in suite.studies}
+    assert tuned == methods
+    assert {study.trial.problem for study in suite.studies} == {"sst2", "rte", "cb", "boolq"}
+    for study in suite.studies:
+        expected = [1e-5, 1e-6, 1e-7] if study.final.optimizer == "fzoo" else [1e-2, 1e-3, 1e-4]
+        assert study.space == {"lr": expected} and study.trials == 3 and study.final.peft == peft
+        assert study.final.targets == (0.5 + ("sst2", "rte", "cb", "boolq").index(study.trial.problem) / 10,)
+    assert suite.gap_targets == (0.5,)
