@@ -68,6 +68,34 @@ def _chosen_layers(step_seed_, layers, keep):
     return set(torch.randperm(layers, generator=generator)[:max(1, round(keep * layers))].tolist())
 
 
+def _svrg(loss_of, theta, decay, steps, lr, eps, seed, period, scale):
+    """MeZO-SVRG on a problem whose batch is its whole training set (the whole loss is the loss): at
+    steps 1, 1 + q, …: θ̄ ← θ, ĝ_F along z, θ ← θ − η(s ĝ_F z + λθ); between: ĝ at θ and at θ̄ along z,
+    θ ← θ − η((ĝ − ĝ̄) z + ĝ_F z_s + λθ), z_s the snapshot step's direction regenerated from its seed."""
+    theta = [p.clone() for p in theta]
+    snapshot, full, snapshot_step = None, None, None
+
+    def central(point, z):
+        plus = [torch.add(p, d, alpha=eps) for p, d in zip(point, z)]
+        minus = [torch.add(p, d, alpha=-2 * eps) for p, d in zip(plus, z)]
+        back = [torch.add(p, d, alpha=eps) for p, d in zip(minus, z)]
+        return back, (float(loss_of(plus)) - float(loss_of(minus))) / (2 * eps)
+
+    for t in range(1, steps + 1):
+        z = _gaussian(theta, step_seed(seed, t))
+        if (t - 1) % period == 0:
+            snapshot = [p.clone() for p in theta]
+            theta, full = central(theta, z)
+            snapshot_step = t
+            theta = [p - lr * (scale * full * zk + wd * p) for p, zk, wd in zip(theta, z, decay)]
+            continue
+        theta, now = central(theta, z)
+        snapshot, then = central(snapshot, z)
+        z_s = _gaussian(theta, step_seed(seed, snapshot_step))
+        theta = [p - lr * ((now - then) * zk + full * zs + wd * p) for p, zk, zs, wd in zip(theta, z, z_s, decay)]
+    return theta
+
+
 def _projected_drift(loss_of, theta, anchor, seed_t, eps, lr, clip, reading):
     """DiZO's projection: θ = θ₀ + f·Δ moved to the probe factors 1 ± ε u and then to the clipped
     1 − lr ĝ u, each as θ₀ + (f'/f)(θ − θ₀) (the in-place order: subtract, scale, add)."""
@@ -91,11 +119,13 @@ def _projected_drift(loss_of, theta, anchor, seed_t, eps, lr, clip, reading):
 
 
 def frontier_reference(method, loss_of, theta, decay, steps, lr, eps, seed, beta=0.999, zeta=1e-8, probes=None,
-                       rank=2, period=7, momentum=0.9, spectral_rank=1, names=None, sparsity=0.75,
+                       rank=2, period=None, momentum=0.9, spectral_rank=1, names=None, sparsity=0.75,
                        betas=(0.9, 0.999), sigma=1e-8, horizon=10, interval=50, projection_eps=0.1,
-                       projection_lr=2.0, clip=0.2, reading="ratio"):
+                       projection_lr=2.0, clip=0.2, reading="ratio", snapshot_scale=10.0):
     """Runs ``method`` from ``theta`` (a list of tensors, named ``names``); returns the final tensors."""
-    probes = probes or {"meazo": 1, "zo-mopi": 2, "lezo": 1, "adamezo": 1, "dizo": 1}[method]
+    probes = probes or {"meazo": 1, "zo-mopi": 2, "lezo": 1, "adamezo": 1, "dizo": 1, "mezo-svrg": 1}[method]
+    if method == "mezo-svrg":
+        return _svrg(loss_of, theta, decay, steps, lr, eps, seed, period or 10, snapshot_scale)
     anchor = [p.clone() for p in theta]  # DiZO's θ₀
     theta = [p.clone() for p in theta]
     second = 0.0
@@ -105,7 +135,7 @@ def frontier_reference(method, loss_of, theta, decay, steps, lr, eps, seed, beta
         seed_t = step_seed(seed, t)
         seeds = [seed_t if i == 0 else step_seed(seed_t, i) for i in range(probes)]
         if method == "zo-mopi":
-            drawn = [_projected(theta, s, step_seed(seed, -1 - (t - 1) // period), rank) for s in seeds]
+            drawn = [_projected(theta, s, step_seed(seed, -1 - (t - 1) // (period or 100)), rank) for s in seeds]
             directions = [d for d, _ in drawn]
         elif method == "lezo":  # only the chosen layers' tensors draw, in order; the others' probe is 0
             of_layer, count = _layers(names)

@@ -25,7 +25,7 @@ SETTINGS = {torch.float32: dict(lr=3e-3, eps=5e-2, atol=1e-6),
 
 ZO_BENCH = {"zo-sgd-sign", "zo-sgd-mmt", "zo-sgd-cons", "zo-adam", "forward-grad"}
 RECENT = {"hizoo", "lozo", "lozo-m", "subzero", "sparse-mezo", "fzoo", "zo-muon"}
-FRONTIER = {"meazo", "zo-mopi", "lezo", "adamezo", "dizo"}
+FRONTIER = {"meazo", "zo-mopi", "lezo", "adamezo", "dizo", "mezo-svrg"}
 # hyperparameters set for the comparison where a method declares them: a short anneal and subspace
 # period (so both change within 20 steps), a curvature smoothing that moves HiZOO's Σ, and DiZO's
 # projection every 7 steps
@@ -90,8 +90,8 @@ def test_matches_dense_reference_after_20_steps(name, fused, dtype):
     weight_decay = DECAY if "weight_decay" in declared else 0.0
     ordered, names, initial, decay, loss_of = _stepped(name, dtype, lr, weight_decay, **extra)
     extra_reference = ({"anneal": (ANNEAL["T1"], ANNEAL["T2"], ANNEAL["T3"])} if name not in ZO_BENCH | RECENT | FRONTIER
-                       else {"names": names, **{k: v for k, v in extra.items() if k == "interval"}} if name in FRONTIER
-                       else {})
+                       else {"names": names, **{k: v for k, v in extra.items() if k in ("interval", "period")}}
+                       if name in FRONTIER else {})
     expected = reference_of(name)(loss_of, initial, decay, STEPS, lr, eps, SEED, **extra_reference)
     for parameter_name, got, want, start in zip(names, ordered, expected, initial):
         assert (want - start).abs().max() > 100 * atol, "the reference must move the parameters"
@@ -110,7 +110,8 @@ def test_each_sources_reading_matches_its_restatement(name, reading):
     declared = optimizers.get(name).hyperparameters()
     extra = {key: value for key, value in SETTINGS_OF_METHODS.items() if key in declared}
     ordered, names, initial, decay, loss_of = _stepped(name, torch.float64, lr, DECAY, eps=eps, **extra, **reading)
-    restated = {"names": names, "interval": extra["interval"]} if name in FRONTIER else {}
+    restated = ({"names": names, **{k: v for k, v in extra.items() if k in ("interval", "period")}} if name in FRONTIER
+                else {})
     expected = reference_of(name)(loss_of, initial, decay, STEPS, lr, eps, SEED, **reading, **restated)
     default = reference_of(name)(loss_of, initial, decay, STEPS, lr, eps, SEED, **restated)
     assert max(float((a - b).abs().max()) for a, b in zip(expected, default)) > 100 * atol, "the readings differ"

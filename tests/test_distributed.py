@@ -60,8 +60,12 @@ def steps(name, exchange=None, rows=slice(None)):
     if exchange is not None:
         optimizer.distribute(exchange)
     records = []
+
+    def closure():
+        return model.loss(rows)
+    closure.whole = model.loss  # the whole training set on every rank (MeZO-SVRG's snapshot)
     for _ in range(STEPS):
-        optimizer.step(lambda: model.loss(rows))
+        optimizer.step(closure)
         records.append(optimizer.last_record)
     return torch.cat([p.detach().flatten() for p in model.parameters()]), records
 

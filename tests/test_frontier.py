@@ -1,6 +1,7 @@
 """What the 2025–26 methods claim of themselves, beyond their dense restatements
 (tests/test_dense_reference.py): each property follows from the method's rule."""
 
+import pytest
 import torch
 from conftest import TinyRegression
 from frontier_maths import frontier_reference
@@ -128,3 +129,44 @@ def test_dizo_rescales_each_tensors_drift_from_the_start_within_the_clip():
         factors.append(factor)
     assert all(0.8 - 1e-12 <= f <= 1.2 + 1e-12 for f in factors) and len({round(f, 9) for f in factors}) > 1
     assert len(optimizer.last_record["evaluations"]) == 4  # the projection's two losses join the record
+
+
+SVRG_SUITE = """
+name: svrg
+tasks: [sst2]
+models: [minilm-l6]
+data_dir: {data}
+data: {{protocol: mezo, num_train: 64, num_dev: 32, num_test: 32, batch_size: 16}}
+peft: head
+optimizers:
+  - {{name: mezo-svrg, lr: 0.01, period: 2}}
+seeds: [0]
+budget: {{steps: 3, eval_every: 3}}
+"""
+
+
+def test_mezo_svrg_snapshots_take_the_whole_training_set_and_count_its_batches(shared_data, tmp_path):
+    """Through the harness on SST-2's head (64 training examples, batches of 16): the whole-set loss is
+    the mean cross-entropy over every training example, and a snapshot step costs its 2 × 4 batches."""
+    import torch.nn.functional as F
+
+    from zobench.harness import execute
+    from zobench.problems import build_problem
+    from zobench.store import ResultStore
+    from zobench.suite import load_suite
+
+    path = tmp_path / "svrg.yaml"
+    path.write_text(SVRG_SUITE.format(data=shared_data))
+    suite = load_suite(path)
+    problem = build_problem(suite.runs[0])
+    whole, batches = problem.whole_train_closure()
+    examples = problem.splits.train
+    labels = torch.tensor([g[0] for g in problem.gold["train"]])
+    with torch.no_grad():
+        expected = F.cross_entropy(problem.scorer.scores(examples), labels)
+        assert batches == 4 and float(whole()) == pytest.approx(float(expected), rel=1e-6)
+    store = ResultStore(tmp_path / "out")
+    assert execute(suite, store, quiet=True) == []
+    log = store.read_log(suite.runs[0].key)
+    assert [e["forward_passes"] for e in log[1:]] == [8, 12, 20]  # snapshot, between (4), snapshot
+    assert [len(e["record"]["evaluations"]) for e in log[1:]] == [2, 4, 2]

@@ -25,7 +25,9 @@ def one_name_per_method(names):
     return sorted(by_factory.values())
 
 
-FORWARD_ONLY = one_name_per_method(registered(family="zo") + registered(family="fg"))
+FORWARD_ONLY = one_name_per_method([name for name in registered(family="zo") + registered(family="fg")
+                                    if not optimizers.get(name).described.get("whole_train")])
+WHOLE_TRAIN = [name for name in registered(family="zo") if optimizers.get(name).described.get("whole_train")]
 WITH_STATE = [name for name in FORWARD_ONLY if optimizers.get(name).state_buffers]
 
 
@@ -225,6 +227,7 @@ def test_half_precision_steps(setting, tmp_path):
     ("zo-sgd", {"probes": 2}, {}, "zo-sgd has no hyperparameter 'probes'; it takes"),
     ("zo-sgd", {"lr": 1e-3}, {}, "set TrainingArguments.learning_rate"),
     ("zo-sgd", {"lr_schedule": "cosine"}, {"lr_scheduler_type": "linear"}, "keep one"),
+    *[(name, {}, {}, "needs the loss over the whole training set") for name in WHOLE_TRAIN],
 ])
 def test_bad_names_and_arguments_give_one_line(optimizer, kwargs, overrides, message, tmp_path):
     with pytest.raises(ValueError) as error:

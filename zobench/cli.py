@@ -298,6 +298,8 @@ def _list(args) -> int:
                 print(" " * 19 + f"takes no {option}: {reason}")
             if info.described.get("splits"):
                 print(" " * 19 + f"splits over torchrun ranks: {', '.join(info.described['splits'])}")
+            if info.described.get("whole_train"):
+                print(" " * 19 + "needs the whole training set's loss: the closure's whole() (the harness gives it)")
     elif args.what == "tasks":
         from .tasks import load_task, task_names
 

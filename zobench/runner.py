@@ -114,6 +114,14 @@ def _train(spec: RunSpec, store: ResultStore, progress, world: World = SINGLE) -
         forward_passes = history[-1]["forward_passes"]
         seconds = sum(e.get("seconds", 0.0) for e in history)
         pass_cost = info.closure_cost  # one closure call: a forward, or one with a backward or tangents
+        whole_train = None  # built when a method first asks for the whole training set's loss
+
+        def whole():
+            nonlocal forward_passes, whole_train
+            whole_train = whole_train or problem.whole_train_closure()
+            forward_passes += pass_cost * whole_train[1]
+            return whole_train[0]()
+
         for step in range(resumed_at + 1, spec.steps + 1):
             closure = problem.loss_closure(step, shard)
 
@@ -121,6 +129,7 @@ def _train(spec: RunSpec, store: ResultStore, progress, world: World = SINGLE) -
                 nonlocal forward_passes
                 forward_passes += pass_cost
                 return closure()
+            counted.whole = whole  # MeZO-SVRG's full-batch loss, counted as the batches it takes
 
             entry = {"step": step}
             with meter.phase("train") as interval:

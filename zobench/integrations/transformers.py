@@ -55,6 +55,10 @@ class ZOTrainer(Trainer):
 
     def __init__(self, *args, optimizer: str, optimizer_kwargs: dict | None = None, **kwargs):
         self.zo_info = optimizers.get(optimizer)  # an unknown name: one line naming the closest ones
+        if self.zo_info.described.get("whole_train"):
+            raise ValueError(f"{optimizer} needs the loss over the whole training set at its snapshots, which a "
+                             "Trainer's batches do not give; run it through zobench's harness or your own loop "
+                             "(a closure with a whole() method)")
         self.optimizer_kwargs = dict(optimizer_kwargs or {})
         _check_kwargs(self.zo_info, self.optimizer_kwargs)
         if kwargs.get("optimizers", (None, None))[0] is not None:

@@ -4,7 +4,7 @@ Names: ``zo-sgd`` (MeZO), ``zo-adamu`` (ZO-AdaMU, Algorithm 1; the same as ``zo-
 ``zo-{adamu,adam,adamw,adamax,adamm}@{delta,g}`` — the ten cells of the paper's Table 3 —; ZO-Bench's
 methods (Zhang et al., ICML 2024) ``zo-sgd-sign``, ``zo-sgd-mmt``, ``zo-sgd-cons``, ``zo-adam`` (another
 name of ``zo-adam@g``) and ``forward-grad``; the 2024–2026 methods ``hizoo``, ``lozo``, ``lozo-m``,
-``subzero``, ``sparse-mezo``, ``fzoo`` and ``zo-muon``; the 2025–26 methods ``meazo``, ``zo-mopi``, ``lezo``, ``adamezo`` and ``dizo``; and the first-order baselines
+``subzero``, ``sparse-mezo``, ``fzoo`` and ``zo-muon``; the 2025–26 methods ``meazo``, ``zo-mopi``, ``lezo``, ``adamezo``, ``dizo`` and ``mezo-svrg``; and the first-order baselines
 ``fo-{sgd,adam,adamw,adamax}``.
 The learning rate has no default: it depends on the model and task far too much for any default to be
 honest. docs/optimizers.md tables them all with their forward passes and buffers.
@@ -306,6 +306,19 @@ def dizo(interval=50, projection_eps=0.1, projection_lr=2.0, clip=0.2, reading="
     if reading not in READINGS:
         raise ValueError(f"reading must be one of {', '.join(READINGS)}, not {reading!r}")
     return Method(after=DriftProjection(interval, projection_eps, projection_lr, clip, reading))
+
+
+@register_method("mezo-svrg", description="MeZO-SVRG: a full-batch ZO snapshot every q steps as the control variate of the steps between")
+def mezo_svrg(period=10, snapshot_scale=10.0):
+    r"""MeZO-SVRG (Gautam et al., "Variance-reduced Zeroth-Order Methods for Fine-Tuning Language Models",
+    ICML 2024): every q = ``period`` steps a full-batch estimate at a snapshot θ̄ and a step of
+    η₁ = ``snapshot_scale`` × η; between, minibatch estimates at θ and at θ̄ along the same z corrected by the
+    snapshot's (:func:`~zobench.optimizers.estimators.variance_reduced`). θ̄ is one buffer; the snapshot's
+    estimate is two scalars and its regenerated direction. q = 10 and η₁/η₂ = 10 are zobench's defaults.
+    It needs the whole training set's loss (the harness's closures carry it); weight decay is MeZO's."""
+    check_count("period", period, low=1)
+    check_number("snapshot_scale", snapshot_scale, strict=True)
+    return Method(estimator=estimators.variance_reduced(period, snapshot_scale))
 
 
 FIRST_ORDER = {

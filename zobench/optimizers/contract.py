@@ -56,6 +56,10 @@ class _Quadratic(torch.nn.Module):
     def forward(self):
         return (self.weight - 0.5).pow(2).sum() + torch.tanh(self.bias).pow(2).sum() * self.weight.mean().pow(2)
 
+    def whole(self):
+        """The whole training set's loss (MeZO-SVRG's snapshot): without a batch, the loss itself."""
+        return self()
+
 
 # values every optimizer declaring the hyperparameter must refuse when built
 BAD_VALUES = {"lr": [-1.0, float("nan")], "eps": [0.0, float("inf")], "betas": [(1.5, 0.999), (0.9,)],

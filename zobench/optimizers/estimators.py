@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from contextlib import nullcontext
 from typing import Callable, NamedTuple, Protocol
 
 
@@ -38,6 +39,18 @@ class Probe(Protocol):
     def derivative(self, index: int = 0) -> tuple[float, float]:
         """(L(θ), ∇L(θ)·d_index) from one forward pass with tangents (forward-mode AD)."""
 
+    def whole_loss(self) -> float:
+        """The loss over the whole training set at the current θ (the closure's ``whole``)."""
+
+    def keep_snapshot(self) -> None:
+        """θ̄ ← θ: a copy of the parameters, kept in the optimizer's state (``snapshot``)."""
+
+    def at_snapshot(self):
+        """A context in which θ is θ̄ (the two swapped, and swapped back on leaving)."""
+
+    def use_direction(self, index: int, step: int) -> None:
+        """Probe ``index`` draws the noise of step ``step`` (a direction regenerated from an earlier step)."""
+
 
 class Estimate(NamedTuple):
     loss: float  # the loss the step reports
@@ -52,6 +65,8 @@ class Estimator(NamedTuple):
     calls: int  # closure calls per step (the forward passes, unless forward_mode)
     forward_mode: bool = False  # each call is one forward pass with tangents (counts as three)
     independent: bool = False  # its moves never depend on its losses: ranks may split its evaluations
+    buffers: tuple[str, ...] = ()  # parameter-sized tensors it keeps in the optimizer's state
+    whole_train: bool = False  # it asks for the whole training set's loss (the closure's ``whole``)
 
 
 def central(q: int = 1) -> Estimator:
@@ -182,6 +197,49 @@ def conservative(inner: Estimator | None = None) -> Estimator:
     if inner.probes != 1:
         raise ValueError("the conservative estimator takes an estimator with one probe")
     return Estimator(f"conservative({inner.name})", 1, estimate, inner.calls + 3)
+
+
+def variance_reduced(period: int = 10, snapshot_scale: float = 10.0) -> Estimator:
+    r"""MeZO-SVRG's estimate (Gautam et al., "Variance-reduced Zeroth-Order Methods for Fine-Tuning
+    Language Models", ICML 2024): every ``period`` steps (the first included) a full-batch estimate
+    :math:`g = \hat g_F z_s` at θ, kept as the snapshot θ̄ = θ and as two scalars (its step and ĝ_F), and a
+    step :math:`\theta \leftarrow \theta - \eta_1 g`; on the steps between, the control variate
+
+    .. math::
+        \theta \leftarrow \theta - \eta_2\,[(\hat g_I(\theta) - \hat g_I(\bar\theta))\,z + \hat g_F z_s],
+
+    both minibatch estimates on the step's batch along the same z, the second with θ swapped for θ̄.
+    :math:`\eta_2` is the learning rate and :math:`\eta_1 = ` ``snapshot_scale`` × η₂. The snapshot
+    direction z_s is regenerated from its step's seed, never stored; θ̄ is one parameter-sized buffer.
+    Two probe directions (z and z_s), so the update's average over probes halves each scalar: they are
+    returned doubled. Forward passes: 4 per step between snapshots; a snapshot costs two passes over
+    the whole training set (counted as the batches they take). ``losses`` = (L₊, L₋) at a snapshot,
+    (L₊, L₋, L̄₊, L̄₋) between."""
+
+    def estimate(probe: Probe) -> Estimate:
+        if (probe.steps - 1) % period == 0:
+            probe.keep_snapshot()
+            probe.move(+1.0)
+            plus = probe.whole_loss()
+            probe.move(-2.0)
+            minus = probe.whole_loss()
+            full = (plus - minus) / (2.0 * probe.eps)
+            probe.memory["snapshot"] = [probe.steps, full]
+            return Estimate(plus, (2.0 * snapshot_scale * full, 0.0), (plus, minus))
+        step, full = probe.memory["snapshot"]
+        probe.use_direction(1, step)
+        losses = []
+        for place in (False, True):
+            with probe.at_snapshot() if place else nullcontext():
+                probe.move(+1.0)
+                losses.append(probe.loss())
+                probe.move(-2.0)
+                losses.append(probe.loss())
+                probe.move(+1.0)
+        now, then = ((losses[i] - losses[i + 1]) / (2.0 * probe.eps) for i in (0, 2))
+        return Estimate(losses[0], (2.0 * (now - then), 2.0 * full), tuple(losses))
+
+    return Estimator(f"variance-reduced(every {period})", 2, estimate, 4, buffers=("snapshot",), whole_train=True)
 
 
 def forward_gradient() -> Estimator:

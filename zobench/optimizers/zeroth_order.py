@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from contextlib import contextmanager
 
 import torch
 
@@ -145,11 +146,11 @@ class ZerothOrder(torch.optim.Optimizer):
         return {"family": "fg" if self.estimator.forward_mode else "zo",
                 "forward_passes": self.estimator.calls * cost, "closure_cost": cost,
                 "state_buffers": (len(self.preconditioner.buffers) if self.preconditioner else 0)
-                + (len(self.after.buffers) if self.after else 0),
+                + (len(self.after.buffers) if self.after else 0) + len(self.estimator.buffers),
                 "sampler": self.sampler.name + (f" on {self.layers.name}" if self.layers else ""), "estimator": self.estimator.name,
                 "schedule": self.chain.schedule + (f" + {self.after.name}" if self.after else ""),
                 "placement": "δ" if self.placement == "delta" else "g", "replayable": True,
-                "splits": ["data", "probes"] if independent else ["data"],
+                "splits": ["data", "probes"] if independent else ["data"], "whole_train": self.estimator.whole_train,
                 "lr_schedule": self.lr_schedule.name if self.lr_schedule else "constant"}
 
     @property
@@ -229,6 +230,36 @@ class ZerothOrder(torch.optim.Optimizer):
 
     def loss(self) -> float:
         return self._evaluate(lambda: float(self._closure()))
+
+    def whole_loss(self) -> float:
+        def compute():
+            if not hasattr(self._closure, "whole"):
+                raise ValueError("this method needs the loss over the whole training set: give the closure a "
+                                 "whole() that returns it (zobench's harness does)")
+            return float(self._closure.whole())
+        return self._evaluate(compute)
+
+    def keep_snapshot(self) -> None:
+        for _, param, state in self._parameters():
+            if "snapshot" in state:
+                state["snapshot"].copy_(param)
+            else:
+                state["snapshot"] = param.detach().clone()
+
+    @contextmanager
+    def at_snapshot(self):
+        """θ and θ̄ swapped (their storage, not their values: nothing is copied), and back on leaving."""
+        def swap():
+            for _, param, state in self._parameters():
+                param.data, state["snapshot"] = state["snapshot"], param.data
+        swap()
+        try:
+            yield
+        finally:
+            swap()
+
+    def use_direction(self, index: int, step: int) -> None:
+        self._seeds[index] = step_seed(self.seed, step)
 
     def derivative(self, index: int = 0) -> tuple[float, float]:
         return self._evaluate(lambda: self._dual_evaluation(index))

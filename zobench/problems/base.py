@@ -24,6 +24,10 @@ class Problem(Protocol):
         (rank, ranks), on that rank's share of the batch, whose mean over ranks is the batch's loss
         (a data-split distributed run; :func:`no_batch` for problems without a batch)."""
 
+    def whole_train_closure(self) -> tuple[Callable[[], torch.Tensor], int]:
+        """A closure returning the training loss over the whole training set (MeZO-SVRG's full-batch
+        estimate), and how many batch-sized forward passes one call costs."""
+
     def evaluate(self, split: str) -> dict[str, float]:
         """Metrics on ``split`` ("dev" or "test"); includes ``self.metric``."""
 

@@ -151,6 +151,10 @@ class QuadraticProblem:
         noise = torch.Generator().manual_seed(self.seed * 1_000_003 + step)  # a fresh draw per evaluation
         return lambda: quadratic.value(self.x) + NOISE * float(torch.randn((), generator=noise))
 
+    def whole_train_closure(self):
+        """The objective itself, without the noisy variant's per-evaluation noise (its expectation)."""
+        return (lambda: self.quadratic.value(self.x)), 1
+
     def evaluate(self, split: str) -> dict[str, float]:
         with torch.no_grad():
             value = float(self.quadratic.value(self.x))

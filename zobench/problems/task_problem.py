@@ -131,6 +131,26 @@ class TaskProblem:
         labels = torch.tensor([g[0] for g in gold], device=self._device())
         return lambda: F.cross_entropy(self.scorer.scores(examples), labels)
 
+    def whole_train_closure(self):
+        """The mean training loss over every training example, batch by batch (weighted by each batch's
+        size), and the batches it takes. Classification's cross-entropy only: other objectives average
+        over tokens or are not losses (refused in one line)."""
+        if self.task.train_as == "lm" or self.objective != "loss":
+            raise ValueError(f"a whole-training-set loss is computed for classification tasks' cross-entropy; "
+                             f"{self.task.name} with objective {self.objective} has none")
+        examples, gold = self.splits.train, self.gold["train"]
+        starts = range(0, len(examples), self.batch_size)
+
+        def whole():
+            total = 0.0
+            for start in starts:
+                batch = examples[start:start + self.batch_size]
+                labels = torch.tensor([g[0] for g in gold[start:start + self.batch_size]], device=self._device())
+                total = total + F.cross_entropy(self.scorer.scores(batch), labels, reduction="sum")
+            return total / len(examples)
+
+        return whole, len(starts)
+
     def _device(self):
         return next(self.scorer.trainable().parameters()).device
 

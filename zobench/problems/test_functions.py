@@ -56,6 +56,10 @@ class TestFunctionProblem:
         no_batch(shard, self)
         return lambda: self.function.loss(self.point)
 
+    def whole_train_closure(self):
+        """A test function has no batch: its loss is the whole objective."""
+        return (lambda: self.function.loss(self.point)), 1
+
     def evaluate(self, split: str) -> dict[str, float]:
         with torch.no_grad():
             loss = float(self.function.loss(self.point))
