@@ -19,6 +19,20 @@ def _trained(name, scale=1.0, steps=12, **hyperparameters):
     return model, optimizer
 
 
+def restated(method, **hyperparameters):
+    """The dense restatement of ``method`` over the 12 steps :func:`_trained` takes (lr 1e-2, ε 1e-3, seed 3)."""
+    torch.manual_seed(0)
+    start = TinyRegression().double()
+    start.inputs, start.targets = start.inputs.double(), start.targets.double()
+    names = [n for n, _ in start.named_parameters()]
+
+    def loss_of(values):
+        return torch.func.functional_call(start, dict(zip(names, values)))
+
+    return frontier_reference(method, loss_of, [p.detach().clone() for p in start.parameters()], [0.0] * len(names),
+                              12, 1e-2, 1e-3, 3, **hyperparameters)
+
+
 def test_meazo_steps_do_not_depend_on_the_scale_of_the_loss():
     """ĝ and √v̂ scale alike, so a loss 1000 times larger takes the same steps (up to ζ and rounding),
     where ZO-SGD's steps grow 1000-fold."""
@@ -34,16 +48,7 @@ def test_meazo_keeps_one_scalar_and_averages_q_probes():
     """Two probes: the scalar moment is of the mean ĝ, and the step averages ĝᵢzᵢ (the restatement)."""
     model, optimizer = _trained("meazo", probes=2)
     assert set(optimizer.memory) == {"second_moment"} and all(not s for s in optimizer.state.values())
-    torch.manual_seed(0)
-    start = TinyRegression().double()
-    start.inputs, start.targets = start.inputs.double(), start.targets.double()
-    names = [n for n, _ in start.named_parameters()]
-
-    def loss_of(values):
-        return torch.func.functional_call(start, dict(zip(names, values)))
-
-    expected = frontier_reference("meazo", loss_of, [p.detach().clone() for p in start.parameters()],
-                                  [0.0] * len(names), 12, 1e-2, 1e-3, 3, probes=2)
+    expected = restated("meazo", probes=2)
     for got, want in zip(model.parameters(), expected):
         torch.testing.assert_close(got.detach(), want, rtol=0, atol=1e-12)
 
@@ -52,16 +57,7 @@ def test_zo_mopi_with_one_probe_matches_its_restatement():
     """One probe: ĝ folds into the fresh factor Ψ, never into the kept basis A, so the momentum stays in
     A's frame and is carried into each new A (ν = 3 here: four blocks in 12 steps)."""
     model, optimizer = _trained("zo-mopi", probes=1, period=3)
-    torch.manual_seed(0)
-    start = TinyRegression().double()
-    start.inputs, start.targets = start.inputs.double(), start.targets.double()
-    names = [n for n, _ in start.named_parameters()]
-
-    def loss_of(values):
-        return torch.func.functional_call(start, dict(zip(names, values)))
-
-    expected = frontier_reference("zo-mopi", loss_of, [p.detach().clone() for p in start.parameters()],
-                                  [0.0] * len(names), 12, 1e-2, 1e-3, 3, probes=1, period=3)
+    expected = restated("zo-mopi", probes=1, period=3)
     for got, want in zip(model.parameters(), expected):
         torch.testing.assert_close(got.detach(), want, rtol=0, atol=1e-12)
 
@@ -99,16 +95,7 @@ def test_adamezo_keeps_scalars_only_and_rebuilds_its_moments_over_the_horizon():
     model, optimizer = _trained("adamezo", horizon=3)
     assert all(not s for s in optimizer.state.values())
     assert [step for step, _ in optimizer.memory["history"]] == [12, 11]
-    torch.manual_seed(0)
-    start = TinyRegression().double()
-    start.inputs, start.targets = start.inputs.double(), start.targets.double()
-    names = [n for n, _ in start.named_parameters()]
-
-    def loss_of(values):
-        return torch.func.functional_call(start, dict(zip(names, values)))
-
-    expected = frontier_reference("adamezo", loss_of, [p.detach().clone() for p in start.parameters()],
-                                  [0.0] * len(names), 12, 1e-2, 1e-3, 3, horizon=3)
+    expected = restated("adamezo", horizon=3)
     for got, want in zip(model.parameters(), expected):
         torch.testing.assert_close(got.detach(), want, rtol=0, atol=1e-12)
 

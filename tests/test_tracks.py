@@ -3,13 +3,14 @@ over its family's space, the self-tuning track runs each once with 1.5× the bud
 baseline suite through `zobench targets`, and reports say which track they show and score it."""
 
 import math
-import textwrap
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from scipy import stats
+
+from test_tuning import suite_file
 
 from zobench import harness, tuning
 from zobench.cli import main
@@ -35,12 +36,6 @@ seeds: [0, 1]
 budget: {steps: 30, eval_every: 10}
 targets: [90%]
 """
-
-
-def suite_file(tmp_path, text, name="suite.yaml"):
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def test_the_external_track_tunes_every_method_over_its_familys_space(tmp_path):
