@@ -136,3 +136,23 @@ def test_an_fp16_run_whose_probe_swamps_theta_is_flagged(tmp_path):
     (record,) = store.records()
     assert "drift" not in record["health"]
     assert all(e["drift"] < health.DRIFT_LIMIT for e in store.read_log(record["key"]) if "drift" in e)
+
+
+def test_a_report_flags_a_record_written_before_its_flag_existed(tmp_path):
+    """A record from before the health flags (``health`` empty) is flagged by its report all the same:
+    the flags are read from the log."""
+    import json
+
+    from zobench.report import write_report
+
+    (tmp_path / "grows.yaml").write_text(GROWS)
+    suite = load_suite(tmp_path / "grows.yaml")
+    store = ResultStore(tmp_path / "out")
+    assert execute(suite, store, quiet=True) == []
+    (record,) = store.records()
+    grown_at = record["health"]["growth"]["step"]
+    path = store.root / "runs" / f"{record['key']}.json"
+    old = json.loads(path.read_text()) | {"health": {}}
+    path.write_text(json.dumps(old))
+    index = write_report(suite, store).read_text()
+    assert f"zo-sgd on quadratic-d1000-r8, seed 0 (growth from step {grown_at})" in index.replace("MeZO", "zo-sgd")

@@ -53,6 +53,11 @@ def flags(history: list[dict]) -> dict[str, dict]:
     return found
 
 
+def summary(found: dict[str, dict]) -> str:
+    """The flags as a report prints them: ``growth from step 22, collapse from step 31``."""
+    return ", ".join(f"{flag} from step {flag_found['step']}" for flag, flag_found in found.items())
+
+
 def flagged_at(found: dict[str, dict]) -> int | None:
     """The step where the first of the flags ``found`` began (None: a sound run): targets count before it."""
     return min((flag["step"] for flag in found.values()), default=None)

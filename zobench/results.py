@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .health import flagged_at
+from .health import flagged_at, summary
 from .measure import peak_bytes
 from .record import RunRecord
 from .store import ResultStore, run_record_problem
@@ -37,8 +37,7 @@ def _row(record: dict) -> dict:
                initial_dev=typed.initial.dev[metric], initial_test=typed.initial.test[metric],
                final_dev=typed.final.dev[metric], final_test=typed.final.test[metric], best_dev=typed.best_dev.value,
                selected_test=typed.selected_test, resumed_at_step=typed.resumed_at_step,
-               flags=", ".join(f"{flag} from step {found['step']}" for flag, found in typed.health.items()),
-               flagged_at=flagged_at(typed.health))
+               flags=summary(typed.health), flagged_at=flagged_at(typed.health))
     row.update(typed.time)
     for phase, peaks in typed.memory.items():
         if isinstance(peaks, dict):

@@ -54,15 +54,15 @@ def resolved(runs: pd.DataFrame, logs: dict[str, list[dict]], gap_fractions) -> 
         best[run.problem] = pick(values + ([best[run.problem]] if run.problem in best else []))
     for run in runs.itertuples():
         relation = "≥" if run.higher_is_better else "≤"
-        for target in run.targets:
-            hit = None if target["step"] is None else {"step": target["step"]}
-            rows.append((run.key, f"{run.metric} {relation} {target['target']:g}", target["step"],
-                         target["forward_passes"], seconds_until(logs[run.key], hit)))
+        flagged_at = getattr(run, "flagged_at", None)
+        sound = before(logs[run.key], None if pd.isna(flagged_at) else int(flagged_at))
+        for target in run.targets:  # read from the log again: a record may predate its run's flag
+            hit = first_hit(sound, run.metric, target["target"], run.higher_is_better)
+            rows.append((run.key, f"{run.metric} {relation} {target['target']:g}", hit and hit["step"],
+                         hit and hit["forward_passes"], seconds_until(logs[run.key], hit)))
         start = next(e["dev"][run.metric] for e in logs[run.key] if "dev" in e)
         for fraction in gap_fractions:
-            flagged_at = getattr(run, "flagged_at", None)
-            hit = first_hit(before(logs[run.key], None if pd.isna(flagged_at) else int(flagged_at)), run.metric,
-                            start + fraction * (best[run.problem] - start), run.higher_is_better)
+            hit = first_hit(sound, run.metric, start + fraction * (best[run.problem] - start), run.higher_is_better)
             rows.append((run.key, f"{fraction:.0%} of the gap from the initial to the best {run.metric}",
                          hit and hit["step"], hit and hit["forward_passes"], seconds_until(logs[run.key], hit)))
     found = pd.DataFrame(rows, columns=["key", "name", "step", "forward_passes", "seconds"], dtype=object)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import results, targets, tracks
+from .. import health, results, targets, tracks
 from ..optimizers.anneal import HYPERPARAMETERS as ANNEAL_HYPERPARAMETERS
 from ..optimizers.anneal import AnnealSchedule
 from ..problems import quadratic
@@ -170,7 +170,7 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
     if suite.track:
         lines += [f"Track: the {tracks.NAMES[suite.track]} (AlgoPerf; zobench.tracks). " + TRACK_TERMS[suite.track], ""]
     if runs:
-        frame = _runs(runs, records)
+        frame = _flagged(_runs(runs, records), logs)
         reached = targets.resolved(frame, logs, suite.gap_targets)
         for layout in suite.tables:
             for table in _tables(layout, frame, reached):
@@ -206,6 +206,13 @@ def write_report(suite: Suite, store: ResultStore) -> Path:
     index = out / "index.md"
     index.write_text("\n".join(lines) + "\n")
     return index
+
+
+def _flagged(frame: pd.DataFrame, logs: dict) -> pd.DataFrame:
+    """The health flags read again from each run's log (they are a function of it), so that records
+    written before a flag existed are flagged as a run recorded today would be."""
+    found = [health.flags(logs[key]) for key in frame["key"]]
+    return frame.assign(flags=[health.summary(f) for f in found], flagged_at=[health.flagged_at(f) for f in found])
 
 
 def _provenance_lines(frame: pd.DataFrame) -> list[str]:
