@@ -35,6 +35,10 @@ optimizers:
 seeds: [0, 1]
 budget: {steps: 30, eval_every: 10}
 targets: [90%]
+report:
+  tables:
+    - {name: final_metric, quantity: final, rows: problem, columns: label}
+    - {name: seconds_to_target, quantity: seconds_to_target, rows: problem, columns: label}
 """
 
 
@@ -50,6 +54,8 @@ def test_the_external_track_tunes_every_method_over_its_familys_space(tmp_path):
     index = write_report(tuning.resolved(suite, store.root), store).read_text()
     assert "Track: the external-tuning track" in index
     assert (store.root / "final_metric.md").read_text().startswith("External-tuning track: ")
+    seconds = (store.root / "seconds_to_target_0.md").read_text()
+    assert "Training seconds to reach" in seconds and "(2/2)" in seconds
     scores = (store.root / "track_scores.md").read_text()
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in scores.splitlines()
             if line.startswith(("| MeZO", "| SGD", "| FZOO"))}

@@ -25,7 +25,7 @@ SEED_LIMIT = 2 ** 32  # numpy's seeds, and so Optuna's samplers', are below it
 MAX_TRIALS = 10_000  # per study: far past what any sampler needs, short of a typo's billions
 DEVICES = ("cpu", "cuda", "auto", "sharded")  # sharded: device_map="auto", one model over every visible GPU
 OBJECTIVES = ("loss", "accuracy", "f1", "em")
-QUANTITIES = ("initial_test", "final", "selected_test", "steps_to_target", "forward_passes_to_target",
+QUANTITIES = ("initial_test", "final", "selected_test", "steps_to_target", "forward_passes_to_target", "seconds_to_target",
               "seconds_per_step", "peak_train_memory")
 STATISTICS = ("iqm", "mean-std")
 RUN_FIELDS = ("problem", "model", "peft", "label", "optimizer", "schedule", "placement", "seed")

@@ -26,6 +26,7 @@ from .tasks import DEFINITIONS, Task, TaskError, check_data, load_task
 
 # an optimizer entry's other keys, and lr_schedule, are hyperparameters
 ENTRY_KEYS = tuple(key for key in OptimizerEntry.model_fields if key != "lr_schedule")
+TO_TARGET = {"steps_to_target": "step", "forward_passes_to_target": "forward_passes", "seconds_to_target": "seconds"}
 
 
 def fail(where: str, message: str):
@@ -102,7 +103,7 @@ def tables(where: str, report: dict) -> tuple[TableLayout, ...]:
         improvement = table.get("improvement", {})
         if improvement and "over" not in improvement:
             fail(f"{at}.improvement", "name the column to compare against, e.g. improvement: {over: MeZO}")
-        if improvement and table["quantity"] in ("steps_to_target", "forward_passes_to_target"):
+        if improvement and table["quantity"] in TO_TARGET:
             fail(f"{at}.improvement", "compares values, not runs that reached a target; use final or selected_test")
         axes = {key: tuple(table[key]) if isinstance(table[key], list) else (table[key],) for key in ("rows", "columns")}
         layouts.append(TableLayout(table["name"], table["quantity"], axes["rows"], axes["columns"],

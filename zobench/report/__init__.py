@@ -14,6 +14,7 @@ from ..optimizers.anneal import AnnealSchedule
 from ..problems import quadratic
 from ..store import ResultStore
 from ..suite import RunSpec, Suite, TableLayout
+from ..suite_references import TO_TARGET
 from . import figures, profiles, track
 from .statistics import Estimate, probability_of_improvement
 from .tables import Table, iqm_ci, mean_std, median_reached
@@ -62,11 +63,12 @@ def _tables(layout: TableLayout, frame: pd.DataFrame, targets: pd.DataFrame) -> 
     """The tables of one layout, each a group-by of the run frame (or of its targets, one table per
     target, for the to-target quantities) over the layout's rows and columns."""
     quantity = layout.quantity
-    if quantity in ("steps_to_target", "forward_passes_to_target"):
-        unit = "step" if quantity == "steps_to_target" else "forward_passes"
+    if quantity in TO_TARGET:
+        unit = TO_TARGET[quantity]
+        formatter = functools.partial(median_reached, number=".3g") if unit == "seconds" else median_reached
         variants = [(f"{layout.name}_{i}", name,
                      frame.merge(targets.loc[targets["name"] == name, ["key", unit]].rename(columns={unit: "value"}),
-                                 on="key"), median_reached)
+                                 on="key"), formatter)
                     for i, name in enumerate(dict.fromkeys(targets["name"]))]
     else:
         percent = quantity in METRIC_QUANTITIES and set(frame["metric"]) <= FRACTIONS  # as the paper shows them
@@ -82,7 +84,9 @@ def _tables(layout: TableLayout, frame: pd.DataFrame, targets: pd.DataFrame) -> 
                         "steps_to_target": "Steps to reach {target} "
                                            "(median over the seeds that did; reached/seeds)",
                         "forward_passes_to_target": "Forward passes to reach {target} "
-                                                    "(median over the seeds that did; reached/seeds)"}
+                                                    "(median over the seeds that did; reached/seeds)",
+                        "seconds_to_target": "Training seconds to reach {target} "
+                                             "(median over the seeds that did; reached/seeds)"}
     caption = layout.caption or default_captions[quantity]
     tables = []
     for name, target, held, formatter in variants:

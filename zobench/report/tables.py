@@ -33,10 +33,10 @@ def iqm_ci(values: list[float | None], scale: float = 1.0) -> str:
     return estimate.text(scale) if estimate else "—"
 
 
-def median_reached(values: list[float | None]) -> str:
-    """Median over the seeds that reached the target, and how many did."""
+def median_reached(values: list[float | None], number: str = ".0f") -> str:
+    """Median over the seeds that reached the target (formatted by ``number``), and how many did."""
     present = [v for v in values if v is not None]
-    median = f"{statistics.median(present):.0f}" if present else "—"
+    median = format(statistics.median(present), number) if present else "—"
     return f"{median} ({len(present)}/{len(values)})"
 
 
