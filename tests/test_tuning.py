@@ -159,3 +159,25 @@ def test_a_bad_tune_block_is_refused_naming_its_path(case, tmp_path):
     with pytest.raises(SuiteError, match=None) as error:
         load_suite(suite_file(tmp_path, text))
     assert fragment in str(error.value) and "optimizers[0]" in str(error.value)
+
+
+def test_a_final_run_that_is_its_best_trial_is_reported_under_its_entrys_label(tmp_path):
+    """Trials with the suite's own budget at one of its seeds are final runs already: the chosen trial's
+    record serves as that seed's run (same key), and the report labels it as the entry, not the trial."""
+    from zobench.report import write_report
+
+    text = """
+    name: same
+    problems: [a]
+    tune: {trials: 2, sampler: grid, space: {lr: [0.01, 0.001]}}
+    optimizers: [{name: zo-sgd, label: MeZO}]
+    seeds: [0, 1]
+    budget: {steps: 20, eval_every: 10}
+    """
+    suite = load_suite(suite_file(tmp_path, text))
+    store = ResultStore(tmp_path / "out" / "same")
+    assert harness.execute(suite, store, quiet=True) == []
+    assert len(store.records()) == 3  # two trials, and seed 1: seed 0's run is the chosen trial
+    write_report(tuning.resolved(suite, store.root), store)
+    final = (store.root / "final_metric.md").read_text()
+    assert "| problem | MeZO |" in final and "(tuning)" not in final

@@ -41,6 +41,8 @@ def _runs(runs: list[RunSpec], records: dict) -> pd.DataFrame:
     """The report's tidy frame: ``results.frame`` of the runs' records, in the suite's order, with the
     ablation axes the registry declares (schedule, placement) beside the spec's fields."""
     frame = results.frame([records[spec.key] for spec in runs])
+    # the suite's label: a final run whose trial had the same settings and seed reuses the trial's record
+    frame["label"] = [spec.label for spec in runs]
     frame["schedule"] = [spec.schedule for spec in runs]
     frame["placement"] = [spec.placement for spec in runs]
     frame["peak_train_mib"] = frame["peak_train_bytes"] / MIB if "peak_train_bytes" in frame else None
