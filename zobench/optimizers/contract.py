@@ -66,7 +66,9 @@ BAD_VALUES = {"lr": [-1.0, float("nan")], "eps": [0.0, float("inf")], "betas": [
               "sigma": [-1.0], "seed": ["x", -1], "weight_decay": [-0.1], "momentum": [1.5],
               "sparsity": [1.0, -0.5], "rank": [0], "period": [0], "probes": [0], "direction": ["uniform"],
               "lr_schedule": [{"name": "cosin"}, "cosine"], "rule": ["newton"], "first_momentum": ["one"],
-              "scale": ["both"], "fused": ["yes"], "cache_noise": [1]}
+              "scale": ["both"], "fused": ["yes"], "cache_noise": [1], "beta": [1.0], "zeta": [0.0],
+              "spectral_rank": [0], "horizon": [0], "interval": [0], "projection_eps": [0.0], "projection_lr": [-1.0],
+              "clip": [1.0], "reading": ["both"], "snapshot_scale": [0.0]}
 
 
 def _build(info: OptimizerInfo, lr: float = 1e-3, dtype=torch.float64, **hyperparameters):
