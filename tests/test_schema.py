@@ -12,8 +12,12 @@ from zobench.tasks import DEFINITIONS
 from zobench.yaml_files import load_yaml
 
 ROOT = Path(__file__).parents[1]
-SHIPPED = [(path, "memory-study" if "methods" in load_yaml(path) else "suite")
-           for path in sorted((ROOT / "suites").glob("*.yaml"))] + [(path, "task")
+def kind_of(document: dict) -> str:
+    """A shipped YAML file's kind, by the keys only its kind has."""
+    return "memory-study" if "methods" in document else "baseline-targets" if "optimizers" not in document else "suite"
+
+
+SHIPPED = [(path, kind_of(load_yaml(path))) for path in sorted((ROOT / "suites").glob("*.yaml"))] + [(path, "task")
                                                                      for path in sorted(DEFINITIONS.glob("*.yaml"))]
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from .memory.study import StudyFile
 from .suite_file import SuiteFile
 from .tasks.task import TaskFile
+from .tracks import BaselineTargets
 
-KINDS = {"suite": SuiteFile, "task": TaskFile, "memory-study": StudyFile}
+KINDS = {"suite": SuiteFile, "task": TaskFile, "memory-study": StudyFile, "baseline-targets": BaselineTargets}
 SHIPPED = Path(__file__).with_name("schemas")
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import statistics
 from pathlib import Path
 
@@ -179,6 +180,10 @@ def write_baseline_targets(suite, store, labels: list[str] | None, to: Path) -> 
     document = {"baseline": {"suite": suite.name, "labels": labels, "seeds": sorted({spec.seed for spec in runs}),
                              "statistic": "median over seeds of the best dev metric"}, "targets": found}
     to.parent.mkdir(parents=True, exist_ok=True)
-    to.write_text("# written by zobench targets; a suite names this file under baseline_targets:\n"
+    from .file_schemas import SHIPPED  # the schema an editor checks the file against, named on its first line
+
+    schema = os.path.relpath(SHIPPED / "baseline-targets.schema.json", to.parent.resolve())
+    to.write_text(f"# yaml-language-server: $schema={schema}\n"
+                  "# written by zobench targets; a suite names this file under baseline_targets:\n"
                   + yaml.safe_dump(document, sort_keys=False))
     return found
