@@ -49,7 +49,13 @@ def step_function(name: str, direction: str, params, loss):
     if "T1" in info.hyperparameters():
         hyperparameters["T1"] = 1  # ZO-AdaMU inside its anneal: both parts of its perturbation drawn
     optimizer = info.create(params, context={"total_steps": 1000}, lr=0.0, **hyperparameters)
-    return lambda: optimizer.step(loss), info.describe(1000, **hyperparameters)["forward_passes"]
+
+    def closure():
+        return loss()
+    # the batch stands for the whole training set: MeZO-SVRG's first step is its snapshot, and the
+    # median over the steps after two warm-ups is of the steps between snapshots (its 4 passes)
+    closure.whole = loss
+    return lambda: optimizer.step(closure), info.describe(1000, **hyperparameters)["forward_passes"]
 
 
 def measure(model: str, steps: int, selected=None, device: str = "cpu") -> dict:
