@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -314,19 +313,12 @@ def _present(values) -> list:
     return [None if pd.isna(value) else value for value in values]
 
 
-def _median_costs(reached: pd.DataFrame, by: list[str]) -> pd.Series:
-    """``profiles.median_cost`` of the forward passes to each target, per ``by`` and label."""
-    return reached.groupby([*by, "label"], sort=False)["forward_passes"].agg(
-        lambda costs: profiles.median_cost(_present(costs)))
-
-
 def _profile(reached: pd.DataFrame, colours, out: Path) -> list[tuple[str, str]]:
     """The performance profile over the suite's (problem, target) pairs, when there is a choice to profile."""
     labels = _ordered(reached["label"])
     if len(labels) < 2 or reached.empty:
         return []
-    medians = _median_costs(reached, ["problem", "name"]).unstack("label").reindex(columns=labels, fill_value=math.inf)
-    costs = {pair: dict(row.fillna(math.inf)) for pair, row in medians.iterrows()}
+    costs = {pair: dict(row) for pair, row in profiles.pair_costs(reached, labels).iterrows()}
     (out / "performance_profile.md").write_text(
         f"Performance profile over {len(costs)} (problem, target) pairs: ρ(τ) is the share a method solves "
         "within τ× the fewest forward passes of any method (median over seeds; unreached counts as never)\n\n"
@@ -348,7 +340,7 @@ def _scaling_figure(reached: pd.DataFrame, colours, out: Path) -> list[tuple[str
     for label, plain in zip(shown["label"], reached["label"]):
         colours.setdefault(label, colours[plain])
     medians: dict = {}
-    for (problem, target, label), cost in _median_costs(shown, ["problem", "name"]).items():
+    for (problem, target, label), cost in profiles.median_costs(shown, ["problem", "name"]).items():
         medians.setdefault(target, {}).setdefault(label, {})[shapes[problem][:2]] = cost
     figures.scaling(medians, colours, out / "scaling.png")
     return [("Forward passes to each target against d and against r (median over seeds)", "scaling.png")]

@@ -14,12 +14,26 @@ from __future__ import annotations
 import math
 import statistics
 
+import pandas as pd
+
 TAUS = (1.0, 2.0, 4.0, 10.0)  # the factors the table reports
 
 
 def median_cost(costs: list[float | None]) -> float:
     """The median of a method's costs over seeds, ``None`` (not reached) counting as infinite."""
     return statistics.median([math.inf if c is None else c for c in costs])
+
+
+def median_costs(reached: pd.DataFrame, by: list[str], unit: str = "forward_passes") -> pd.Series:
+    """:func:`median_cost` of each label's costs (the ``unit`` column of ``reached``, one row per run and
+    target; missing: never reached), per ``by`` and label."""
+    return reached.groupby([*by, "label"], sort=False)[unit].agg(
+        lambda costs: median_cost([None if pd.isna(cost) else cost for cost in costs]))
+
+
+def pair_costs(reached: pd.DataFrame, labels: list[str], unit: str = "forward_passes") -> pd.DataFrame:
+    """(problem, target) × label: the median costs, ∞ where a label never reached the target or never ran."""
+    return median_costs(reached, ["problem", "name"], unit).unstack("label").reindex(columns=labels).fillna(math.inf)
 
 
 def ratios(costs: dict[str, dict[str, float]], floor: float = 1.0) -> dict[str, list[float]]:

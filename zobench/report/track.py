@@ -23,18 +23,11 @@ UNITS = {"forward_passes": 1.0, "seconds": 1e-9}  # each unit's floor: a target 
 TAU_MAX = 4.0
 
 
-def _medians(reached: pd.DataFrame, unit: str) -> pd.DataFrame:
-    """(problem, target) × label: the median cost over seeds, ∞ where not reached."""
-    medians = reached.groupby(["problem", "name", "label"], sort=False)[unit].agg(
-        lambda costs: profiles.median_cost([None if pd.isna(c) else c for c in costs]))
-    return medians.unstack("label").fillna(math.inf)
-
-
 def scores(reached: pd.DataFrame, labels: list[str]) -> dict[str, dict[str, float | object]]:
     """``{label: {"score <unit>": area, "iqm <unit>": Estimate}}`` for both units."""
     out = {label: {} for label in labels}
     for unit, floor in UNITS.items():
-        medians = _medians(reached, unit).reindex(columns=labels, fill_value=math.inf)
+        medians = profiles.pair_costs(reached, labels, unit)
         costs = {pair: dict(row) for pair, row in medians.iterrows()}
         for label, ratios in profiles.ratios(costs, floor).items():
             out[label][f"score {unit}"] = profiles.area(ratios, TAU_MAX)
