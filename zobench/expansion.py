@@ -106,14 +106,15 @@ class Common:
 
 def _spec(common: Common, problem: str, model: str, configuration: Configuration, settings: RunSettings,
           seed: int, label: str | None = None, targets=None) -> RunSpec:
+    peft = settings.peft if model else "none"
     return RunSpec(suite=common.suite, problem=problem, optimizer=configuration.optimizer,
                    label=label or configuration.label, hyperparameters=configuration.hyperparameters_on(problem),
                    seed=seed, steps=settings.steps, eval_every=settings.eval_every,
-                   targets=tuple(float(t) for t in (common.targets_of(problem, model, settings.peft if model else "none")
-                                                    if targets is None else targets)),
+                   targets=tuple(float(t) for t in (common.targets_of(problem, model, peft) if targets is None
+                                                    else targets)),
                    forward_pass_budget=settings.forward_passes,
                    seconds_budget=settings.seconds and float(settings.seconds), dtype=settings.dtype,
-                   device=common.device, peft=settings.peft if model else "none", model=model,
+                   device=common.device, peft=peft, model=model,
                    data=settings.data if model else {}, data_dir=common.data_dir if model else None,
                    objective=settings.objective,
                    revisions=revisions(problem, model, REGISTRY.get(configuration.optimizer).revision),

@@ -228,16 +228,14 @@ def variance_reduced(period: int = 10, snapshot_scale: float = 10.0) -> Estimato
             return Estimate(plus, (2.0 * snapshot_scale * full, 0.0), (plus, minus))
         step, full = probe.memory["snapshot"]
         probe.use_direction(1, step)
-        losses = []
+        grads, losses = [], ()
         for place in (False, True):
             with probe.at_snapshot() if place else nullcontext():
-                probe.move(+1.0)
-                losses.append(probe.loss())
-                probe.move(-2.0)
-                losses.append(probe.loss())
-                probe.move(+1.0)
-        now, then = ((losses[i] - losses[i + 1]) / (2.0 * probe.eps) for i in (0, 2))
-        return Estimate(losses[0], (2.0 * (now - then), 2.0 * full), tuple(losses))
+                _, (grad,), pair = central().estimate(probe)
+                probe.move(+1.0)  # back to θ (or θ̄) before the swap
+            grads, losses = grads + [grad], losses + pair
+        now, then = grads
+        return Estimate(losses[0], (2.0 * (now - then), 2.0 * full), losses)
 
     return Estimator(f"variance-reduced(every {period})", 2, estimate, 4, buffers=("snapshot",), whole_train=True)
 

@@ -138,11 +138,15 @@ class ZerothOrder(torch.optim.Optimizer):
                 index[param] = names.setdefault(label if label is not None else id(param), len(names))
         return index
 
+    @property
+    def _independent(self) -> bool:
+        """No move of a step depends on its losses, so ranks may split its evaluations (split probes)."""
+        return self.estimator.independent and self.after is None
+
     def describe(self) -> dict:
         """The ablation axes and costs of this optimizer, read from its parts (the registry, ``zobench
         list`` and the reports show these; nothing about them is declared twice)."""
         cost = 1 + BACKWARD_IN_FORWARDS if self.estimator.forward_mode else 1
-        independent = self.estimator.independent and self.after is None
         return {"family": "fg" if self.estimator.forward_mode else "zo",
                 "forward_passes": self.estimator.calls * cost, "closure_cost": cost,
                 "state_buffers": (len(self.preconditioner.buffers) if self.preconditioner else 0)
@@ -150,7 +154,7 @@ class ZerothOrder(torch.optim.Optimizer):
                 "sampler": self.sampler.name + (f" on {self.layers.name}" if self.layers else ""), "estimator": self.estimator.name,
                 "schedule": self.chain.schedule + (f" + {self.after.name}" if self.after else ""),
                 "placement": "δ" if self.placement == "delta" else "g", "replayable": True,
-                "splits": ["data", "probes"] if independent else ["data"], "whole_train": self.estimator.whole_train,
+                "splits": ["data", "probes"] if self._independent else ["data"], "whole_train": self.estimator.whole_train,
                 "lr_schedule": self.lr_schedule.name if self.lr_schedule else "constant"}
 
     @property
@@ -206,7 +210,7 @@ class ZerothOrder(torch.optim.Optimizer):
     def distribute(self, exchange) -> None:
         """Splits each step over ranks (:mod:`zobench.distributed`): ``exchange`` decides which evaluations
         this rank computes and how the ranks' losses meet; the records stay the serial run's."""
-        if exchange is not None and exchange.defers and not (self.estimator.independent and self.after is None):
+        if exchange is not None and exchange.defers and not self._independent:
             raise ValueError(f"split probes needs evaluations independent of each other's losses; {self.estimator.name} "
                              f"{'or ' + self.after.name + ' ' if self.after else ''}moves θ by its losses: use split data")
         self.exchange = exchange
