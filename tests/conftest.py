@@ -80,3 +80,19 @@ def without_measurements(record: dict, also=()) -> dict:
     if "targets" in kept:
         kept["targets"] = [{k: v for k, v in target.items() if k != "seconds"} for target in kept["targets"]]
     return kept
+
+
+def sst2_head_suite(name: str, entry: str, steps: int, eval_every: int) -> str:
+    """A suite of one optimizer entry (its flow mapping, e.g. ``{name: zo-sgd, lr: 0.01}``) on a small
+    SST-2 head from ``../shared/data``: 64 training examples, batches of 16, seed 0."""
+    return f"""name: {name}
+tasks: [sst2]
+models: [minilm-l6]
+data_dir: {SHARED_DATA}
+data: {{protocol: mezo, num_train: 64, num_dev: 32, num_test: 32, batch_size: 16}}
+peft: head
+optimizers:
+  - {entry}
+seeds: [0]
+budget: {{steps: {steps}, eval_every: {eval_every}}}
+"""

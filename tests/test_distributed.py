@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from conftest import SHARED_DATA, interruptible_suite, registered
+from conftest import interruptible_suite, registered, sst2_head_suite
 from zobench import optimizers
 from zobench.distributed import DataParallel, ProbeParallel
 
@@ -120,18 +120,6 @@ def test_the_registry_says_which_methods_split_probes():
         conservative.distribute(ProbeParallel(0, 2))
 
 
-SST2 = """name: sst
-tasks: [sst2]
-models: [minilm-l6]
-data_dir: {data}
-data: {{protocol: mezo, num_train: 64, num_dev: 32, num_test: 32, batch_size: 16}}
-peft: head
-optimizers:
-  - {{name: {optimizer}, label: run, lr: 0.01}}
-seeds: [0]
-budget: {{steps: 12, eval_every: 6}}
-targets: [0.7]
-"""
 
 SUITE = interruptible_suite("ranks")
 
@@ -183,7 +171,8 @@ def test_torchrun_runs_a_suite_as_one_process_does(split, tmp_path):
     float32 rounding: each loss is a float32 mean, and averaging two shards' means rounds differently
     (about 1e-7 of the loss; 1e-5 leaves room for the steps' small drift)."""
     optimizer = "fzoo" if split == "probes" else "zo-sgd"
-    (tmp_path / "sst.yaml").write_text(SST2.format(data=SHARED_DATA, optimizer=optimizer))
+    (tmp_path / "sst.yaml").write_text(sst2_head_suite("sst", f"{{name: {optimizer}, label: run, lr: 0.01}}", 12, 6)
+                                       + "targets: [0.7]\n")
     one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
                     str(free_port()), "-m", "zobench", "run", str(tmp_path / "sst.yaml"), "--out", str(tmp_path / "ranks"),

@@ -3,7 +3,7 @@
 
 import pytest
 import torch
-from conftest import TinyRegression
+from conftest import TinyRegression, sst2_head_suite
 from frontier_maths import frontier_reference
 
 from zobench import optimizers
@@ -118,18 +118,6 @@ def test_dizo_rescales_each_tensors_drift_from_the_start_within_the_clip():
     assert len(optimizer.last_record["evaluations"]) == 4  # the projection's two losses join the record
 
 
-SVRG_SUITE = """
-name: svrg
-tasks: [sst2]
-models: [minilm-l6]
-data_dir: {data}
-data: {{protocol: mezo, num_train: 64, num_dev: 32, num_test: 32, batch_size: 16}}
-peft: head
-optimizers:
-  - {{name: mezo-svrg, lr: 0.01, period: 2}}
-seeds: [0]
-budget: {{steps: 3, eval_every: 3}}
-"""
 
 
 def test_mezo_svrg_snapshots_take_the_whole_training_set_and_count_its_batches(shared_data, tmp_path):
@@ -143,7 +131,7 @@ def test_mezo_svrg_snapshots_take_the_whole_training_set_and_count_its_batches(s
     from zobench.suite import load_suite
 
     path = tmp_path / "svrg.yaml"
-    path.write_text(SVRG_SUITE.format(data=shared_data))
+    path.write_text(sst2_head_suite("svrg", "{name: mezo-svrg, lr: 0.01, period: 2}", 3, 3))
     suite = load_suite(path)
     problem = build_problem(suite.runs[0])
     whole, batches = problem.whole_train_closure()
