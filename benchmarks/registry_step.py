@@ -20,6 +20,7 @@ import torch
 from benchmarks.optimizer_step import DIRECTIONS
 from benchmarks.step_cost import build, forward_seconds, mezo_loop_step, synchronised_median
 from zobench import optimizers
+from zobench.problems.base import batch_slice
 
 SHAPES = {"minilm-l6": "random:minilm-l6", "opt-125m": "random:opt-125m"}
 BATCH, LENGTH = 16, 64
@@ -55,6 +56,8 @@ def step_function(name: str, direction: str, params, loss):
     # the batch stands for the whole training set: MeZO-SVRG's first step is its snapshot, and the
     # median over the steps after two warm-ups is of the steps between snapshots (its 4 passes)
     closure.whole = loss
+    closure.part = lambda part, parts: loss(batch_slice(BATCH, part, parts))  # GRZO's per-example losses
+    closure.examples = BATCH
     return lambda: optimizer.step(closure), info.describe(1000, **hyperparameters)["forward_passes"]
 
 

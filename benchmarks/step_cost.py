@@ -85,16 +85,16 @@ def mezo_loop_step(params, loss, *, eps: float = 1e-3, lr: float = 0.0, seed: in
 
 
 def build(model_name: str, dtype: str, device: str, batch: int, length: int):
-    """The model's parameters and a loss closure on one fixed random batch."""
+    """The model's parameters and a loss closure on one fixed random batch (``rows``: a slice of it)."""
     loaded = load_model(model_name, dtype=dtype, device=device)
     model = loaded.model.eval()
     tokens = torch.randint(1000, 20000, (batch, length), generator=torch.Generator().manual_seed(0)).to(device)
     if loaded.kind == "causal":
-        def loss():
-            return model(input_ids=tokens, labels=tokens).loss
+        def loss(rows=slice(None)):
+            return model(input_ids=tokens[rows], labels=tokens[rows]).loss
     else:  # an encoder without LM head: any scalar of the forward pass costs the same
-        def loss():
-            return model(input_ids=tokens).last_hidden_state.float().pow(2).mean()
+        def loss(rows=slice(None)):
+            return model(input_ids=tokens[rows]).last_hidden_state.float().pow(2).mean()
     return list(model.parameters()), loss
 
 

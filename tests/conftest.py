@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/paper_maths.py
 sys.path.insert(0, str(Path(__file__).parent / "plugin"))
 
 from zobench import optimizers  # noqa: E402  (after the plugin is on the path)
+from zobench.problems.base import batch_slice  # noqa: E402
 
 
 def registered(**declared) -> list[str]:
@@ -32,8 +33,12 @@ class TinyRegression(torch.nn.Module):
         self.inputs = torch.randn(16, 5, generator=generator)
         self.targets = torch.randn(16, 2, generator=generator)
 
-    def forward(self):
-        return torch.nn.functional.mse_loss(self.out(torch.tanh(self.hidden(self.inputs))), self.targets)
+    def forward(self, rows=slice(None)):
+        return torch.nn.functional.mse_loss(self.out(torch.tanh(self.hidden(self.inputs[rows]))), self.targets[rows])
+
+    def part(self, part, parts):
+        """The loss on slice ``part`` of ``parts`` of the 16 examples (GRZO's per-example losses)."""
+        return self(batch_slice(len(self.inputs), part, parts))
 
     def whole(self):
         """The whole training set's loss: the 16 examples are the whole set, every step's batch."""

@@ -49,6 +49,49 @@ def _central(loss_of, theta, directions, eps):
     return theta, grads
 
 
+def _signs(count, generator, dtype):
+    """count independent ±1 from 64-bit words, each word's bytes in memory order, each byte's bits from
+    the least significant: a set bit is +1."""
+    words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((count + 63) // 64,), generator=generator, dtype=torch.int64)
+    bits = (words.view(torch.uint8).long().unsqueeze(1) >> torch.arange(8)) & 1
+    return (2 * bits - 1).flatten()[:count].to(dtype)
+
+
+def _flipout(theta, seeds, base_seed):
+    """GRZO's probes of a step: U drawn tensor by tensor from ``base_seed`` (shared), then for each probe
+    i and tensor: r (rows) and s (columns) from probe i's generator, z = U ⊙ r sᵀ; U ⊙ r for a vector."""
+    shared = torch.Generator().manual_seed(base_seed)
+    bases = [torch.randn(p.shape, generator=shared, dtype=p.dtype) for p in theta]
+    directions = []
+    for seed in seeds:
+        generator, probe = torch.Generator().manual_seed(seed), []
+        for p, u in zip(theta, bases):
+            if p.dim() < 2:
+                probe.append(u * _signs(p.numel(), generator, p.dtype).view(p.shape))
+                continue
+            m, n = p.shape[0], p.numel() // p.shape[0]
+            r = _signs(m, generator, p.dtype)
+            s = _signs(n, generator, p.dtype)
+            probe.append((u.reshape(m, n) * r[:, None] * s[None, :]).reshape(p.shape))
+        directions.append(probe)
+    return directions
+
+
+def _group_relative(part_loss_of, theta, directions, eps, reading):
+    """Slice i of the batch evaluated at θ ± εz_i (moved +ε, −2ε, +ε in turn); δ_i normalised by their
+    population spread (and centred on their mean in the ``centred`` reading); returns (θ, ĝ_i)."""
+    deltas, parts = [], len(directions)
+    for i, z in enumerate(directions):
+        plus = [torch.add(p, d, alpha=eps) for p, d in zip(theta, z)]
+        minus = [torch.add(p, d, alpha=-2 * eps) for p, d in zip(plus, z)]
+        theta = [torch.add(p, d, alpha=eps) for p, d in zip(minus, z)]
+        deltas.append(float(part_loss_of(plus, i, parts)) - float(part_loss_of(minus, i, parts)))
+    mean = sum(deltas) / parts
+    spread = math.sqrt(sum((d - mean) ** 2 for d in deltas) / parts)
+    centre = mean if reading == "centred" else 0.0
+    return theta, [(d - centre) / (spread + 1e-8) / (2 * eps) for d in deltas]
+
+
 def _layers(names):
     """Each tensor's layer, numbered by first appearance: the name up to its first numbered part, or
     its module (the name without its last part)."""
@@ -118,11 +161,47 @@ def _projected_drift(loss_of, theta, anchor, seed_t, eps, lr, clip, reading):
     return moved(theta, factor, [min(1 + clip, max(1 - clip, 1 - lr * g * x)) for x in u])
 
 
+def _grzo(method, part_loss_of, theta, decay, steps, lr, eps, seed, groups, reading, rank, period, sparsity):
+    """GRZO and its cores: one probe per slice of the batch (Flipout's, LOZO's U_i Vᵀ, or a Gaussian
+    masked to the smallest |θ|), the group-relative ĝ_i, MeZO's update θ ← θ − η(Σ ĝ_i z_i / B + λθ)."""
+    theta = [p.clone() for p in theta]
+    for t in range(1, steps + 1):
+        seed_t = step_seed(seed, t)
+        seeds = [seed_t if i == 0 else step_seed(seed_t, i) for i in range(groups)]
+        if method == "grzo":
+            directions = _flipout(theta, seeds, step_seed(seed, -t))
+        elif method == "grzo-lozo":
+            lazy = torch.Generator().manual_seed(step_seed(seed, -1 - (t - 1) // period))
+            kept = [torch.randn((p.numel() // p.shape[0], rank), generator=lazy, dtype=p.dtype) if p.dim() >= 2 else None
+                    for p in theta]
+            directions = []
+            for s in seeds:
+                generator = torch.Generator().manual_seed(s)
+                directions.append([torch.randn(p.shape, generator=generator, dtype=p.dtype) if v is None else
+                                   (torch.randn((p.shape[0], rank), generator=generator, dtype=p.dtype) @ v.T).reshape(p.shape)
+                                   for p, v in zip(theta, kept)])
+        else:  # grzo-sparse: the mask from θ at the step's start, |θ| at or below its (1 − s) quantile
+            masks = []
+            for p in theta:
+                keep = max(1, math.ceil((1 - sparsity) * p.numel()))
+                masks.append(p.abs() <= p.abs().flatten().sort().values[keep - 1])
+            directions = [[z * m for z, m in zip(_gaussian(theta, s), masks)] for s in seeds]
+        theta, grads = _group_relative(part_loss_of, theta, directions, eps, reading)
+        step = [sum(g * z[k] for g, z in zip(grads, directions)) / groups for k in range(len(theta))]
+        theta = [p - lr * (s + wd * p) for p, s, wd in zip(theta, step, decay)]
+    return theta
+
+
 def frontier_reference(method, loss_of, theta, decay, steps, lr, eps, seed, beta=0.999, zeta=1e-8, probes=None,
-                       rank=2, period=None, momentum=0.9, spectral_rank=1, names=None, sparsity=0.75,
+                       rank=None, period=None, momentum=0.9, spectral_rank=1, names=None, sparsity=0.75,
                        betas=(0.9, 0.999), sigma=1e-8, horizon=10, interval=50, projection_eps=0.1,
-                       projection_lr=2.0, clip=0.2, reading="ratio", snapshot_scale=10.0):
-    """Runs ``method`` from ``theta`` (a list of tensors, named ``names``); returns the final tensors."""
+                       projection_lr=2.0, clip=0.2, reading=None, snapshot_scale=10.0, groups=16, part_loss_of=None):
+    """Runs ``method`` from ``theta`` (a list of tensors, named ``names``); returns the final tensors.
+    GRZO's methods need ``part_loss_of(values, i, parts)``, the loss on slice i of the batch."""
+    if method.startswith("grzo"):
+        return _grzo(method, part_loss_of, theta, decay, steps, lr, eps, seed, groups, reading or "scaled",
+                     rank or 1, period or 100, sparsity)
+    reading, rank = reading or "ratio", rank or 2
     probes = probes or {"meazo": 1, "zo-mopi": 2, "lezo": 1, "adamezo": 1, "dizo": 1, "mezo-svrg": 1}[method]
     if method == "mezo-svrg":
         return _svrg(loss_of, theta, decay, steps, lr, eps, seed, period or 10, snapshot_scale)

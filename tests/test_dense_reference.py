@@ -10,6 +10,7 @@ differences between two correct implementations grow by about 1/ε per step.
 import pytest
 import torch
 from conftest import TinyRegression
+from zobench.problems.base import batch_slice
 from frontier_maths import frontier_reference
 from paper_maths import PAPER_SCHEDULES, dense_reference
 from recent_maths import recent_reference
@@ -25,7 +26,7 @@ SETTINGS = {torch.float32: dict(lr=3e-3, eps=5e-2, atol=1e-6),
 
 ZO_BENCH = {"zo-sgd-sign", "zo-sgd-mmt", "zo-sgd-cons", "zo-adam", "forward-grad"}
 RECENT = {"hizoo", "lozo", "lozo-m", "subzero", "sparse-mezo", "fzoo", "zo-muon"}
-FRONTIER = {"meazo", "zo-mopi", "lezo", "adamezo", "dizo", "mezo-svrg"}
+FRONTIER = {"meazo", "zo-mopi", "lezo", "adamezo", "dizo", "mezo-svrg", "grzo", "grzo-lozo", "grzo-sparse"}
 # hyperparameters set for the comparison where a method declares them: a short anneal and subspace
 # period (so both change within 20 steps), a curvature smoothing that moves HiZOO's Σ, and DiZO's
 # projection every 7 steps
@@ -72,10 +73,17 @@ def _stepped(name, dtype, lr, weight_decay, **hyperparameters):
     for _ in range(STEPS):
         optimizer.step(model)
 
-    def loss_of(values):
-        return torch.func.functional_call(model, dict(zip(names, values)))
+    def loss_of(values, rows=slice(None)):
+        return torch.func.functional_call(model, dict(zip(names, values)), kwargs={"rows": rows})
 
     return ordered, names, initial, decay, loss_of
+
+
+def restated_options(name, names, extra, loss_of):
+    """What a 2025–26 restatement takes besides the common arguments: the tensors' names, the declared
+    interval or period, and the loss on a slice of the batch (GRZO's)."""
+    return {"names": names, **{k: v for k, v in extra.items() if k in ("interval", "period")},
+            "part_loss_of": lambda values, part, parts: loss_of(values, batch_slice(len(TinyRegression().inputs), part, parts))}
 
 
 @pytest.mark.parametrize("dtype", SETTINGS, ids=["fp32", "fp64"])
@@ -90,8 +98,7 @@ def test_matches_dense_reference_after_20_steps(name, fused, dtype):
     weight_decay = DECAY if "weight_decay" in declared else 0.0
     ordered, names, initial, decay, loss_of = _stepped(name, dtype, lr, weight_decay, **extra)
     extra_reference = ({"anneal": (ANNEAL["T1"], ANNEAL["T2"], ANNEAL["T3"])} if name not in ZO_BENCH | RECENT | FRONTIER
-                       else {"names": names, **{k: v for k, v in extra.items() if k in ("interval", "period")}}
-                       if name in FRONTIER else {})
+                       else restated_options(name, names, extra, loss_of) if name in FRONTIER else {})
     expected = reference_of(name)(loss_of, initial, decay, STEPS, lr, eps, SEED, **extra_reference)
     for parameter_name, got, want, start in zip(names, ordered, expected, initial):
         assert (want - start).abs().max() > 100 * atol, "the reference must move the parameters"
@@ -101,7 +108,7 @@ def test_matches_dense_reference_after_20_steps(name, fused, dtype):
 
 # each source's other reading (docs/optimizers.md), against the same restatement given that reading
 READINGS = [("hizoo", {"rule": "paper"}), ("lozo-m", {"first_momentum": "estimate"}), ("subzero", {"scale": "released"}),
-            ("dizo", {"reading": "gamma", "projection_eps": 0.01})]
+            ("dizo", {"reading": "gamma", "projection_eps": 0.01}), ("grzo", {"reading": "centred"})]
 
 
 @pytest.mark.parametrize("name,reading", READINGS, ids=[name for name, _ in READINGS])
@@ -110,8 +117,7 @@ def test_each_sources_reading_matches_its_restatement(name, reading):
     declared = optimizers.get(name).hyperparameters()
     extra = {key: value for key, value in SETTINGS_OF_METHODS.items() if key in declared}
     ordered, names, initial, decay, loss_of = _stepped(name, torch.float64, lr, DECAY, eps=eps, **extra, **reading)
-    restated = ({"names": names, **{k: v for k, v in extra.items() if k in ("interval", "period")}} if name in FRONTIER
-                else {})
+    restated = restated_options(name, names, extra, loss_of) if name in FRONTIER else {}
     expected = reference_of(name)(loss_of, initial, decay, STEPS, lr, eps, SEED, **reading, **restated)
     default = reference_of(name)(loss_of, initial, decay, STEPS, lr, eps, SEED, **restated)
     assert max(float((a - b).abs().max()) for a, b in zip(expected, default)) > 100 * atol, "the readings differ"

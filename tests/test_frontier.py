@@ -145,3 +145,77 @@ def test_mezo_svrg_snapshots_take_the_whole_training_set_and_count_its_batches(s
     log = store.read_log(suite.runs[0].key)
     assert [e["forward_passes"] for e in log[1:]] == [8, 12, 20]  # snapshot, between (4), snapshot
     assert [len(e["record"]["evaluations"]) for e in log[1:]] == [2, 4, 2]
+
+
+def test_flipout_probes_share_their_base_and_are_uncorrelated():
+    """Every probe of a step is the one base U with a rank-one sign pattern r sᵀ of its own (U ⊙ r for a
+    vector), so |z_i| = |U| exactly; over steps, two probes' entrywise product U²(r_i r_j)(s_i s_j) has
+    mean 0 and variance E[U⁴] = 3 per entry, so its mean over N entries is within 5·√(3/N) of 0."""
+    from zobench.optimizers.noise import NoiseStream, flipout, step_seed
+
+    matrix, vector = torch.zeros(6, 5, dtype=torch.float64), torch.zeros(7, dtype=torch.float64)
+    products = []
+    for t in range(1, 401):
+        probes = []
+        for i in range(2):
+            stream = NoiseStream()
+            stream.restart(step_seed(step_seed(9, t), i), 9)
+            probes.append([flipout(stream, p, t).fresh for p in (matrix, vector)])
+        (z_matrix, z_vector), (w_matrix, w_vector) = probes
+        assert torch.equal(z_matrix.abs(), w_matrix.abs()) and torch.equal(z_vector.abs(), w_vector.abs())
+        signs = torch.sign(z_matrix * w_matrix)  # (r_i r_j)(s_i s_j)ᵀ: rank one
+        assert torch.linalg.matrix_rank(signs) == 1
+        products.append(torch.cat([(z_matrix * w_matrix).flatten(), z_vector * w_vector]))
+    cross = torch.cat(products)
+    assert abs(float(cross.mean())) < 5 * (3 / cross.numel()) ** 0.5
+    assert float(torch.cat([p.abs() for p in products]).mean()) > 0.5  # E|U²| = 1: the probes are not zero
+
+
+def test_grzo_takes_each_example_of_a_task_batch_alone(shared_data, tmp_path):
+    """Through the harness on SST-2's head (batches of 16): the 16 one-example slices' losses average to the
+    batch's loss, a GRZO step evaluates each slice twice and counts two forward passes, and more groups
+    than examples is refused in one line that names the fix."""
+    from zobench.harness import execute
+    from zobench.problems import build_problem
+    from zobench.store import ResultStore
+    from zobench.suite import load_suite
+
+    path = tmp_path / "grzo.yaml"
+    path.write_text(sst2_head_suite("grzo", "{name: grzo, lr: 1.0e-5}", 2, 2))
+    suite = load_suite(path)
+    closure = build_problem(suite.runs[0]).loss_closure(1)
+    with torch.no_grad():
+        slices = [float(closure.part(i, 16)) for i in range(16)]
+        assert closure.examples == 16 and sum(slices) / 16 == pytest.approx(float(closure()), rel=1e-5)
+        assert len(set(slices)) > 1  # the examples differ
+        with pytest.raises(ValueError, match=r"17 batch slices .* exceed the batch's 16 examples; use at most 16"):
+            closure.part(0, 17)
+    store = ResultStore(tmp_path / "out")
+    assert execute(suite, store, quiet=True) == []
+    log = store.read_log(suite.runs[0].key)
+    assert [e["forward_passes"] for e in log[1:]] == [2, 4]
+    assert [len(e["record"]["evaluations"]) for e in log[1:]] == [32, 32]
+
+
+def test_grzo_steps_do_not_depend_on_the_scale_of_the_loss():
+    """δ_i and their spread s scale alike, so a loss 1000 times larger takes the same steps up to the 1e-8
+    floor, where ZO-SGD's steps grow 1000-fold. Here s is about 1e-3 (2ε times a directional derivative
+    of order 1), so the floor changes each step by about 1e-5 of itself: bound 1e-4 of the distance."""
+    def trained(scale):
+        torch.manual_seed(0)
+        model = TinyRegression().double()
+        model.inputs, model.targets = model.inputs.double(), model.targets.double()
+        optimizer = optimizers.create("grzo", list(model.parameters()), lr=1e-5, eps=1e-3, seed=3)
+
+        def closure():
+            return scale * model()
+        closure.part = lambda part, parts: scale * model.part(part, parts)
+        for _ in range(12):
+            optimizer.step(closure)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    torch.manual_seed(0)
+    start = torch.cat([p.detach().double().flatten() for p in TinyRegression().parameters()])
+    same, scaled = trained(1.0), trained(1000.0)
+    moved, differ = float((same - start).abs().max()), float((same - scaled).abs().max())
+    assert moved > 1e-3 and differ < 1e-4 * moved

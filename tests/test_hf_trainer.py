@@ -26,8 +26,10 @@ def one_name_per_method(names):
 
 
 FORWARD_ONLY = one_name_per_method([name for name in registered(family="zo") + registered(family="fg")
-                                    if not optimizers.get(name).described.get("whole_train")])
+                                    if not optimizers.get(name).described.get("whole_train")
+                                    and optimizers.get(name).described.get("batch_parts", 1) == 1])
 WHOLE_TRAIN = [name for name in registered(family="zo") if optimizers.get(name).described.get("whole_train")]
+SLICED = [name for name in registered(family="zo") if optimizers.get(name).described.get("batch_parts", 1) > 1]
 WITH_STATE = [name for name in FORWARD_ONLY if optimizers.get(name).state_buffers]
 
 
@@ -228,6 +230,7 @@ def test_half_precision_steps(setting, tmp_path):
     ("zo-sgd", {"lr": 1e-3}, {}, "set TrainingArguments.learning_rate"),
     ("zo-sgd", {"lr_schedule": "cosine"}, {"lr_scheduler_type": "linear"}, "keep one"),
     *[(name, {}, {}, "needs the loss over the whole training set") for name in WHOLE_TRAIN],
+    *[(name, {}, {}, "needs the loss of each slice of the batch") for name in SLICED],
 ])
 def test_bad_names_and_arguments_give_one_line(optimizer, kwargs, overrides, message, tmp_path):
     with pytest.raises(ValueError) as error:

@@ -37,6 +37,7 @@ from .distributed import SINGLE, World, shared
 from .health import flagged_at, flags
 from .measure import PhaseMeter, environment
 from .problems import build_problem
+from .problems.base import batch_slice
 from .record import SCHEMA_VERSION, RunRecord
 from .store import ResultStore
 from .suite import RunSpec
@@ -130,6 +131,13 @@ def _train(spec: RunSpec, store: ResultStore, progress, world: World = SINGLE) -
                 forward_passes += pass_cost
                 return closure()
             counted.whole = whole  # MeZO-SVRG's full-batch loss, counted as the batches it takes
+            if hasattr(closure, "part"):  # GRZO's slices of the batch, counted as the examples they take
+                def part(index, parts):
+                    nonlocal forward_passes
+                    rows = batch_slice(closure.examples, index, parts)
+                    forward_passes += pass_cost * (rows.stop - rows.start) / closure.examples
+                    return closure.part(index, parts)
+                counted.part = part
 
             entry = {"step": step}
             with meter.phase("train") as interval:
@@ -138,6 +146,7 @@ def _train(spec: RunSpec, store: ResultStore, progress, world: World = SINGLE) -
                 except optimizers.NonFiniteLossError:
                     loss = math.nan
             seconds += interval["seconds"]
+            forward_passes = round(forward_passes, 9)  # slices of a batch add fractions of a pass
             budget_spent = ((spec.forward_pass_budget is not None and forward_passes >= spec.forward_pass_budget)
                             or (spec.seconds_budget is not None and shared(world, seconds >= spec.seconds_budget)))
             evaluating = step % spec.eval_every == 0 or step == spec.steps or budget_spent

@@ -59,6 +59,10 @@ class ZOTrainer(Trainer):
             raise ValueError(f"{optimizer} needs the loss over the whole training set at its snapshots, which a "
                              "Trainer's batches do not give; run it through zobench's harness or your own loop "
                              "(a closure with a whole() method)")
+        if self.zo_info.described.get("batch_parts", 1) > 1:
+            raise ValueError(f"{optimizer} needs the loss of each slice of the batch (per-example losses), which a "
+                             "Trainer's compute_loss does not give; run it through zobench's harness or your own loop "
+                             "(a closure with a part(i, parts) method)")
         self.optimizer_kwargs = dict(optimizer_kwargs or {})
         _check_kwargs(self.zo_info, self.optimizer_kwargs)
         if kwargs.get("optimizers", (None, None))[0] is not None:

@@ -14,7 +14,9 @@ a plugin's author. The properties:
 * ``state_dict`` — a reloaded ``state_dict`` continues bitwise as the uninterrupted optimizer;
 * ``describes`` — the built optimizer's ``describe()`` names its axes and costs (the registry reads them);
 * ``forward_passes`` — the closure calls per step, times the described cost of one call, equal the
-  described forward passes (a first-order step calls it once and counts 3: the backward counts as two);
+  described forward passes (a first-order step calls it once and counts 3: the backward counts as two),
+  times the slices a pass is cut into (``batch_parts``: GRZO evaluates the batch slice by slice; on a
+  closure with no batch, as here, each slice is a whole call);
 * ``buffers`` — the parameter-sized tensors kept per parameter match the described count;
 * ``options`` — each common option it accepts works: every ``direction`` steps and replays bitwise,
   ``cache_noise=True`` takes bitwise the steps of the default, ``fused=False`` the same steps up to
@@ -68,7 +70,7 @@ BAD_VALUES = {"lr": [-1.0, float("nan")], "eps": [0.0, float("inf")], "betas": [
               "lr_schedule": [{"name": "cosin"}, "cosine"], "rule": ["newton"], "first_momentum": ["one"],
               "scale": ["both"], "fused": ["yes"], "cache_noise": [1], "beta": [1.0], "zeta": [0.0],
               "spectral_rank": [0], "horizon": [0], "interval": [0], "projection_eps": [0.0], "projection_lr": [-1.0],
-              "clip": [1.0], "reading": ["both"], "snapshot_scale": [0.0]}
+              "clip": [1.0], "reading": ["both"], "snapshot_scale": [0.0], "groups": [1, 2.5]}
 
 
 def _build(info: OptimizerInfo, lr: float = 1e-3, dtype=torch.float64, **hyperparameters):
@@ -148,11 +150,12 @@ def violations(info: OptimizerInfo) -> list[str]:
     if not _same(model, resumed_model):
         fail("state_dict", "a reloaded state_dict does not continue bitwise as the uninterrupted optimizer")
 
-    calls = []
-    optimizer.step(lambda: calls.append(1) or model())
-    if len(calls) * described["closure_cost"] != described["forward_passes"]:
+    calls, parts = [], described.get("batch_parts", 1)
+    optimizer.step(lambda: calls.append(1) or model())  # no batch to slice: each call is a whole pass
+    if len(calls) * described["closure_cost"] != described["forward_passes"] * parts:
         fail("forward_passes", f"the closure ran {len(calls)} times in a step, {described['closure_cost']} forward "
-                               f"pass(es) each; describe() says {described['forward_passes']}")
+                               f"pass(es) each; describe() says {described['forward_passes']}"
+                               + (f" of {parts} batch slices each" if parts > 1 else ""))
 
     sizes = {p.shape for p in model.parameters()}
     kept = sum(t.shape in sizes for t in _state_tensors(optimizer)) / len(sizes)

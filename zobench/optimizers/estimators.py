@@ -36,6 +36,10 @@ class Probe(Protocol):
     def loss(self) -> float:
         """The loss at the current θ (one forward pass)."""
 
+    def part_loss(self, part: int, parts: int) -> float:
+        """The loss at the current θ on slice ``part`` of ``parts`` of the batch (the closure's ``part``;
+        the whole loss where the problem has no batch to slice)."""
+
     def derivative(self, index: int = 0) -> tuple[float, float]:
         """(L(θ), ∇L(θ)·d_index) from one forward pass with tangents (forward-mode AD)."""
 
@@ -67,6 +71,7 @@ class Estimator(NamedTuple):
     independent: bool = False  # its moves never depend on its losses: ranks may split its evaluations
     buffers: tuple[str, ...] = ()  # parameter-sized tensors it keeps in the optimizer's state
     whole_train: bool = False  # it asks for the whole training set's loss (the closure's ``whole``)
+    parts: int = 1  # each of its forward passes is this many closure calls on slices of the batch (GRZO)
 
 
 def central(q: int = 1) -> Estimator:
@@ -144,6 +149,50 @@ def signed(inner: Estimator) -> Estimator:
         return Estimate(loss, tuple(float((g > 0) - (g < 0)) for g in grads), losses)
 
     return Estimator(f"sign({inner.name})", inner.probes, estimate, inner.calls, independent=inner.independent)
+
+
+GROUP_READINGS = ("scaled", "centred")
+
+
+def group_relative(groups: int, reading: str = "scaled", floor: float = 1e-8) -> Estimator:
+    r"""GRZO's estimate (Tan et al., "GRZO: Group-Relative Zeroth-Order Optimization for Large Language
+    Model Fine-Tuning", arXiv 2606.02857, 2026): the batch is cut into ``groups`` slices (one example each
+    when ``groups`` is the batch size, the paper's case), slice i is evaluated at :math:`\theta \pm \epsilon d_i`
+    with its own probe, and :math:`\delta_i = L_i(\theta+\epsilon d_i) - L_i(\theta-\epsilon d_i)`,
+    normalised over the group as GRPO normalises rewards: :math:`\hat g_i = a_i / 2\epsilon`,
+    :math:`a_i = \delta_i / (s + \varepsilon)` with s the population standard deviation of the
+    :math:`\delta_i` (``reading="scaled"``, the default, as the restatement we read writes it), or
+    :math:`a_i = (\delta_i - \bar\delta) / (s + \varepsilon)` (``"centred"``, GRPO's advantage). The
+    update :math:`\frac1B\sum_i \hat g_i d_i` is then the paper's :math:`\frac{1}{2\epsilon B}\sum_i a_i z_i`.
+
+    Every example is evaluated twice, as in MeZO: two forward passes' worth of examples, as
+    ``2·groups`` closure calls on slices (``parts``). The paper evaluates all slices in one batched
+    forward with Flipout layers; zobench moves θ to each slice's probe point instead, which gives the
+    same losses up to rounding with any model, at 2·groups + 1 parameter moves per step instead of
+    three. Where the problem has no batch, every slice is the whole loss (2·groups evaluations).
+    :math:`\varepsilon` (``floor``) is 1e-8, zobench's choice: the value is not given. Reports the mean
+    of the slices' :math:`L_i(\theta+\epsilon d_i)`, MeZO's convention for a batch."""
+    if reading not in GROUP_READINGS:
+        raise ValueError(f"reading must be one of {', '.join(GROUP_READINGS)}, not {reading!r}")
+
+    def estimate(probe: Probe) -> Estimate:
+        deltas, losses = [], []
+        for i in range(groups):
+            probe.move(+1.0, i)
+            plus = probe.part_loss(i, groups)
+            probe.move(-2.0, i)
+            minus = probe.part_loss(i, groups)
+            deltas.append(plus - minus)
+            losses += [plus, minus]
+            if i < groups - 1:
+                probe.move(+1.0, i)
+        centre = statistics.fmean(deltas) if reading == "centred" else 0.0
+        spread = statistics.pstdev(deltas)
+        grads = tuple((delta - centre) / (spread + floor) / (2.0 * probe.eps) for delta in deltas)
+        return Estimate(statistics.fmean(losses[0::2]), grads, tuple(losses))
+
+    return Estimator(f"group-relative×{groups}" + ("" if reading == "scaled" else f" ({reading})"), groups,
+                     estimate, 2 * groups, independent=True, parts=groups)
 
 
 def scalar_second_moment(inner: Estimator, beta: float = 0.999, zeta: float = 1e-8) -> Estimator:

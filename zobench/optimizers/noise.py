@@ -88,14 +88,15 @@ class NoiseStream:
                 block.normal_(generator=self._block_generators[like.device].manual_seed(seed))
         return out
 
-    def signs(self, like: torch.Tensor) -> torch.Tensor:
-        """Independent ±1 shaped like ``like``: 64 signs per 64-bit draw, unpacked a byte at a time
-        through a 256-row table of the 8 signs each byte spells (one gather, no per-bit passes)."""
-        count = like.numel()
+    def signs(self, like: torch.Tensor, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+        """Independent ±1 shaped like ``like`` (or ``shape``): 64 signs per 64-bit draw, unpacked a byte
+        at a time through a 256-row table of the 8 signs each byte spells (one gather, no per-bit passes)."""
+        shape = like.shape if shape is None else torch.Size(shape)
+        count = shape.numel()
         words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((count + 63) // 64,), generator=self._generator(like.device),
                               dtype=torch.int64, device=like.device)
         spelled = _byte_signs(like.dtype, like.device)
-        return spelled.index_select(0, words.view(torch.uint8).long()).view(-1)[:count].view(like.shape)
+        return spelled.index_select(0, words.view(torch.uint8).long()).view(-1)[:count].view(shape)
 
     def offset(self, high: int) -> int:
         """A window's start in ``[0, high)``, the next of the step's offsets (host-side, seeded by restart)."""
@@ -250,6 +251,24 @@ def uncertain(base: Sampler = gaussian) -> Sampler:
         return Sample(base(stream, param, t).fresh, base(stream, param, t).fresh)
 
     return sample
+
+
+@sampler("flipout")
+def flipout(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
+    r"""GRZO's per-example probes (Tan et al., arXiv 2606.02857), Flipout's sign factorisation
+    (Wen et al., ICLR 2018): probe i of step t is :math:`z_i = U \odot r_i s_i^\top` for a weight matrix
+    (trailing dimensions flattened) and :math:`U \odot r_i` for a vector, with one standard normal base
+    U shared by every probe of the step and Rademacher signs :math:`r_i, s_i` of the probe's own. The
+    probes are pseudo-independent: :math:`E[z_i z_j^\top] = 0` for i ≠ j (the signs), each entry has
+    unit variance, and B of them cost B sign vectors, not B Gaussian tensors. U is the step's shared
+    draw (:meth:`NoiseStream.lazy_normal` with a block of one step, so it depends on the run's seed and
+    t alone); the signs come from the probe's stream."""
+    base = stream.lazy_normal(param.shape, param, t - 1)
+    shape = _as_matrix(param)
+    if shape is None:
+        return Sample(base * stream.signs(param))
+    rows, columns = stream.signs(param, (shape[0], 1)), stream.signs(param, (1, shape[1]))
+    return Sample((base.view(shape) * rows * columns).view_as(param))
 
 
 def _as_matrix(param: torch.Tensor) -> tuple[int, int] | None:

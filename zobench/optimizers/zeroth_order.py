@@ -147,8 +147,10 @@ class ZerothOrder(torch.optim.Optimizer):
         """The ablation axes and costs of this optimizer, read from its parts (the registry, ``zobench
         list`` and the reports show these; nothing about them is declared twice)."""
         cost = 1 + BACKWARD_IN_FORWARDS if self.estimator.forward_mode else 1
+        passes, parts = self.estimator.calls * cost, self.estimator.parts
         return {"family": "fg" if self.estimator.forward_mode else "zo",
-                "forward_passes": self.estimator.calls * cost, "closure_cost": cost,
+                "forward_passes": passes // parts if passes % parts == 0 else passes / parts,
+                "closure_cost": cost, "batch_parts": parts,
                 "state_buffers": (len(self.preconditioner.buffers) if self.preconditioner else 0)
                 + (len(self.after.buffers) if self.after else 0) + len(self.estimator.buffers),
                 "sampler": self.sampler.name + (f" on {self.layers.name}" if self.layers else ""), "estimator": self.estimator.name,
@@ -234,6 +236,11 @@ class ZerothOrder(torch.optim.Optimizer):
 
     def loss(self) -> float:
         return self._evaluate(lambda: float(self._closure()))
+
+    def part_loss(self, part: int, parts: int) -> float:
+        if hasattr(self._closure, "part"):
+            return self._evaluate(lambda: float(self._closure.part(part, parts)))
+        return self.loss()  # no batch to slice: every slice is the whole loss
 
     def whole_loss(self) -> float:
         def compute():

@@ -36,6 +36,7 @@ from ..scoring import make_scorer
 from ..tasks import load_splits, load_task, metrics
 from ..tasks.demonstrations import WithDemonstrations
 from . import PEFT_MODES
+from .base import batch_slice
 
 CACHED = ("head", "top")  # the frozen model runs once per example; only the scorer's own modules train
 LORA_TARGETS = (("q_proj", "v_proj"), ("query", "value"))
@@ -122,14 +123,23 @@ class TaskProblem:
             chosen = chosen[rank::ranks]
         examples = [self.splits.train[i] for i in chosen]
         gold = [self.gold["train"][i] for i in chosen]
-        if self.objective == "accuracy":
-            return lambda: -torch.tensor(_hits(self.scorer.scores(examples), gold)).float().mean()
-        if self.objective in ("f1", "em"):
-            return lambda: -torch.tensor(self._answer_scores(examples)[self.objective]).mean()
-        if self.task.train_as == "lm":
-            return lambda: self.scorer.lm_loss(examples)
-        labels = torch.tensor([g[0] for g in gold], device=self._device())
-        return lambda: F.cross_entropy(self.scorer.scores(examples), labels)
+
+        def loss_on(rows: slice):
+            batch, batch_gold = examples[rows], gold[rows]
+            if self.objective == "accuracy":
+                return -torch.tensor(_hits(self.scorer.scores(batch), batch_gold)).float().mean()
+            if self.objective in ("f1", "em"):
+                return -torch.tensor(self._answer_scores(batch)[self.objective]).mean()
+            if self.task.train_as == "lm":
+                return self.scorer.lm_loss(batch)
+            labels = torch.tensor([g[0] for g in batch_gold], device=self._device())
+            return F.cross_entropy(self.scorer.scores(batch), labels)
+
+        def closure():
+            return loss_on(slice(None))
+        closure.part = lambda part, parts: loss_on(batch_slice(len(examples), part, parts))
+        closure.examples = len(examples)
+        return closure
 
     def whole_train_closure(self):
         """The mean training loss over every training example, batch by batch (weighted by each batch's
