@@ -7,7 +7,7 @@
 The choice: the grid value with the best final dev metric — the least distance to the optimum on a
 test function (which has no separate test split), the highest dev accuracy on SST-2 (test is never
 read) —; a diverged run is never chosen; ties go to the smaller learning rate. Every method gets the
-same grid size on a problem (7 values on the functions, 5 on SST-2), FZOO's scaled by its ε.
+same grid size on a problem (7 values on the functions, 5 on SST-2), FZOO's and GRZO's scaled by ε.
 """
 
 import json

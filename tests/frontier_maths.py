@@ -192,12 +192,46 @@ def _grzo(method, part_loss_of, theta, decay, steps, lr, eps, seed, groups, read
     return theta
 
 
+def _agzo(loss_of, activations_of, theta, decay, steps, lr, eps, seed, names, rank, power_steps):
+    """AGZO: at each step the inputs H of each linear weight at θ (``activations_of``: name -> tokens × in);
+    A from ``power_steps`` of Q ← QR(Hᵀ H Q), Q a Gaussian seeded by the step's seed and the tensor's
+    position; probe R Aᵀ (R drawn in order with the other tensors' Gaussians), one-sided ĝ from L(θ),
+    θ ← θ − η(ĝ z + λθ)."""
+    from zobench.optimizers.activations import basis_seed
+
+    theta = [p.clone() for p in theta]
+    for t in range(1, steps + 1):
+        seed_t = step_seed(seed, t)
+        inputs = activations_of(dict(zip(names, theta)))
+        generator, z = torch.Generator().manual_seed(seed_t), []
+        for position, (name, p) in enumerate(zip(names, theta)):
+            if name not in inputs:
+                z.append(torch.randn(p.shape, generator=generator, dtype=p.dtype))
+                continue
+            h = inputs[name].to(torch.promote_types(p.dtype, torch.float32))
+            start = torch.Generator().manual_seed(basis_seed(seed_t, position))
+            a = torch.randn((h.shape[1], min(rank, h.shape[1])), generator=start, dtype=h.dtype)
+            for _ in range(power_steps):
+                a = torch.linalg.qr(h.T @ (h @ a))[0]
+            r = torch.randn((p.shape[0], a.shape[1]), generator=generator, dtype=p.dtype)
+            z.append(r @ a.to(p.dtype).T)
+        base = float(loss_of(theta))
+        plus = float(loss_of([torch.add(p, d, alpha=eps) for p, d in zip(theta, z)]))
+        grad = (plus - base) / eps
+        theta = [p - lr * (grad * d + wd * p) for p, d, wd in zip(theta, z, decay)]
+    return theta
+
+
 def frontier_reference(method, loss_of, theta, decay, steps, lr, eps, seed, beta=0.999, zeta=1e-8, probes=None,
                        rank=None, period=None, momentum=0.9, spectral_rank=1, names=None, sparsity=0.75,
                        betas=(0.9, 0.999), sigma=1e-8, horizon=10, interval=50, projection_eps=0.1,
-                       projection_lr=2.0, clip=0.2, reading=None, snapshot_scale=10.0, groups=16, part_loss_of=None):
+                       projection_lr=2.0, clip=0.2, reading=None, snapshot_scale=10.0, groups=16, part_loss_of=None,
+                       activations_of=None, power_steps=2):
     """Runs ``method`` from ``theta`` (a list of tensors, named ``names``); returns the final tensors.
-    GRZO's methods need ``part_loss_of(values, i, parts)``, the loss on slice i of the batch."""
+    GRZO's methods need ``part_loss_of(values, i, parts)``, the loss on slice i of the batch; AGZO needs
+    ``activations_of(values by name)``, each linear weight's inputs."""
+    if method == "agzo":
+        return _agzo(loss_of, activations_of, theta, decay, steps, lr, eps, seed, names, rank or 8, power_steps)
     if method.startswith("grzo"):
         return _grzo(method, part_loss_of, theta, decay, steps, lr, eps, seed, groups, reading or "scaled",
                      rank or 1, period or 100, sparsity)

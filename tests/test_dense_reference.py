@@ -26,7 +26,7 @@ SETTINGS = {torch.float32: dict(lr=3e-3, eps=5e-2, atol=1e-6),
 
 ZO_BENCH = {"zo-sgd-sign", "zo-sgd-mmt", "zo-sgd-cons", "zo-adam", "forward-grad"}
 RECENT = {"hizoo", "lozo", "lozo-m", "subzero", "sparse-mezo", "fzoo", "zo-muon"}
-FRONTIER = {"meazo", "zo-mopi", "lezo", "adamezo", "dizo", "mezo-svrg", "grzo", "grzo-lozo", "grzo-sparse"}
+FRONTIER = {"meazo", "zo-mopi", "lezo", "adamezo", "dizo", "mezo-svrg", "grzo", "grzo-lozo", "grzo-sparse", "agzo"}
 # hyperparameters set for the comparison where a method declares them: a short anneal and subspace
 # period (so both change within 20 steps), a curvature smoothing that moves HiZOO's Σ, and DiZO's
 # projection every 7 steps
@@ -82,8 +82,15 @@ def _stepped(name, dtype, lr, weight_decay, **hyperparameters):
 def restated_options(name, names, extra, loss_of):
     """What a 2025–26 restatement takes besides the common arguments: the tensors' names, the declared
     interval or period, and the loss on a slice of the batch (GRZO's)."""
+    inputs = TinyRegression().inputs
+
+    def activations_of(values):  # what TinyRegression's two linear layers are called with
+        x = inputs.to(values["hidden.weight"].dtype)
+        return {"hidden.weight": x, "out.weight": torch.tanh(x @ values["hidden.weight"].T + values["hidden.bias"])}
+
     return {"names": names, **{k: v for k, v in extra.items() if k in ("interval", "period")},
-            "part_loss_of": lambda values, part, parts: loss_of(values, batch_slice(len(TinyRegression().inputs), part, parts))}
+            "part_loss_of": lambda values, part, parts: loss_of(values, batch_slice(len(inputs), part, parts)),
+            "activations_of": activations_of}
 
 
 @pytest.mark.parametrize("dtype", SETTINGS, ids=["fp32", "fp64"])

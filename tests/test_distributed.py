@@ -25,7 +25,9 @@ from zobench import optimizers
 from zobench.distributed import DataParallel, ProbeParallel
 
 STEPS, ROWS = 4, 16
-NAMES = sorted({id(optimizers.get(n).factory): n for n in registered(family="zo") + registered(family="fg")}.values())
+# every method that splits at all (AGZO's probes read each rank's own activations: it refuses ranks)
+NAMES = sorted({id(optimizers.get(n).factory): n for n in registered(family="zo") + registered(family="fg")
+                if optimizers.get(n).described["splits"]}.values())
 PROBE_SPLIT = [name for name in NAMES if "probes" in optimizers.get(name).described["splits"]]
 
 

@@ -219,3 +219,31 @@ def test_grzo_steps_do_not_depend_on_the_scale_of_the_loss():
     same, scaled = trained(1.0), trained(1000.0)
     moved, differ = float((same - start).abs().max()), float((same - scaled).abs().max())
     assert moved > 1e-3 and differ < 1e-4 * moved
+
+
+def test_agzo_probes_each_linear_weight_inside_the_span_of_its_inputs():
+    """With the first layer's inputs in a 2-D subspace of R⁵ and rank 2, every step changes that layer's
+    weight only along the subspace: ΔW v = 0 (to rounding) for v orthogonal to it, while a Gaussian probe
+    (MeZO) moves W along v too. The forward hook is gone after each step, and the method refuses ranks."""
+    from zobench.distributed import DataParallel
+
+    def trained(name, **hyperparameters):
+        torch.manual_seed(0)
+        model = TinyRegression().double()
+        generator = torch.Generator().manual_seed(5)
+        model.inputs = torch.randn(16, 2, generator=generator, dtype=torch.float64) @ torch.randn(
+            2, 5, generator=generator, dtype=torch.float64)
+        model.targets = model.targets.double()
+        start = model.hidden.weight.detach().clone()
+        optimizer = optimizers.create(name, list(model.parameters()), lr=1e-2, eps=1e-3, seed=3, **hyperparameters)
+        for _ in range(6):
+            optimizer.step(model)
+            assert not torch.nn.modules.module._global_forward_hooks
+        orthogonal = torch.linalg.svd(model.inputs, full_matrices=True)[2][2:].T  # 5 × 3, ⊥ the inputs' rows
+        return float(((model.hidden.weight.detach() - start) @ orthogonal).abs().max()), optimizer
+
+    confined, agzo = trained("agzo", rank=2)
+    leaked, _ = trained("zo-sgd")
+    assert confined < 1e-12 and leaked > 1e-4
+    with pytest.raises(ValueError, match="read each step's activations, which differ between ranks; run this method"):
+        agzo.distribute(DataParallel(2))

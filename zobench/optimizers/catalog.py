@@ -4,9 +4,9 @@ Names: ``zo-sgd`` (MeZO), ``zo-adamu`` (ZO-AdaMU, Algorithm 1; the same as ``zo-
 ``zo-{adamu,adam,adamw,adamax,adamm}@{delta,g}`` — the ten cells of the paper's Table 3 —; ZO-Bench's
 methods (Zhang et al., ICML 2024) ``zo-sgd-sign``, ``zo-sgd-mmt``, ``zo-sgd-cons``, ``zo-adam`` (another
 name of ``zo-adam@g``) and ``forward-grad``; the 2024–2026 methods ``hizoo``, ``lozo``, ``lozo-m``,
-``subzero``, ``sparse-mezo``, ``fzoo`` and ``zo-muon``; the 2025–26 methods ``meazo``, ``zo-mopi``, ``lezo``, ``adamezo``, ``dizo``, ``mezo-svrg``,
-``grzo`` and its cores ``grzo-lozo`` and ``grzo-sparse``; and the first-order baselines
-``fo-{sgd,adam,adamw,adamax}``.
+``subzero``, ``sparse-mezo``, ``fzoo`` and ``zo-muon``; the 2025–26 methods ``meazo``, ``zo-mopi``, ``lezo``,
+``adamezo``, ``dizo``, ``mezo-svrg``, ``grzo`` and its cores ``grzo-lozo`` and ``grzo-sparse``, and
+``agzo``; and the first-order baselines ``fo-{sgd,adam,adamw,adamax}``.
 The learning rate has no default: it depends on the model and task far too much for any default to be
 honest. docs/optimizers.md tables them all with their forward passes and buffers.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from . import estimators, layers, noise, transforms
+from .activations import ActivationBases
 from .anneal import AnnealSchedule
 from .first_order import first_order
 from .method import Method, register_method
@@ -360,6 +361,21 @@ def grzo_sparse(groups=16, reading="scaled", sparsity=0.75):
     _check_unit_interval("sparsity", sparsity)
     return Method(estimator=_group_relative(groups, reading),
                   sampler=lambda direction: noise.magnitude_masked(direction, sparsity))
+
+
+@register_method("agzo", description="AGZO: each linear weight probed in the subspace of its inputs, found on the step's base pass")
+def agzo(rank=8, power_steps=2):
+    r"""AGZO (Lin et al., "AGZO: Activation-Guided Zeroth-Order Optimization for LLM Fine-Tuning", ICML 2026,
+    arXiv 2601.17261): on the step's unperturbed pass each trained linear weight's inputs give an
+    orthonormal basis A of their top r directions by power iteration, the probe is :math:`\Delta = RA^	op`
+    (R Gaussian; other tensors Gaussian), and :math:`	heta \leftarrow 	heta - \eta\,rac{L(	heta+\epsilon\Delta)
+    - L(	heta)}{\epsilon}\,\Delta` (:mod:`~zobench.optimizers.activations`). Two forward passes. r = 8 and two
+    power steps are zobench's defaults. The probes depend on the batch's activations, not only on seeds,
+    so a run is not replayed from its step records (it resumes from its start) and is not split over ranks.
+    Weight decay, if any, is MeZO's coupled L2."""
+    check_count("rank", rank, low=1)
+    check_count("power_steps", power_steps, low=1)
+    return Method(estimator=estimators.one_sided(1), sampler=ActivationBases(rank, power_steps).sampler())
 
 
 FIRST_ORDER = {

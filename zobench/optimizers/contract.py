@@ -70,7 +70,8 @@ BAD_VALUES = {"lr": [-1.0, float("nan")], "eps": [0.0, float("inf")], "betas": [
               "lr_schedule": [{"name": "cosin"}, "cosine"], "rule": ["newton"], "first_momentum": ["one"],
               "scale": ["both"], "fused": ["yes"], "cache_noise": [1], "beta": [1.0], "zeta": [0.0],
               "spectral_rank": [0], "horizon": [0], "interval": [0], "projection_eps": [0.0], "projection_lr": [-1.0],
-              "clip": [1.0], "reading": ["both"], "snapshot_scale": [0.0], "groups": [1, 2.5]}
+              "clip": [1.0], "reading": ["both"], "snapshot_scale": [0.0], "groups": [1, 2.5],
+              "power_steps": [0]}
 
 
 def _build(info: OptimizerInfo, lr: float = 1e-3, dtype=torch.float64, **hyperparameters):

@@ -46,6 +46,9 @@ class Probe(Protocol):
     def whole_loss(self) -> float:
         """The loss over the whole training set at the current θ (the closure's ``whole``)."""
 
+    def reading(self):
+        """A context in which the sampler reads the forward pass (AGZO's activations); a no-op for others."""
+
     def keep_snapshot(self) -> None:
         """θ̄ ← θ: a copy of the parameters, kept in the optimizer's state (``snapshot``)."""
 
@@ -110,10 +113,13 @@ def central_with_base() -> Estimator:
 
 def one_sided(q: int = 1) -> Estimator:
     r"""One-sided differences from a shared base: :math:`\hat g_i = (L(\theta+\epsilon d_i) - L(\theta))/\epsilon`
-    (q + 1 forward passes); ``losses`` = (L(θ), L(θ+εd₁), …). Reports :math:`L(\theta)`."""
+    (q + 1 forward passes); ``losses`` = (L(θ), L(θ+εd₁), …). Reports :math:`L(\theta)`. The base pass, at
+    the unperturbed θ before any probe is drawn, is where a sampler that reads the data reads it (AGZO)."""
 
     def estimate(probe: Probe) -> Estimate:
-        base, losses = probe.loss(), []
+        with probe.reading():
+            base = probe.loss()
+        losses = []
         for i in range(q):
             probe.move(+1.0, i)
             losses.append(probe.loss())

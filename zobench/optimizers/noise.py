@@ -172,10 +172,13 @@ class Sample(NamedTuple):
 
 
 class Sampler(NamedTuple):
-    """A named ``draw(stream, param, t) -> Sample``; the name is the ablation axis reports show."""
+    """A named ``draw(stream, param, t) -> Sample``; the name is the ablation axis reports show. ``reads``:
+    what a sampler that reads the forward pass uses to do so (AGZO's
+    :class:`~zobench.optimizers.activations.ActivationBases`); None for samplers that only draw."""
 
     name: str
     draw: Callable[[NoiseStream, torch.Tensor, int], Sample]
+    reads: object | None = None
 
     def __call__(self, stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
         return self.draw(stream, param, t)

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 
@@ -143,6 +143,11 @@ class ZerothOrder(torch.optim.Optimizer):
         """No move of a step depends on its losses, so ranks may split its evaluations (split probes)."""
         return self.estimator.independent and self.after is None
 
+    @property
+    def _reads(self) -> bool:
+        """The probes depend on the step's forward pass (AGZO), not only on seeds: no replay, no ranks."""
+        return self.sampler.reads is not None
+
     def describe(self) -> dict:
         """The ablation axes and costs of this optimizer, read from its parts (the registry, ``zobench
         list`` and the reports show these; nothing about them is declared twice)."""
@@ -155,8 +160,9 @@ class ZerothOrder(torch.optim.Optimizer):
                 + (len(self.after.buffers) if self.after else 0) + len(self.estimator.buffers),
                 "sampler": self.sampler.name + (f" on {self.layers.name}" if self.layers else ""), "estimator": self.estimator.name,
                 "schedule": self.chain.schedule + (f" + {self.after.name}" if self.after else ""),
-                "placement": "δ" if self.placement == "delta" else "g", "replayable": True,
-                "splits": ["data", "probes"] if self._independent else ["data"], "whole_train": self.estimator.whole_train,
+                "placement": "δ" if self.placement == "delta" else "g", "replayable": not self._reads,
+                "splits": [] if self._reads else ["data", "probes"] if self._independent else ["data"],
+                "whole_train": self.estimator.whole_train,
                 "lr_schedule": self.lr_schedule.name if self.lr_schedule else "constant"}
 
     @property
@@ -212,6 +218,9 @@ class ZerothOrder(torch.optim.Optimizer):
     def distribute(self, exchange) -> None:
         """Splits each step over ranks (:mod:`zobench.distributed`): ``exchange`` decides which evaluations
         this rank computes and how the ranks' losses meet; the records stay the serial run's."""
+        if exchange is not None and self._reads:
+            raise ValueError(f"{self.sampler.name} probes read each step's activations, which differ between ranks; "
+                             "run this method in one process")
         if exchange is not None and exchange.defers and not self._independent:
             raise ValueError(f"split probes needs evaluations independent of each other's losses; {self.estimator.name} "
                              f"{'or ' + self.after.name + ' ' if self.after else ''}moves θ by its losses: use split data")
@@ -236,6 +245,11 @@ class ZerothOrder(torch.optim.Optimizer):
 
     def loss(self) -> float:
         return self._evaluate(lambda: float(self._closure()))
+
+    def reading(self):
+        if not self._reads or self._replaying is not None:
+            return nullcontext()
+        return self.sampler.reads.reading([param for _, param, _ in self._parameters()], self._seeds[0])
 
     def part_loss(self, part: int, parts: int) -> float:
         if hasattr(self._closure, "part"):
