@@ -247,3 +247,12 @@ def test_agzo_probes_each_linear_weight_inside_the_span_of_its_inputs():
     assert confined < 1e-12 and leaked > 1e-4
     with pytest.raises(ValueError, match="read each step's activations, which differ between ranks; run this method"):
         agzo.distribute(DataParallel(2))
+
+
+@pytest.mark.parametrize("examples,parts", [(16, 16), (16, 5), (10, 4), (7, 1)])
+def test_batch_slices_cut_the_batch_as_tensor_split_does(examples, parts):
+    from zobench.problems.base import batch_slice
+
+    rows = torch.arange(examples)
+    expected = [chunk.tolist() for chunk in torch.tensor_split(rows, parts)]
+    assert [rows[batch_slice(examples, i, parts)].tolist() for i in range(parts)] == expected
