@@ -332,9 +332,9 @@ def _group_relative(groups, reading) -> estimators.Estimator:
 def grzo(groups=16, reading="scaled"):
     r"""GRZO (Tan et al., "GRZO: Group-Relative Zeroth-Order Optimization for Large Language Model
     Fine-Tuning", arXiv 2606.02857, 2026): each example of the batch gets its own probe
-    :math:`z_i = U \odot r_i s_i^	op` (:func:`~zobench.optimizers.noise.flipout`), its two-sided loss
-    difference :math:`\delta_i`, and :math:`	heta \leftarrow 	heta - rac{\eta}{2\epsilon B}\sum_i
-    rac{\delta_i}{s + arepsilon} z_i` (:func:`~zobench.optimizers.estimators.group_relative`). Two
+    :math:`z_i = U \odot r_i s_i^\top` (:func:`~zobench.optimizers.noise.flipout`), its two-sided loss
+    difference :math:`\delta_i`, and :math:`\theta \leftarrow \theta - \frac{\eta}{2\epsilon B}\sum_i
+    \frac{\delta_i}{s + \varepsilon} z_i` (:func:`~zobench.optimizers.estimators.group_relative`). Two
     forward passes' worth of examples. ``groups`` = 16 is the batch size of every zobench suite, so each
     group is one example, the paper's case; a smaller value gives groups of examples. ``reading``:
     ``scaled`` (the default, δᵢ/(s + ε)) or ``centred`` (GRPO's (δᵢ − δ̄)/(s + ε)). Weight decay, if any,
@@ -345,7 +345,7 @@ def grzo(groups=16, reading="scaled"):
 @register_method("grzo-lozo", description="GRZO's estimate as LOZO's core: one low-rank probe per example")
 def grzo_lozo(groups=16, reading="scaled", rank=1, period=100):
     r"""GRZO as a drop-in core (arXiv 2606.02857, "+6 as a core"): LOZO's step with one probe
-    :math:`z_i = U_i V^	op` per example (fresh :math:`U_i`, the kept V shared) and GRZO's group-relative
+    :math:`z_i = U_i V^\top` per example (fresh :math:`U_i`, the kept V shared) and GRZO's group-relative
     estimate. Each probe drawn by LOZO's own sampler, not Flipout's, is zobench's reading of "drop-in":
     the paper's variants' code was not retrieved. LOZO's defaults r = 1, ν = 100."""
     _check_subspace(rank, period)
@@ -367,9 +367,9 @@ def grzo_sparse(groups=16, reading="scaled", sparsity=0.75):
 def agzo(rank=8, power_steps=2):
     r"""AGZO (Lin et al., "AGZO: Activation-Guided Zeroth-Order Optimization for LLM Fine-Tuning", ICML 2026,
     arXiv 2601.17261): on the step's unperturbed pass each trained linear weight's inputs give an
-    orthonormal basis A of their top r directions by power iteration, the probe is :math:`\Delta = RA^	op`
-    (R Gaussian; other tensors Gaussian), and :math:`	heta \leftarrow 	heta - \eta\,rac{L(	heta+\epsilon\Delta)
-    - L(	heta)}{\epsilon}\,\Delta` (:mod:`~zobench.optimizers.activations`). Two forward passes. r = 8 and two
+    orthonormal basis A of their top r directions by power iteration, the probe is :math:`\Delta = RA^\top`
+    (R Gaussian; other tensors Gaussian), and :math:`\theta \leftarrow \theta - \eta\,\frac{L(\theta+\epsilon\Delta)
+    - L(\theta)}{\epsilon}\,\Delta` (:mod:`~zobench.optimizers.activations`). Two forward passes. r = 8 and two
     power steps are zobench's defaults. The probes depend on the batch's activations, not only on seeds,
     so a run is not replayed from its step records (it resumes from its start) and is not split over ranks.
     Weight decay, if any, is MeZO's coupled L2."""
