@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from conftest import TinyRegression
+from conftest import TinyRegression, registered
 
 from zobench import optimizers
 from zobench.optimizers import noise
@@ -166,3 +166,42 @@ def test_the_histogram_threshold_is_kthvalue_exactly(dtype):
                    torch.randint(0, 5, (n,), generator=generator).to(dtype), torch.zeros(n, dtype=dtype)):
         for k in (1, 2, n // 4, n // 2 + 1, n - 1, n):
             assert torch.equal(kth_smallest(values, k), values.kthvalue(k).values), (k, values[:3])
+
+
+@pytest.mark.parametrize("name", registered(family="zo"))
+def test_kept_lazy_draws_take_bitwise_the_regenerated_steps(name):
+    """A block's lazy draws (Flipout's U, LOZO's V, the QR'd bases of SubZero and ZO-Muon) are computed by
+    its first pass and read by the rest: the steps must be bitwise those of streams that regenerate them.
+    Period 2 where declared, so the five steps cross blocks."""
+    declared = optimizers.get(name).hyperparameters()
+    options = {key: value for key, value in {"period": 2, "T1": 2, "T3": 10}.items() if key in declared}
+    runs = []
+    for kept in (True, False):
+        torch.manual_seed(0)
+        model = TinyRegression()
+        optimizer = optimizers.create(name, model.parameters(), lr=1e-2, **options)
+        if not kept:
+            optimizer.streams = [NoiseStream() for _ in optimizer.streams]
+        for _ in range(5):
+            optimizer.step(model)
+        runs.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*runs)), name
+
+
+def test_a_kept_draw_asked_for_in_another_shape_is_the_regenerated_one():
+    """A pass that asks for other lazy draws than the kept ones (a tensor skipped, another shape) must get
+    what regeneration gives: the generator stands where the kept draws before it left it."""
+    def lazy(stream, shapes):
+        stream.restart(7, run_seed=3)
+        return [stream.lazy_normal(shape, torch.zeros((), dtype=torch.float64), 0, then=then)
+                for shape, then in shapes]
+
+    first = [((3, 2), None), ((4, 2), noise.orthonormal), ((5,), None)]
+    second = [((3, 2), None), ((6, 2), noise.orthonormal), ((5,), None)]  # the second draw differs
+    kept, stream = noise.KeptDraws(), None
+    for shapes in (first, second, first):
+        stream = NoiseStream(kept)
+        got = lazy(stream, shapes)
+        expected = lazy(NoiseStream(), shapes)
+        assert all(torch.equal(a, b) for a, b in zip(got, expected))
+    assert lazy(NoiseStream(kept), first)[0] is lazy(NoiseStream(kept), first)[0]  # read back, not drawn again

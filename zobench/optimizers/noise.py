@@ -38,14 +38,17 @@ class NoiseStream:
 
     Besides the step's draws (:meth:`normal`), a stream gives *lazy* draws (:meth:`lazy_normal`) that
     stay the same for every step of a block of steps — a subspace kept for ν steps (LOZO, SubZero) —
-    seeded by the run's seed and the block, so they too are regenerated, never stored.
+    seeded by the run's seed and the block. An optimizer's streams share a :class:`KeptDraws`, which
+    keeps them for the block, so its passes compute them once; a stream without one regenerates them.
     """
 
-    def __init__(self):
+    def __init__(self, kept: KeptDraws | None = None):
         self._generators: dict[torch.device, torch.Generator] = {}
         self._offsets = random.Random(0)  # table windows: host-side, so a GPU never syncs for an offset
         self._lazy: dict[torch.device, torch.Generator] = {}
         self._seed, self._run_seed, self._block, self._block_seed = 0, 0, None, 0
+        self._kept, self._lazy_draws = kept, 0  # the shared kept draws; lazy draws asked for since the restart
+        self._position: dict[torch.device, int] = {}  # the kept entry each lazy generator stands after (-1: seeded)
         self._blocked_draws = 0  # blocked draws since the restart: the index in each block's seed
         self._block_generators: dict[torch.device, torch.Generator] = {}
         self.restarts = 0  # how many times the step's noise was (re)generated; tests count passes
@@ -53,6 +56,7 @@ class NoiseStream:
     def restart(self, seed: int, run_seed: int = 0) -> None:
         """Replays the draws of step seed ``seed``; ``run_seed`` seeds the lazy draws' blocks."""
         self._seed, self._run_seed, self._block, self._blocked_draws = seed, run_seed, None, 0
+        self._lazy_draws = 0
         self.restarts += 1
         self._offsets.seed(seed)
         for generator in self._generators.values():
@@ -102,17 +106,69 @@ class NoiseStream:
         """A window's start in ``[0, high)``, the next of the step's offsets (host-side, seeded by restart)."""
         return self._offsets.randrange(high)
 
-    def lazy_normal(self, shape: tuple[int, ...], like: torch.Tensor, block: int) -> torch.Tensor:
+    def lazy_normal(self, shape: tuple[int, ...], like: torch.Tensor, block: int,
+                    then: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """Standard normals of ``shape`` that every pass of every step of ``block`` draws alike
-        (in parameter order, after each :meth:`restart`)."""
+        (in parameter order, after each :meth:`restart`), passed through ``then`` if given (a QR, say).
+        With :class:`KeptDraws`, the first pass of the block computes each and the others read it."""
         if self._block != block:
             # negative "steps": disjoint from the step seeds
             self._block, self._block_seed = block, step_seed(self._run_seed, -1 - block)
+            self._position = {}
             for generator in self._lazy.values():
                 generator.manual_seed(self._block_seed)
-        if like.device not in self._lazy:
-            self._lazy[like.device] = torch.Generator(device=like.device).manual_seed(self._block_seed)
-        return torch.randn(shape, generator=self._lazy[like.device], dtype=like.dtype, device=like.device)
+        draw, self._lazy_draws = self._lazy_draws, self._lazy_draws + 1
+        if self._kept is None:
+            return self._lazy_draw(shape, like, then)
+        signature = (tuple(shape), like.dtype, like.device, then)
+        entries = self._kept.entries_of((self._run_seed, block))
+        if draw < len(entries) and entries[draw][0] == signature:
+            return entries[draw][1]
+        # not kept (the block's first pass, or another draw): stand the generator where regeneration would
+        previous = max((i for i in range(draw) if entries[i][0][2] == like.device), default=-1)
+        if self._position.get(like.device, -1) != previous:
+            generator = self._lazy_generator(like.device)
+            if previous < 0:
+                generator.manual_seed(self._block_seed)
+            else:
+                generator.set_state(entries[previous][2])
+        value = self._lazy_draw(shape, like, then)
+        del entries[draw:]
+        entries.append((signature, value, self._lazy[like.device].get_state()))
+        self._position[like.device] = draw
+        return value
+
+    def _lazy_generator(self, device: torch.device) -> torch.Generator:
+        if device not in self._lazy:
+            self._lazy[device] = torch.Generator(device=device).manual_seed(self._block_seed)
+        return self._lazy[device]
+
+    def _lazy_draw(self, shape, like: torch.Tensor, then) -> torch.Tensor:
+        value = torch.randn(shape, generator=self._lazy_generator(like.device), dtype=like.dtype, device=like.device)
+        return value if then is None else then(value)
+
+
+class KeptDraws:
+    """Lazy draws kept while their block lasts, shared by the noise streams of one optimizer.
+
+    Every pass of every probe of a block asks for the same lazy draws in the same order, so regenerating
+    them is pure cost: GRZO's Flipout base U is a parameter-sized Gaussian that its 2B + 1 moves of a step
+    would otherwise draw 2B + 1 times, and ZO-Muon's and SubZero's bases repeat a QR in every pass. The
+    first pass computes each draw (after its ``then``) and keeps it; the others read it. Exact: each entry
+    also keeps its generator's state after the draw, so a draw that differs from the kept one (another
+    shape) comes from the very position regeneration would have reached, and the values are bitwise
+    those of regeneration. Memory: the block's lazy draws (one parameter copy for Flipout's U, the
+    thin bases otherwise), dropped when the next block starts.
+    """
+
+    def __init__(self):
+        self._block, self._entries = None, []
+
+    def entries_of(self, block) -> list:
+        """The kept (signature, value, generator state) of ``block``; a new block drops the old one's."""
+        if block != self._block:
+            self._block, self._entries = block, []
+        return self._entries
 
 
 def _block_seed(seed: int, draw: int, block: int) -> int:
@@ -265,7 +321,9 @@ def flipout(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
     probes are pseudo-independent: :math:`E[z_i z_j^\top] = 0` for i ≠ j (the signs), each entry has
     unit variance, and B of them cost B sign vectors, not B Gaussian tensors. U is the step's shared
     draw (:meth:`NoiseStream.lazy_normal` with a block of one step, so it depends on the run's seed and
-    t alone); the signs come from the probe's stream."""
+    t alone), computed by the step's first move and kept for its other 2B moves (:class:`KeptDraws`: one
+    parameter-sized tensor; regenerating it was about 70 % of GRZO's CPU step); the signs come from the
+    probe's stream."""
     base = stream.lazy_normal(param.shape, param, t - 1)
     shape = _as_matrix(param)
     if shape is None:
@@ -329,7 +387,7 @@ def subspace(rank: int, period: int, scale: str = "paper") -> Sampler:
         if shape is None:
             return Sample(stream.normal(param))
         block, r = (t - 1) // period, min(rank, *shape)
-        u, v = (orthonormal(stream.lazy_normal((n, r), param, block)) for n in shape)
+        u, v = (stream.lazy_normal((n, r), param, block, then=orthonormal) for n in shape)
         z = u @ stream.normal(param, (r, r)) @ v.T
         if scale == "released":
             z.mul_(math.sqrt(shape[0] * shape[1]) / r)
@@ -353,7 +411,7 @@ def projected(rank: int, period: int) -> Sampler:
         if shape is None:
             return Sample(stream.normal(param))
         r = min(rank, shape[0])
-        basis = orthonormal(stream.lazy_normal((shape[0], r), param, (t - 1) // period))
+        basis = stream.lazy_normal((shape[0], r), param, (t - 1) // period, then=orthonormal)
         coordinates = stream.normal(param, (r, shape[1]))
         return Sample((basis @ coordinates).view_as(param), factors=(basis, coordinates.T))
 

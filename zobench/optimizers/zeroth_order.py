@@ -47,7 +47,7 @@ import torch
 
 from .estimators import Estimate, Estimator, central
 from .layers import LayerChoice, layer_of
-from .noise import NoiseStream, Sample, Sampler, step_seed
+from .noise import KeptDraws, NoiseStream, Sample, Sampler, step_seed
 from .lr_schedules import LearningRateSchedule
 from .registry import BACKWARD_IN_FORWARDS
 from .transforms import compile_chain
@@ -117,7 +117,8 @@ class ZerothOrder(torch.optim.Optimizer):
         self.steps = 0
         # scalars kept between steps: an estimator's (MEAZO's second moment), the recent steps' ĝ (AdaMeZO)
         self.memory: dict = {}
-        self.streams = [NoiseStream() for _ in range(estimator.probes)]  # one per probe direction
+        kept = KeptDraws()  # a block's lazy draws, computed by its first pass and read by the rest
+        self.streams = [NoiseStream(kept) for _ in range(estimator.probes)]  # one per probe direction
         self.last_record: dict | None = None
         self.last_estimate: Estimate | None = None
         self._seeds: list[int] = []
