@@ -8,7 +8,9 @@ the reference row. Every step runs at learning rate 0 on one fixed random batch.
 * asv: ``track_step_over_forwards`` and ``peakmem_step`` per method × sampler × shape, on random
   weights of the MiniLM-L6 shape (22.7M parameters, the packaged encoder's) and of OPT-125m;
 * ``python -m benchmarks.registry_step [--model random:opt-125m]``: the same rows from one process,
-  printed as the markdown table of docs/benchmarking.md, with the machine named.
+  printed as the markdown table of docs/benchmarking.md, with the machine named;
+* ``python -m benchmarks.registry_step --profile "zo-adamu|table"``: where one row's step time goes, by
+  operator (the table sampler by default where the method accepts it, else its own).
 """
 
 import argparse
@@ -144,12 +146,46 @@ class InferenceMemory:
             self.loss()
 
 
+def profile(model: str, name: str, direction: str, steps: int, top: int = 12) -> str:
+    """Where one row's step time goes: ``torch.profiler`` over ``steps`` steps after two warm-ups, the
+    operators with the most self CPU time beside one forward pass's, so a step's excess over its
+    passes is read from the table rather than guessed."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    params, loss = build(model, "float32", "cpu", BATCH, LENGTH)
+    step, passes = step_function(name, direction, params, loss)
+    for _ in range(2):
+        step()
+    with torch.no_grad(), torch_profile(activities=[ProfilerActivity.CPU]) as forward:
+        loss()
+    with torch_profile(activities=[ProfilerActivity.CPU]) as stepped:
+        for _ in range(steps):
+            step()
+    forward_us = sum(event.self_cpu_time_total for event in forward.key_averages())
+    events = sorted(stepped.key_averages(), key=lambda event: -event.self_cpu_time_total)
+    total = sum(event.self_cpu_time_total for event in events)
+    lines = [f"{name} ({direction}), {passes} forward passes a step: {total / steps / 1e3:.0f} ms of operators a step, "
+             f"{total / steps / (passes * forward_us):.2f} × its passes (one forward: {forward_us / 1e3:.0f} ms)",
+             "| operator | calls a step | ms a step | share of the step |", "|---|---|---|---|"]
+    for event in events[:top]:
+        lines.append(f"| `{event.key}` | {event.count / steps:g} | {event.self_cpu_time_total / steps / 1e3:.1f} | "
+                     f"{event.self_cpu_time_total / total:.0%} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="random:minilm-l6", help="random:minilm-l6 (default), random:opt-125m, …")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per row (median)")
     parser.add_argument("--only", nargs="*", help="methods to measure (default: the whole registry)")
+    parser.add_argument("--profile", metavar="METHOD[|SAMPLER]",
+                        help="instead of the table, where one row's step time goes (torch.profiler)")
     args = parser.parse_args()
+    if args.profile:
+        name, _, direction = args.profile.partition("|")
+        print(profile(args.model, name, direction or ("table" if "direction" in optimizers.get(name).hyperparameters() else OWN),
+                      args.steps))
+        return
     selected = [row for row in rows() if not args.only or row[0] in args.only or row[0] == "mezo-loop"]
     result = measure(args.model, args.steps, selected)
     print(f"{args.model}, float32, batch {BATCH} × {LENGTH}, {platform.processor() or platform.machine()}, "
