@@ -146,13 +146,14 @@ class InferenceMemory:
             self.loss()
 
 
-def profile(model: str, name: str, direction: str, steps: int, top: int = 12) -> str:
+def profile(model: str, name: str, direction: str, steps: int, top: int = 12, batch: int = BATCH,
+            length: int = LENGTH) -> str:
     """Where one row's step time goes: ``torch.profiler`` over ``steps`` steps after two warm-ups, the
     operators with the most self CPU time beside one forward pass's, so a step's excess over its
     passes is read from the table rather than guessed."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
-    params, loss = build(model, "float32", "cpu", BATCH, LENGTH)
+    params, loss = build(model, "float32", "cpu", batch, length)
     step, passes = step_function(name, direction, params, loss)
     for _ in range(2):
         step()

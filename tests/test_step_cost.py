@@ -53,6 +53,17 @@ def test_the_registry_benchmark_measures_every_method_with_every_sampler_it_acce
     assert passes == 9 and len(calls) == 2
 
 
+def test_a_profile_names_the_operators_that_take_a_step():
+    from benchmarks.registry_step import profile
+
+    lines = profile("random:minilm-l6", "zo-sgd", "table", steps=1, top=5, batch=1, length=8).splitlines()
+    assert lines[0].startswith("zo-sgd (table), 2 forward passes a step:")
+    rows = [line.split(" | ") for line in lines[3:]]
+    assert len(rows) == 5 and all(row[0].startswith("| `") for row in rows)
+    assert "`aten::add_`" in {row[0][2:] for row in rows}  # the three moves of θ
+    assert sum(int(row[3].rstrip("% |")) for row in rows) <= 102  # five shares, each rounded by at most 0.5
+
+
 def test_the_readme_table_is_the_committed_asv_run_rendered():
     """README's whole-registry table is `registry_report.table` of the kept asv results file, and its
     cells are that file's numbers (read here from the raw JSON, not through asv)."""
