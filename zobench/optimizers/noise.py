@@ -329,7 +329,7 @@ def flipout(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
     if shape is None:
         return Sample(base * stream.signs(param))
     rows, columns = stream.signs(param, (shape[0], 1)), stream.signs(param, (1, shape[1]))
-    return Sample((base.view(shape) * rows * columns).view_as(param))
+    return Sample((base.view(shape) * rows).mul_(columns).view_as(param))  # one temporary, not two
 
 
 def _as_matrix(param: torch.Tensor) -> tuple[int, int] | None:
