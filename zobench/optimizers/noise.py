@@ -1,9 +1,10 @@
 """Direction samplers: the random probe directions of a zeroth-order step, regenerated from seeds.
 
-No parameter-sized noise is ever stored (a shared noise table, :func:`noise_table`, is one fixed
-table whatever the model). Every pass over the parameters (perturb, perturb back,
-update) re-seeds a :class:`NoiseStream` with the step's seed and draws the same tensors again, in
-parameter order, one tensor at a time. The stream owns one ``torch.Generator`` per device, so
+A step's own draws are never stored (a shared noise table, :func:`noise_table`, is one fixed table
+whatever the model): every pass over the parameters (perturb, perturb back, update) re-seeds a
+:class:`NoiseStream` with the step's seed and draws the same tensors again, in parameter order, one
+tensor at a time. Only draws shared by a block of steps or probes (a kept subspace; GRZO's Flipout
+base, one parameter copy) are held while the block lasts (:class:`KeptDraws`). The stream owns one ``torch.Generator`` per device, so
 zobench's noise never touches (or depends on) the global RNG that data loaders and dropout use.
 """
 
