@@ -198,10 +198,9 @@ def test_a_kept_draw_asked_for_in_another_shape_is_the_regenerated_one():
 
     first = [((3, 2), None), ((4, 2), noise.orthonormal), ((5,), None)]
     second = [((3, 2), None), ((6, 2), noise.orthonormal), ((5,), None)]  # the second draw differs
-    kept, stream = noise.KeptDraws(), None
+    kept = noise.KeptDraws()
     for shapes in (first, second, first):
-        stream = NoiseStream(kept)
-        got = lazy(stream, shapes)
+        got = lazy(NoiseStream(kept), shapes)
         expected = lazy(NoiseStream(), shapes)
         assert all(torch.equal(a, b) for a, b in zip(got, expected))
     assert lazy(NoiseStream(kept), first)[0] is lazy(NoiseStream(kept), first)[0]  # read back, not drawn again

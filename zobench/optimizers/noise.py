@@ -49,7 +49,6 @@ class NoiseStream:
         self._lazy: dict[torch.device, torch.Generator] = {}
         self._seed, self._run_seed, self._block, self._block_seed = 0, 0, None, 0
         self._kept, self._lazy_draws = kept, 0  # the shared kept draws; lazy draws asked for since the restart
-        self._position: dict[torch.device, int] = {}  # the kept entry each lazy generator stands after (-1: seeded)
         self._blocked_draws = 0  # blocked draws since the restart: the index in each block's seed
         self._block_generators: dict[torch.device, torch.Generator] = {}
         self.restarts = 0  # how many times the step's noise was (re)generated; tests count passes
@@ -115,7 +114,6 @@ class NoiseStream:
         if self._block != block:
             # negative "steps": disjoint from the step seeds
             self._block, self._block_seed = block, step_seed(self._run_seed, -1 - block)
-            self._position = {}
             for generator in self._lazy.values():
                 generator.manual_seed(self._block_seed)
         draw, self._lazy_draws = self._lazy_draws, self._lazy_draws + 1
@@ -125,18 +123,16 @@ class NoiseStream:
         entries = self._kept.entries_of((self._run_seed, block))
         if draw < len(entries) and entries[draw][0] == signature:
             return entries[draw][1]
-        # not kept (the block's first pass, or another draw): stand the generator where regeneration would
-        previous = max((i for i in range(draw) if entries[i][0][2] == like.device), default=-1)
-        if self._position.get(like.device, -1) != previous:
-            generator = self._lazy_generator(like.device)
-            if previous < 0:
-                generator.manual_seed(self._block_seed)
-            else:
-                generator.set_state(entries[previous][2])
+        # not kept (the block's first pass, or another draw): the generator as the device's last kept draw left it
+        previous = next((i for i in range(draw - 1, -1, -1) if entries[i][0][2] == like.device), None)
+        generator = self._lazy_generator(like.device)
+        if previous is None:
+            generator.manual_seed(self._block_seed)
+        else:
+            generator.set_state(entries[previous][2])
         value = self._lazy_draw(shape, like, then)
         del entries[draw:]
-        entries.append((signature, value, self._lazy[like.device].get_state()))
-        self._position[like.device] = draw
+        entries.append((signature, value, generator.get_state()))
         return value
 
     def _lazy_generator(self, device: torch.device) -> torch.Generator:
