@@ -10,7 +10,9 @@ the reference row. Every step runs at learning rate 0 on one fixed random batch.
 * ``python -m benchmarks.registry_step [--model random:opt-125m]``: the same rows from one process,
   printed as the markdown table of docs/benchmarking.md, with the machine named;
 * ``python -m benchmarks.registry_step --profile "zo-adamu|table"``: where one row's step time goes, by
-  operator (the table sampler by default where the method accepts it, else its own).
+  operator (the table sampler by default where the method accepts it, else its own);
+* ``python -m benchmarks.registry_step --memory "zo-muon"``: what a row's step holds at its peak beyond
+  one forward's, by the zobench line that allocated it.
 """
 
 import argparse
@@ -174,6 +176,79 @@ def profile(model: str, name: str, direction: str, steps: int, top: int = 12, ba
     return "\n".join(lines)
 
 
+def _allocations(trace: dict) -> tuple[int, list[tuple[float, int, int]]]:
+    """(the most bytes allocated at once during a profile above what was held at its start, the
+    allocations alive at that peak as (time, bytes, address)), from a chrome trace's ``[memory]``
+    events; summed here, since the allocator's own running total also counts blocks from before."""
+    events = sorted((e for e in trace["traceEvents"] if e.get("name") == "[memory]"), key=lambda e: e["ts"])
+    alive, held, peak, at_peak = {}, 0, 0, {}
+    for event in events:
+        size, address = event["args"]["Bytes"], event["args"]["Addr"]
+        held += size
+        if size > 0:
+            alive[address] = (event["ts"], size, address)
+        else:
+            alive.pop(address, None)
+        if held > peak:
+            peak, at_peak = held, dict(alive)
+    return peak, list(at_peak.values())
+
+
+def _allocating_line(trace: dict, when: float) -> str:
+    """The innermost zobench (or benchmark) Python frame running at ``when``: the line that allocated."""
+    frames = [e for e in trace["traceEvents"] if e.get("cat") == "python_function" and e.get("ph") == "X"
+              and e["ts"] <= when <= e["ts"] + e["dur"] and ("zobench/" in e["name"] or "benchmarks/" in e["name"])]
+    if not frames:
+        return "(no zobench frame: the model's forward, or a profile without Python stacks)"
+    name = min(frames, key=lambda e: e["dur"])["name"]
+    return name[name.find("zobench/") if "zobench/" in name else name.find("benchmarks/"):]
+
+
+def memory(model: str, name: str, direction: str, top: int = 8, batch: int = BATCH, length: int = LENGTH) -> str:
+    """What one row's step holds at its peak beyond one forward's peak: ``torch.profiler``'s allocator
+    events over a step (after two warm-ups, so state buffers already exist and are not counted), the
+    allocations alive at the step's peak grouped by the zobench line that made them, so a step's memory
+    over its forward is read from the allocator rather than guessed."""
+    import json
+    import tempfile
+
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    def trace(stack: bool) -> tuple[dict, dict, list]:
+        """(the forward's trace, the step's trace, the parameters), from a freshly built row."""
+        params, loss = build(model, "float32", "cpu", batch, length)
+        step, _ = step_function(name, direction, params, loss)
+        for _ in range(2):
+            step()
+        found = []
+        for work, stacks in ((lambda: torch.no_grad()(loss)(), False), (step, stack)):
+            with torch_profile(activities=[ProfilerActivity.CPU], profile_memory=True, with_stack=stacks) as profiled:
+                work()
+            with tempfile.NamedTemporaryFile(suffix=".json") as file:
+                profiled.export_chrome_trace(file.name)
+                found.append(json.load(open(file.name)))
+        return found[0], found[1], params
+
+    try:
+        *traces, params = trace(stack=True)
+    except RuntimeError:  # the forward gradient swaps parameters, which the stack tracer's weak references
+        *traces, params = trace(stack=False)  # forbid; the failed step left its row unusable, so build anew
+    forward_peak, _ = _allocations(traces[0])
+    step_peak, alive = _allocations(traces[1])
+    largest = max(p.numel() * p.element_size() for p in params)
+    by_line: dict[str, list[int]] = {}
+    for when, size, _ in alive:
+        by_line.setdefault(_allocating_line(traces[1], when), []).append(size)
+    mib = 2 ** 20
+    lines = [f"{name} ({direction}): step peak {step_peak / mib:.0f} MiB allocated above its start (θ, state), one forward's "
+             f"{forward_peak / mib:.0f} MiB: {(step_peak - forward_peak) / mib:+.0f} MiB "
+             f"(the largest parameter tensor is {largest / mib:.1f} MiB)",
+             "| alive at the step's peak, allocated by | tensors | MiB |", "|---|---|---|"]
+    for line, sizes in sorted(by_line.items(), key=lambda item: -sum(item[1]))[:top]:
+        lines.append(f"| `{line}` | {len(sizes)} | {sum(sizes) / mib:.1f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="random:minilm-l6", help="random:minilm-l6 (default), random:opt-125m, …")
@@ -181,11 +256,13 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="methods to measure (default: the whole registry)")
     parser.add_argument("--profile", metavar="METHOD[|SAMPLER]",
                         help="instead of the table, where one row's step time goes (torch.profiler)")
+    parser.add_argument("--memory", metavar="METHOD[|SAMPLER]",
+                        help="instead of the table, what one row's step holds at its peak beyond a forward's")
     args = parser.parse_args()
-    if args.profile:
-        name, _, direction = args.profile.partition("|")
-        print(profile(args.model, name, direction or ("table" if "direction" in optimizers.get(name).hyperparameters() else OWN),
-                      args.steps))
+    if args.profile or args.memory:
+        name, _, direction = (args.profile or args.memory).partition("|")
+        direction = direction or ("table" if "direction" in optimizers.get(name).hyperparameters() else OWN)
+        print(profile(args.model, name, direction, args.steps) if args.profile else memory(args.model, name, direction))
         return
     selected = [row for row in rows() if not args.only or row[0] in args.only or row[0] == "mezo-loop"]
     result = measure(args.model, args.steps, selected)

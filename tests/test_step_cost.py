@@ -64,6 +64,23 @@ def test_a_profile_names_the_operators_that_take_a_step():
     assert sum(int(row[3].rstrip("% |")) for row in rows) <= 102  # five shares, each rounded by at most 0.5
 
 
+def test_a_memory_profile_names_the_line_that_holds_the_step_peak():
+    """MeZO's Gaussian z is drawn tensor by tensor, so its step peak holds one z of the largest tensor
+    (the word embeddings, 30522 × 384 floats), drawn by the noise stream; the table's z are views,
+    so its step peaks no higher than a forward."""
+    from benchmarks.registry_step import memory
+
+    largest = 30522 * 384 * 4 / 2 ** 20
+    gaussian = memory("random:minilm-l6", "zo-sgd", "gaussian", batch=1, length=8).splitlines()
+    assert gaussian[0].startswith("zo-sgd (gaussian): step peak") and f"{largest:.1f} MiB)" in gaussian[0]
+    line, tensors, mib = (cell.strip(" `") for cell in gaussian[3].strip("|").split("|"))
+    assert line.startswith("zobench/optimizers/noise.py(") and line.endswith("normal"), line
+    assert largest <= float(mib) < 2 * largest
+    table = memory("random:minilm-l6", "zo-sgd", "table", batch=1, length=8).splitlines()[0]
+    excess = float(table.split(": ")[-1].split(" MiB")[0])
+    assert excess < largest / 2, table
+
+
 def test_the_readme_table_is_the_committed_asv_run_rendered():
     """README's whole-registry table is `registry_report.table` of the kept asv results file, and its
     cells are that file's numbers (read here from the raw JSON, not through asv)."""
