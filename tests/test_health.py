@@ -1,6 +1,9 @@
 """Numerical-health flags (zobench.health): a loss grown far past its start and a step estimate stuck
 at zero are flagged at the step they began, and a target counts only before its flag."""
 
+import math
+import re
+
 import pytest
 import torch
 
@@ -69,9 +72,14 @@ def test_a_blown_up_run_is_flagged_and_reaches_no_target(tmp_path):
     assert [e["loss"] for e in store.read_log(record["key"]) if e["step"] == grown_at][0] > 100 * \
         store.read_log(record["key"])[1]["loss"]
     assert record["targets"][0]["step"] == 0  # reached at the start, before the flag: it counts
+    # once the loss is large enough, float32 may round both probes' losses alike (ĝ = 0): a collapse
+    # after the growth, which a CPU's last bits decide (it happens on some machines, not others)
+    assert set(record["health"]) <= {"growth", "collapse"}
+    assert record["health"].get("collapse", {"step": math.inf})["step"] > grown_at
     from zobench.results import load
 
-    assert load(tmp_path / "out")["flags"].tolist() == [f"growth from step {grown_at}"]
+    (flags,) = load(tmp_path / "out")["flags"].tolist()
+    assert f"growth from step {grown_at}" in flags.split(", ")
 
 
 def test_drift_is_flagged_where_a_cycle_left_more_than_the_limit():
@@ -155,4 +163,5 @@ def test_a_report_flags_a_record_written_before_its_flag_existed(tmp_path):
     old = json.loads(path.read_text()) | {"health": {}}
     path.write_text(json.dumps(old))
     index = write_report(suite, store).read_text()
-    assert f"zo-sgd on quadratic-d1000-r8, seed 0 (growth from step {grown_at})" in index.replace("MeZO", "zo-sgd")
+    flagged = re.search(r"zo-sgd on quadratic-d1000-r8, seed 0 \(([^)]*)\)", index.replace("MeZO", "zo-sgd"))
+    assert flagged and f"growth from step {grown_at}" in flagged.group(1).split(", "), index
