@@ -18,6 +18,7 @@ the reference row. Every step runs at learning rate 0 on one fixed random batch.
 import argparse
 import platform
 import statistics
+from pathlib import Path
 
 import torch
 
@@ -148,6 +149,16 @@ class InferenceMemory:
             self.loss()
 
 
+def _warmed_row(model: str, name: str, direction: str, batch: int, length: int):
+    """(parameters, loss, a step function, its forward passes) of one row, after two warm-up steps (so
+    state buffers exist and first-step work, such as MeZO-SVRG's snapshot, is behind it)."""
+    params, loss = build(model, "float32", "cpu", batch, length)
+    step, passes = step_function(name, direction, params, loss)
+    for _ in range(2):
+        step()
+    return params, loss, step, passes
+
+
 def profile(model: str, name: str, direction: str, steps: int, top: int = 12, batch: int = BATCH,
             length: int = LENGTH) -> str:
     """Where one row's step time goes: ``torch.profiler`` over ``steps`` steps after two warm-ups, the
@@ -155,10 +166,7 @@ def profile(model: str, name: str, direction: str, steps: int, top: int = 12, ba
     passes is read from the table rather than guessed."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
-    params, loss = build(model, "float32", "cpu", batch, length)
-    step, passes = step_function(name, direction, params, loss)
-    for _ in range(2):
-        step()
+    _, loss, step, passes = _warmed_row(model, name, direction, batch, length)
     with torch.no_grad(), torch_profile(activities=[ProfilerActivity.CPU]) as forward:
         loss()
     with torch_profile(activities=[ProfilerActivity.CPU]) as stepped:
@@ -176,9 +184,9 @@ def profile(model: str, name: str, direction: str, steps: int, top: int = 12, ba
     return "\n".join(lines)
 
 
-def _allocations(trace: dict) -> tuple[int, list[tuple[float, int, int]]]:
+def _allocations(trace: dict) -> tuple[int, list[tuple[float, int]]]:
     """(the most bytes allocated at once during a profile above what was held at its start, the
-    allocations alive at that peak as (time, bytes, address)), from a chrome trace's ``[memory]``
+    allocations alive at that peak as (time, bytes)), from a chrome trace's ``[memory]``
     events; summed here, since the allocator's own running total also counts blocks from before."""
     events = sorted((e for e in trace["traceEvents"] if e.get("name") == "[memory]"), key=lambda e: e["ts"])
     alive, held, peak, at_peak = {}, 0, 0, {}
@@ -186,7 +194,7 @@ def _allocations(trace: dict) -> tuple[int, list[tuple[float, int, int]]]:
         size, address = event["args"]["Bytes"], event["args"]["Addr"]
         held += size
         if size > 0:
-            alive[address] = (event["ts"], size, address)
+            alive[address] = (event["ts"], size)
         else:
             alive.pop(address, None)
         if held > peak:
@@ -194,13 +202,18 @@ def _allocations(trace: dict) -> tuple[int, list[tuple[float, int, int]]]:
     return peak, list(at_peak.values())
 
 
-def _allocating_line(trace: dict, when: float) -> str:
-    """The innermost zobench (or benchmark) Python frame running at ``when``: the line that allocated."""
-    frames = [e for e in trace["traceEvents"] if e.get("cat") == "python_function" and e.get("ph") == "X"
-              and e["ts"] <= when <= e["ts"] + e["dur"] and ("zobench/" in e["name"] or "benchmarks/" in e["name"])]
-    if not frames:
+def _own_frames(trace: dict) -> list[dict]:
+    """The trace's Python frames in zobench's or the benchmarks' code."""
+    return [e for e in trace["traceEvents"] if e.get("cat") == "python_function" and e.get("ph") == "X"
+            and ("zobench/" in e["name"] or "benchmarks/" in e["name"])]
+
+
+def _allocating_line(frames: list[dict], when: float) -> str:
+    """The innermost of ``frames`` running at ``when``: the line that allocated."""
+    running = [e for e in frames if e["ts"] <= when <= e["ts"] + e["dur"]]
+    if not running:
         return "(no zobench frame: the model's forward, or a profile without Python stacks)"
-    name = min(frames, key=lambda e: e["dur"])["name"]
+    name = min(running, key=lambda e: e["dur"])["name"]
     return name[name.find("zobench/") if "zobench/" in name else name.find("benchmarks/"):]
 
 
@@ -216,17 +229,14 @@ def memory(model: str, name: str, direction: str, top: int = 8, batch: int = BAT
 
     def trace(stack: bool) -> tuple[dict, dict, list]:
         """(the forward's trace, the step's trace, the parameters), from a freshly built row."""
-        params, loss = build(model, "float32", "cpu", batch, length)
-        step, _ = step_function(name, direction, params, loss)
-        for _ in range(2):
-            step()
+        params, loss, step, _ = _warmed_row(model, name, direction, batch, length)
         found = []
         for work, stacks in ((lambda: torch.no_grad()(loss)(), False), (step, stack)):
             with torch_profile(activities=[ProfilerActivity.CPU], profile_memory=True, with_stack=stacks) as profiled:
                 work()
             with tempfile.NamedTemporaryFile(suffix=".json") as file:
                 profiled.export_chrome_trace(file.name)
-                found.append(json.load(open(file.name)))
+                found.append(json.loads(Path(file.name).read_text()))
         return found[0], found[1], params
 
     try:
@@ -236,9 +246,9 @@ def memory(model: str, name: str, direction: str, top: int = 8, batch: int = BAT
     forward_peak, _ = _allocations(traces[0])
     step_peak, alive = _allocations(traces[1])
     largest = max(p.numel() * p.element_size() for p in params)
-    by_line: dict[str, list[int]] = {}
-    for when, size, _ in alive:
-        by_line.setdefault(_allocating_line(traces[1], when), []).append(size)
+    frames, by_line = _own_frames(traces[1]), {}
+    for when, size in alive:
+        by_line.setdefault(_allocating_line(frames, when), []).append(size)
     mib = 2 ** 20
     lines = [f"{name} ({direction}): step peak {step_peak / mib:.0f} MiB allocated above its start (θ, state), one forward's "
              f"{forward_peak / mib:.0f} MiB: {(step_peak - forward_peak) / mib:+.0f} MiB "
@@ -254,10 +264,11 @@ def main() -> None:
     parser.add_argument("--model", default="random:minilm-l6", help="random:minilm-l6 (default), random:opt-125m, …")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per row (median)")
     parser.add_argument("--only", nargs="*", help="methods to measure (default: the whole registry)")
-    parser.add_argument("--profile", metavar="METHOD[|SAMPLER]",
-                        help="instead of the table, where one row's step time goes (torch.profiler)")
-    parser.add_argument("--memory", metavar="METHOD[|SAMPLER]",
-                        help="instead of the table, what one row's step holds at its peak beyond a forward's")
+    instead = parser.add_mutually_exclusive_group()
+    instead.add_argument("--profile", metavar="METHOD[|SAMPLER]",
+                         help="instead of the table, where one row's step time goes (torch.profiler)")
+    instead.add_argument("--memory", metavar="METHOD[|SAMPLER]",
+                         help="instead of the table, what one row's step holds at its peak beyond a forward's")
     args = parser.parse_args()
     if args.profile or args.memory:
         name, _, direction = (args.profile or args.memory).partition("|")
