@@ -154,9 +154,10 @@ def test_orthogonalisation_in_the_subspace_is_the_full_one(dtype):
     generator = torch.Generator().manual_seed(3)
     left, right = (torch.randn(shape, generator=generator, dtype=torch.float64) for shape in [(40, 2), (30, 2)])
     full = orthogonalised().update({}, Sample(left @ right.T), 1)
-    factored = orthogonalised().update({}, Sample((left @ right.T).to(dtype), factors=(left.to(dtype), right.to(dtype))), 1)
+    factored = orthogonalised().update({}, Sample(factors=(left.to(dtype), right.to(dtype)), shape=(40, 30)), 1)
+    assert factored.factors is not None  # the direction stays factored: θ is moved by addmm_
     atol = 1e-12 if dtype == torch.float64 else 0.05  # bf16 keeps 8 bits: |entries| ≤ 1, a few roundings
-    torch.testing.assert_close(factored.double(), full, rtol=0, atol=atol)
+    torch.testing.assert_close(factored.fresh.double(), full, rtol=0, atol=atol)
 
 
 def test_zo_muon_orthogonalises_in_its_subspace(monkeypatch):

@@ -204,3 +204,19 @@ def test_a_kept_draw_asked_for_in_another_shape_is_the_regenerated_one():
         expected = lazy(NoiseStream(), shapes)
         assert all(torch.equal(a, b) for a, b in zip(got, expected))
     assert lazy(NoiseStream(kept), first)[0] is lazy(NoiseStream(kept), first)[0]  # read back, not drawn again
+
+
+def test_a_factored_sample_moves_a_tensor_by_its_factors_without_forming_their_product():
+    """LOZO's, SubZero's and ZO-Muon's probes move θ by ``addmm_`` from their factors: the dense move's
+    value (fp64), and the m × n product is formed only when something reads ``fresh``."""
+    generator = torch.Generator().manual_seed(0)
+    left, right = (torch.randn(shape, generator=generator, dtype=torch.float64) for shape in [(6, 2), (12, 2)])
+    target = torch.randn((6, 3, 4), generator=generator, dtype=torch.float64)  # trailing dimensions flattened
+    expected = target + 0.5 * (left @ right.T).view(6, 3, 4)
+    sample = noise.Sample(factors=(left, right), shape=target.shape)
+    sample.add_to(target, 0.5)
+    torch.testing.assert_close(target, expected, rtol=1e-14, atol=1e-14)
+    assert sample._fresh is None, "the move formed the product"
+    assert torch.equal(sample.fresh, (left @ right.T).view(6, 3, 4))
+    with pytest.raises(ValueError, match="its factors and the parameter's shape"):
+        noise.Sample(factors=(left, right))

@@ -1,5 +1,6 @@
 """The step-cost benchmark's MeZO reference loop and its measurement on an encoder (the GPU run's checks)."""
 
+import pytest
 import torch
 
 from benchmarks.step_cost import ROWS, measure, mezo_loop_step
@@ -79,6 +80,18 @@ def test_a_memory_profile_names_the_line_that_holds_the_step_peak():
     table = memory("random:minilm-l6", "zo-sgd", "table", batch=1, length=8).splitlines()[0]
     excess = float(table.split(": ")[-1].split(" MiB")[0])
     assert excess < largest / 2, table
+
+
+@pytest.mark.parametrize("method", ["lozo-m", "zo-muon"])
+def test_low_rank_rules_move_by_their_factors_and_peak_no_higher_than_a_forward(method):
+    """LOZO-M's momentum and ZO-Muon's orthogonalised estimate stay factored to the move (``addmm_``
+    into θ): no step holds an embedding-sized product (before, +118 and +252 MiB at batch 16 × 64)."""
+    from benchmarks.registry_step import memory
+
+    largest = 30522 * 384 * 4 / 2 ** 20
+    head = memory("random:minilm-l6", method, "own", batch=1, length=8).splitlines()[0]
+    excess = float(head.split(": ")[-1].split(" MiB")[0])
+    assert excess < largest / 2, head
 
 
 def test_the_readme_table_is_the_committed_asv_run_rendered():

@@ -84,6 +84,6 @@ class ActivationBases:
             if basis is None:
                 return Sample(stream.normal(param))
             coefficients = stream.normal(param, (param.shape[0], basis.shape[1]))
-            return Sample((coefficients @ basis.T).view_as(param), factors=(coefficients, basis), kept=1)
+            return Sample(factors=(coefficients, basis), kept=1, shape=param.shape)
 
         return Sampler("activation-guided", draw, reads=self)

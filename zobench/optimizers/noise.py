@@ -207,21 +207,45 @@ def gaussian_table(size: int, seed: int, dtype: torch.dtype, device: torch.devic
     return values.to(device=device, dtype=dtype)
 
 
-class Sample(NamedTuple):
+class Sample:
     """What a sampler draws for one parameter tensor.
 
     ``fresh`` is the new random direction. ``jitter`` is optional extra unit noise that a schedule scales
     and adds around its own first moment (ZO-AdaMU's momentum-centred Gaussian); ``None`` for plain samplers.
-    ``factors`` is ``(left, right)`` where ``fresh`` is the low-rank product ``left @ right.T`` (LOZO's
-    U and V, ZO-Muon's P and Ψᵀ), for a transform that works in factored form (LOZO-M's momentum,
-    ZO-Muon's orthogonalisation); ``None`` otherwise. ``kept`` names the factor that stays the same over
-    a block of steps (0: the left, ZO-Muon's P; 1: the right, LOZO's V): ĝ is folded into the other one.
+    ``factors`` is ``(left, right)`` where the direction is the low-rank product ``left @ right.T`` of the
+    parameter viewed as a matrix, trailing dimensions flattened (LOZO's U and V, ZO-Muon's P and Ψᵀ). Such
+    a sample is made from its factors and the parameter's ``shape``, moves θ by them (:meth:`add_to`)
+    and forms ``fresh`` only if something reads it (a transform that does not work in factored form).
+    ``kept`` names the factor that stays the same over a block of steps (0: the left, ZO-Muon's P; 1: the
+    right, LOZO's V): ĝ is folded into the other one.
     """
 
-    fresh: torch.Tensor
-    jitter: torch.Tensor | None = None
-    factors: tuple[torch.Tensor, torch.Tensor] | None = None
-    kept: int = 0
+    __slots__ = ("_fresh", "jitter", "factors", "kept", "shape")
+
+    def __init__(self, fresh: torch.Tensor | None = None, jitter: torch.Tensor | None = None,
+                 factors: tuple[torch.Tensor, torch.Tensor] | None = None, kept: int = 0, shape=None):
+        if fresh is None and (factors is None or shape is None):
+            raise ValueError("a sample needs its direction, or its factors and the parameter's shape")
+        self._fresh, self.jitter, self.factors, self.kept = fresh, jitter, factors, kept
+        self.shape = fresh.shape if fresh is not None else torch.Size(shape)
+
+    @property
+    def fresh(self) -> torch.Tensor:
+        """The direction as a tensor of the parameter's shape (a factored sample's product, formed once)."""
+        if self._fresh is None:
+            left, right = self.factors
+            self._fresh = (left @ right.T).view(self.shape)
+        return self._fresh
+
+    def add_to(self, target: torch.Tensor, alpha: float) -> None:
+        """``target += alpha · fresh``. A factored sample adds straight from its factors (one ``addmm_``),
+        whether or not its product was formed, so the result never depends on what read the sample:
+        no parameter-sized temporary, and one pass over ``target`` instead of two."""
+        if self.factors is not None and target.is_contiguous():
+            left, right = self.factors
+            target.view(left.shape[0], right.shape[0]).addmm_(left, right.T, alpha=alpha)
+        else:
+            target.add_(self.fresh, alpha=alpha)
 
 
 class Sampler(NamedTuple):
@@ -355,7 +379,7 @@ def low_rank(rank: int, period: int) -> Sampler:
             return Sample(stream.normal(param))
         v = stream.lazy_normal((shape[1], rank), param, (t - 1) // period)
         u = stream.normal(param, (shape[0], rank))
-        return Sample((u @ v.T).view_as(param), factors=(u, v), kept=1)
+        return Sample(factors=(u, v), kept=1, shape=param.shape)
 
     return sample
 
@@ -367,8 +391,9 @@ def subspace(rank: int, period: int, scale: str = "paper") -> Sampler:
     r"""SubZero's perturbation (Yu et al., ICCV 2025): for each weight matrix :math:`z = U Z V^\top` with
     column-orthonormal :math:`U, V` (QR of Gaussian matrices) kept for ``period`` steps and a fresh
     :math:`r\times r` Gaussian core Z every step (r capped at the matrix's smaller side);
-    vectors get a Gaussian z. U and V are regenerated
-    from the run's seed and the block in each pass (a QR of an m×r matrix, cheap for small r).
+    vectors get a Gaussian z. U and V come from the run's seed and the block (a QR of an m×r matrix,
+    cheap for small r), kept from the block's first pass (:class:`KeptDraws`). The sample carries
+    :math:`(UZ, V)` as its factors, so no m×n product is formed.
 
     ``scale``: ``"paper"`` (the default) perturbs with :math:`UZV^\top` as the paper writes it, whose
     entries have variance about :math:`r^2/(mn)`; ``"released"`` multiplies it by :math:`\sqrt{mn}/r` as
@@ -385,10 +410,10 @@ def subspace(rank: int, period: int, scale: str = "paper") -> Sampler:
             return Sample(stream.normal(param))
         block, r = (t - 1) // period, min(rank, *shape)
         u, v = (stream.lazy_normal((n, r), param, block, then=orthonormal) for n in shape)
-        z = u @ stream.normal(param, (r, r)) @ v.T
+        left = u @ stream.normal(param, (r, r))  # U Z: Z fresh each step, U and V kept
         if scale == "released":
-            z.mul_(math.sqrt(shape[0] * shape[1]) / r)
-        return Sample(z.view_as(param))
+            left.mul_(math.sqrt(shape[0] * shape[1]) / r)
+        return Sample(factors=(left, v), kept=1, shape=param.shape)
 
     return sample
 
@@ -397,9 +422,9 @@ def projected(rank: int, period: int) -> Sampler:
     r"""ZO-Muon's perturbation (Lang et al. 2026): for each weight matrix :math:`z = P\Psi` with a
     column-orthonormal :math:`P \in \mathbb R^{m\times r}` (QR of a Gaussian matrix) kept for ``period``
     steps and a fresh Gaussian :math:`\Psi \in \mathbb R^{r\times n}` every step (r capped at m): SubZero's
-    subspace on the left side only. Vectors get a Gaussian z. P is regenerated from the run's seed
-    and the block in each pass, as SubZero's U and V. The sample carries the factors
-    :math:`(P, \Psi^\top)`, so the step can orthogonalise in the subspace.
+    subspace on the left side only. Vectors get a Gaussian z. P comes from the run's seed and the
+    block, as SubZero's U and V. The sample carries the factors :math:`(P, \Psi^\top)`, so the step
+    moves θ by them and orthogonalises in the subspace.
     """
 
     @sampler("projected")
@@ -410,7 +435,7 @@ def projected(rank: int, period: int) -> Sampler:
         r = min(rank, shape[0])
         basis = stream.lazy_normal((shape[0], r), param, (t - 1) // period, then=orthonormal)
         coordinates = stream.normal(param, (r, shape[1]))
-        return Sample((basis @ coordinates).view_as(param), factors=(basis, coordinates.T))
+        return Sample(factors=(basis, coordinates.T), shape=param.shape)
 
     return sample
 

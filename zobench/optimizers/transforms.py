@@ -4,7 +4,8 @@ A ZO step ends in a chain of small transforms (:class:`Transform`), each acting 
 tensor's update with its own state (a dict of named buffers, created by the optimizer):
 
 * ``update(state, x, t)`` — absorbs ``x`` (a :class:`~zobench.optimizers.noise.Sample`) and returns
-  the direction it gives; a transform declared with ``takes_estimate`` is called as
+  the direction it gives: a tensor, or a factored ``Sample`` that θ is moved by without forming its
+  product (LOZO-M's, ZO-Muon's and ZO-MOPI's low-rank directions); a transform declared with ``takes_estimate`` is called as
   ``update(state, x, t, estimate)`` and sees the step's
   :class:`~zobench.optimizers.estimators.Estimate` (its losses and ĝ), as optax passes extra
   arguments only to the transformations that ask for them;
@@ -354,12 +355,12 @@ def low_rank_momentum(beta: float = 0.9, first: str = "zero") -> Transform:
         if "momentum_factor" not in state:
             state["momentum_factor"], state["basis"] = torch.zeros_like(scaled_u), v.clone()
             if first == "estimate":
-                return (state["momentum_factor"].copy_(scaled_u) @ v.T).view_as(x.fresh)
+                return Sample(factors=(state["momentum_factor"].copy_(scaled_u), v), shape=x.shape)
         elif not torch.equal(state["basis"], v):
             carried = state["momentum_factor"] @ (state["basis"].T @ v).div_(v.shape[0])
             state["momentum_factor"].copy_(carried)
             state["basis"].copy_(v)
-        return (_ema(state, "momentum_factor", scaled_u, beta) @ v.T).view_as(x.fresh)
+        return Sample(factors=(_ema(state, "momentum_factor", scaled_u, beta), v), shape=x.shape)
 
     return Transform("low-rank momentum", (), preview, update)
 
@@ -401,7 +402,7 @@ def orthogonalised(steps: int = 5) -> Transform:
             left, right = x.factors
             work = torch.promote_types(left.dtype, torch.float32)  # QR has no half-precision kernel
             basis, triangle = (f.to(left.dtype) for f in torch.linalg.qr(left.to(work)))
-            return (basis @ newton_schulz(triangle @ right.T, steps)).view_as(x.fresh)
+            return Sample(factors=(basis, newton_schulz(triangle @ right.T, steps).T), shape=x.shape)
         x = _plain(x)
         if x.dim() < 2:
             return x
@@ -449,7 +450,7 @@ def partial_orthogonalised(beta: float = 0.9, spectral_rank: int = 1) -> Transfo
         state["singular"].copy_(orthonormal(momentum @ (momentum.T @ state["singular"])))
         left = momentum.T @ state["singular"]
         left.div_(left.norm(dim=0).add_(1e-12))
-        return (basis @ (left @ state["singular"].T)).view_as(x.fresh)
+        return Sample(factors=(basis @ left, state["singular"]), shape=x.shape)  # A U Vᵀ, never formed
 
     return Transform("partial-orthogonalised", (), preview, update)
 

@@ -206,6 +206,14 @@ class ZerothOrder(torch.optim.Optimizer):
             self._noise_cache[param, index, "probe"] = self.preconditioner.preview(state, sample, self.steps)
         return self._noise_cache[param, index, "probe"]
 
+    def _add_probe(self, target, state, index: int, sample: Sample, alpha: float) -> None:
+        """``target += alpha ·`` probe ``index``: in placement g the noise itself, added by its factors
+        where it has some (no m × n product formed); in δ the preconditioner's preview of it."""
+        if self.placement == "g":
+            sample.add_to(target, alpha)
+        else:
+            target.add_(self._probe(target, state, index, sample), alpha=alpha)
+
     # -- what an estimator sees of the step (the estimators.Probe protocol) --------------------------
 
     def _rate(self, group: dict) -> float:
@@ -235,7 +243,7 @@ class ZerothOrder(torch.optim.Optimizer):
         for group, param, state in self._parameters():
             alpha = scale * self._unit(unit, group)
             for piece, piece_state, (sample,) in self._pieces(param, state, [self._sample(param, index)]):
-                piece.add_(self._probe(piece, piece_state, index, sample), alpha=alpha)
+                self._add_probe(piece, piece_state, index, sample, alpha)
         key = (index, unit)
         self._displacement[key] = self._displacement.get(key, 0.0) + scale
 
@@ -338,19 +346,21 @@ class ZerothOrder(torch.optim.Optimizer):
         lr, decay = self._rate(group), group["weight_decay"]
         coupled = self.chain.coupled_decay
         if self.placement == "g":
-            estimate = samples[0].fresh * (grads[0] / len(grads))  # a new tensor: a draw may be a shared view
-            for sample, grad in zip(samples[1:], grads[1:]):
-                estimate.add_(sample.fresh, alpha=grad / len(grads))
-            factors = self._scaled_factors(samples, grads)
-            if decay and coupled:
-                estimate.add_(param, alpha=decay)
-                factors = None  # λθ is no part of the low-rank product
-            direction, step_size = self._absorb(state, Sample(estimate, factors=factors), past), lr
+            factors = None if decay and coupled else self._scaled_factors(samples, grads)  # λθ is not low-rank
+            if factors is not None:  # the estimate as factors: formed only by a transform that reads it whole
+                estimate = Sample(factors=factors, shape=param.shape)
+            else:
+                estimate = Sample(samples[0].fresh * (grads[0] / len(grads)))  # a new tensor: a draw may be a view
+                for sample, grad in zip(samples[1:], grads[1:]):
+                    estimate.fresh.add_(sample.fresh, alpha=grad / len(grads))
+                if decay and coupled:
+                    estimate.fresh.add_(param, alpha=decay)
+            direction, step_size = self._absorb(state, estimate, past), lr
         else:
             direction, step_size = self._absorb(state, samples[0]), lr * grads[0]
         if decay and not coupled:
             param.mul_(1.0 - lr * decay)
-        param.add_(direction, alpha=-step_size)
+        (direction if isinstance(direction, Sample) else Sample(direction)).add_to(param, -step_size)
 
     def _linear_update(self, group, param, samples: Iterable[Sample], grads: tuple[float, ...]) -> None:
         r"""Restore and update of a linear schedule in placement g, one add per probe: with the probe's
@@ -363,7 +373,7 @@ class ZerothOrder(torch.optim.Optimizer):
             param.mul_(shrink)
         for index, (sample, grad) in enumerate(zip(samples, grads)):
             back = -sum(scale * self._unit(unit, group) for (i, unit), scale in self._displacement.items() if i == index)
-            param.add_(sample.fresh, alpha=shrink * back - lr * grad / len(grads))
+            sample.add_to(param, shrink * back - lr * grad / len(grads))
 
     def _scaled_factors(self, samples: list[Sample], grads: tuple[float, ...]):
         """The estimate as one low-rank product, for a factored transform; else None. Probes sharing the
@@ -414,8 +424,7 @@ class ZerothOrder(torch.optim.Optimizer):
             for piece, piece_state, piece_samples in self._pieces(param, state, samples):
                 for (index, unit), scale in self._displacement.items():
                     if scale:
-                        back = -scale * self._unit(unit, group)
-                        piece.add_(self._probe(piece, piece_state, index, piece_samples[index]), alpha=back)
+                        self._add_probe(piece, piece_state, index, piece_samples[index], -scale * self._unit(unit, group))
                 past = [(grad, sample) for (grad, _, _), sample in zip(history, piece_samples[probes:])]
                 self._update(group, piece, piece_state, piece_samples[:probes], grads, past)
 
@@ -512,10 +521,11 @@ class ZerothOrder(torch.optim.Optimizer):
             if not norm:
                 continue
             start = param.detach().clone()
-            sample = self.sampler(stream, param, self.steps + 1)
-            probe = sample.fresh if self.placement == "g" else self.preconditioner.preview(state, sample, self.steps + 1)
+            probe = self.sampler(stream, param, self.steps + 1)
+            if self.placement == "delta":
+                probe = Sample(self.preconditioner.preview(state, probe, self.steps + 1))
             for scale in (1.0, -2.0, 1.0):
-                param.add_(probe, alpha=scale * self.eps)
+                probe.add_to(param, scale * self.eps)
             drift = float((param.double() - start.double()).norm()) / norm
             worst = max(worst, drift / (torch.finfo(param.dtype).eps / 2))
             param.copy_(start)
