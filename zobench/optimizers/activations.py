@@ -18,7 +18,8 @@ bases are a function of θ, the batch and the seed.
 Choices (the paper's values were not retrieved): r = 8 (capped at the layer's input width) and two
 power steps. A layer called more than once in a pass (tied weights) keeps the basis of its last call.
 Other tensors (biases, norms, embeddings, non-``Linear`` layers) take a Gaussian probe, as the paper's
-non-linear layers do.
+non-linear layers do, or the ``direction`` option's (the shared table makes the embeddings' probe, half
+of MiniLM's parameters, a view instead of a draw).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from contextlib import contextmanager
 
 import torch
 
-from .noise import NoiseStream, Sample, Sampler, orthonormal
+from .noise import NoiseStream, Sample, Sampler, gaussian, orthonormal
 
 
 def basis_seed(step_seed: int, position: int) -> int:
@@ -76,14 +77,15 @@ class ActivationBases:
         finally:
             handle.remove()
 
-    def sampler(self) -> Sampler:
-        """Probes R Aᵀ for the weights with a basis this step, Gaussian for every other tensor."""
+    def sampler(self, other: Sampler = gaussian) -> Sampler:
+        """Probes R Aᵀ (R Gaussian) for the weights with a basis this step, ``other``'s for every other
+        tensor: Gaussian by default, the paper's; with the shared table the embeddings' probe is a view."""
 
         def draw(stream: NoiseStream, param: torch.Tensor, t: int) -> Sample:
             basis = self.bases.get(param)
             if basis is None:
-                return Sample(stream.normal(param))
+                return other(stream, param, t)
             coefficients = stream.normal(param, (param.shape[0], basis.shape[1]))
             return Sample(factors=(coefficients, basis), kept=1, shape=param.shape)
 
-        return Sampler("activation-guided", draw, reads=self)
+        return Sampler(f"activation-guided {other.name}", draw, reads=self)

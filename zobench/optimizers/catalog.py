@@ -368,14 +368,15 @@ def agzo(rank=8, power_steps=2):
     r"""AGZO (Lin et al., "AGZO: Activation-Guided Zeroth-Order Optimization for LLM Fine-Tuning", ICML 2026,
     arXiv 2601.17261): on the step's unperturbed pass each trained linear weight's inputs give an
     orthonormal basis A of their top r directions by power iteration, the probe is :math:`\Delta = RA^\top`
-    (R Gaussian; other tensors Gaussian), and :math:`\theta \leftarrow \theta - \eta\,\frac{L(\theta+\epsilon\Delta)
+    (R Gaussian; other tensors Gaussian, or the ``direction`` option's probe), and :math:`\theta \leftarrow \theta - \eta\,\frac{L(\theta+\epsilon\Delta)
     - L(\theta)}{\epsilon}\,\Delta` (:mod:`~zobench.optimizers.activations`). Two forward passes. r = 8 and two
     power steps are zobench's defaults. The probes depend on the batch's activations, not only on seeds,
     so a run is not replayed from its step records (it resumes from its start) and is not split over ranks.
     Weight decay, if any, is MeZO's coupled L2."""
     check_count("rank", rank, low=1)
     check_count("power_steps", power_steps, low=1)
-    return Method(estimator=estimators.one_sided(1), sampler=ActivationBases(rank, power_steps).sampler())
+    return Method(estimator=estimators.one_sided(1),
+                  sampler=lambda direction: ActivationBases(rank, power_steps).sampler(direction))
 
 
 FIRST_ORDER = {
