@@ -161,7 +161,8 @@ def hizoo(hessian_smooth=1e-8, rule="released", eps=1e-3):
                   estimator=estimators.central_with_base())
 
 
-@register_method("lozo", revision=2, description="LOZO: low-rank probes U Vᵀ per matrix, V kept for ν steps")
+@register_method("lozo", revision=2,
+                 description="LOZO: low-rank probes U Vᵀ per matrix, V kept for ν steps")
 def lozo(rank=1, period=100):
     r"""LOZO (Chen et al., "Enhancing Zeroth-Order Fine-Tuning for Language Models with Low-Rank
     Structures", ICLR 2025): MeZO's step with :math:`z = UV^\top` (:func:`~zobench.optimizers.noise.low_rank`);
@@ -170,7 +171,8 @@ def lozo(rank=1, period=100):
     return Method(sampler=noise.low_rank(rank, period))
 
 
-@register_method("lozo-m", revision=2, description="LOZO-M: LOZO with momentum kept in factored form, carried over when V changes")
+@register_method("lozo-m", revision=2,
+                 description="LOZO-M: LOZO with momentum kept in factored form, carried over when V changes")
 def lozo_m(rank=1, period=100, momentum=0.9, first_momentum="zero"):
     r"""LOZO-M (Chen et al., ICLR 2025): LOZO's probes with the momentum :math:`N_t = \beta N_{t-1} +
     (1-\beta)\hat g U_t` of each matrix's m×r factor and :math:`\theta \leftarrow \theta - \eta N_t V^\top`
@@ -182,7 +184,8 @@ def lozo_m(rank=1, period=100, momentum=0.9, first_momentum="zero"):
     return Method(chain=_placed(low_rank_momentum(momentum, first_momentum), "g"), sampler=noise.low_rank(rank, period))
 
 
-@register_method("subzero", revision=2, description="SubZero: probes U Z Vᵀ in orthonormal subspaces refreshed every T₀ steps")
+@register_method("subzero", revision=2,
+                 description="SubZero: probes U Z Vᵀ in orthonormal subspaces refreshed every T₀ steps")
 def subzero(rank=24, period=1000, scale="paper"):
     r"""SubZero (Yu et al., "Random Subspace Zeroth-Order Optimization for Memory-Efficient LLM
     Fine-Tuning", ICCV 2025): MeZO's step with :math:`z = UZV^\top` (:func:`~zobench.optimizers.noise.subspace`);
@@ -249,7 +252,8 @@ def meazo(beta=0.999, zeta=1e-8, probes=1):
     return Method(estimator=estimators.scalar_second_moment(estimators.central(probes), beta, zeta))
 
 
-@register_method("zo-mopi", revision=2, description="ZO-MOPI: momentum in a kept subspace, its top directions orthogonalised by power iteration")
+@register_method("zo-mopi", revision=2,
+                 description="ZO-MOPI: momentum in a kept subspace, its top directions orthogonalised by power iteration")
 def zo_mopi(probes=2, rank=2, period=100, momentum=0.9, spectral_rank=1):
     r"""ZO-MOPI (arXiv 2605.09034, 2026): N central probes :math:`z_i = A\Psi_i`
     (:func:`~zobench.optimizers.noise.projected`, A orthonormal m×r kept ν steps), the momentum of their
@@ -342,7 +346,8 @@ def grzo(groups=16, reading="scaled"):
     return Method(estimator=_group_relative(groups, reading), sampler=noise.flipout)
 
 
-@register_method("grzo-lozo", revision=2, description="GRZO's estimate as LOZO's core: one low-rank probe per example")
+@register_method("grzo-lozo", revision=2,
+                 description="GRZO's estimate as LOZO's core: one low-rank probe per example")
 def grzo_lozo(groups=16, reading="scaled", rank=1, period=100):
     r"""GRZO as a drop-in core (arXiv 2606.02857, "+6 as a core"): LOZO's step with one probe
     :math:`z_i = U_i V^\top` per example (fresh :math:`U_i`, the kept V shared) and GRZO's group-relative
@@ -363,13 +368,15 @@ def grzo_sparse(groups=16, reading="scaled", sparsity=0.75):
                   sampler=lambda direction: noise.magnitude_masked(direction, sparsity))
 
 
-@register_method("agzo", revision=2, description="AGZO: each linear weight probed in the subspace of its inputs, found on the step's base pass")
+@register_method("agzo", revision=2,
+                 description="AGZO: each linear weight probed in the subspace of its inputs, found on the step's base pass")
 def agzo(rank=8, power_steps=2):
     r"""AGZO (Lin et al., "AGZO: Activation-Guided Zeroth-Order Optimization for LLM Fine-Tuning", ICML 2026,
     arXiv 2601.17261): on the step's unperturbed pass each trained linear weight's inputs give an
     orthonormal basis A of their top r directions by power iteration, the probe is :math:`\Delta = RA^\top`
-    (R Gaussian; other tensors Gaussian, or the ``direction`` option's probe), and :math:`\theta \leftarrow \theta - \eta\,\frac{L(\theta+\epsilon\Delta)
-    - L(\theta)}{\epsilon}\,\Delta` (:mod:`~zobench.optimizers.activations`). Two forward passes. r = 8 and two
+    (R Gaussian; other tensors Gaussian, or the ``direction`` option's probe), and
+    :math:`\theta \leftarrow \theta - \eta\,\frac{L(\theta+\epsilon\Delta) - L(\theta)}{\epsilon}\,\Delta`
+    (:mod:`~zobench.optimizers.activations`). Two forward passes. r = 8 and two
     power steps are zobench's defaults. The probes depend on the batch's activations, not only on seeds,
     so a run is not replayed from its step records (it resumes from its start) and is not split over ranks.
     Weight decay, if any, is MeZO's coupled L2."""

@@ -5,8 +5,8 @@ tensor's update with its own state (a dict of named buffers, created by the opti
 
 * ``update(state, x, t)`` — absorbs ``x`` (a :class:`~zobench.optimizers.noise.Sample`) and returns
   the direction it gives: a tensor, or a factored ``Sample`` that θ is moved by without forming its
-  product (LOZO-M's, ZO-Muon's and ZO-MOPI's low-rank directions); a transform declared with ``takes_estimate`` is called as
-  ``update(state, x, t, estimate)`` and sees the step's
+  product (LOZO-M's, ZO-Muon's and ZO-MOPI's low-rank directions); a transform declared with
+  ``takes_estimate`` is called as ``update(state, x, t, estimate)`` and sees the step's
   :class:`~zobench.optimizers.estimators.Estimate` (its losses and ĝ), as optax passes extra
   arguments only to the transformations that ask for them;
 * ``preview(state, x, t)`` — the direction *after* absorbing ``x``, without touching ``state``: the

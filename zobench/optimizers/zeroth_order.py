@@ -424,7 +424,8 @@ class ZerothOrder(torch.optim.Optimizer):
             for piece, piece_state, piece_samples in self._pieces(param, state, samples):
                 for (index, unit), scale in self._displacement.items():
                     if scale:
-                        self._add_probe(piece, piece_state, index, piece_samples[index], -scale * self._unit(unit, group))
+                        back = -scale * self._unit(unit, group)
+                        self._add_probe(piece, piece_state, index, piece_samples[index], back)
                 past = [(grad, sample) for (grad, _, _), sample in zip(history, piece_samples[probes:])]
                 self._update(group, piece, piece_state, piece_samples[:probes], grads, past)
 
