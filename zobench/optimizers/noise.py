@@ -240,7 +240,8 @@ class Sample:
     def add_to(self, target: torch.Tensor, alpha: float) -> None:
         """``target += alpha · fresh``. A factored sample adds straight from its factors (one ``addmm_``),
         whether or not its product was formed, so the result never depends on what read the sample:
-        no parameter-sized temporary, and one pass over ``target`` instead of two."""
+        no parameter-sized temporary, and one pass over ``target`` instead of two. A non-contiguous
+        target, which has no matrix view (never a parameter zobench moves), takes the formed product."""
         if self.factors is not None and target.is_contiguous():
             left, right = self.factors
             target.view(left.shape[0], right.shape[0]).addmm_(left, right.T, alpha=alpha)
