@@ -350,11 +350,12 @@ class ZerothOrder(torch.optim.Optimizer):
             if factors is not None:  # the estimate as factors: formed only by a transform that reads it whole
                 estimate = Sample(factors=factors, shape=param.shape)
             else:
-                estimate = Sample(samples[0].fresh * (grads[0] / len(grads)))  # a new tensor: a draw may be a view
+                dense = samples[0].fresh * (grads[0] / len(grads))  # a new tensor: a draw may be a shared view
                 for sample, grad in zip(samples[1:], grads[1:]):
-                    estimate.fresh.add_(sample.fresh, alpha=grad / len(grads))
+                    dense.add_(sample.fresh, alpha=grad / len(grads))
                 if decay and coupled:
-                    estimate.fresh.add_(param, alpha=decay)
+                    dense.add_(param, alpha=decay)
+                estimate = Sample(dense)
             direction, step_size = self._absorb(state, estimate, past), lr
         else:
             direction, step_size = self._absorb(state, samples[0]), lr * grads[0]
